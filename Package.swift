@@ -1,0 +1,39 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let package = Package(
+    name: "ddpm-cl",
+    products: [.executable(name: "ddpm-cl", targets: ["ddpm-cl"])],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian packages installed by scripts/install-deps).
+        .systemLibrary(name: "COpenCL", pkgConfig: "OpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Thin C layer over OpenCL: device listing, program build with log, error names.
+        .target(name: "CLShim", dependencies: ["COpenCL"]),
+
+        // Pure Swift engine: shapes, ops, graph, autodiff, executor, Backend protocol, Philox.
+        .target(name: "DDPMCore"),
+        // The reference backend: plain Swift loops, the specification of every op.
+        .target(name: "DDPMCPU", dependencies: ["DDPMCore"]),
+        // The OpenCL backend: one launcher per op, kernels embedded from Kernels/.
+        .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"]),
+        // The domain: U-Net, schedules, diffusion, training, sampling, file formats.
+        .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib"]),
+        .executableTarget(name: "ddpm-cl", dependencies: [
+            "DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "DDPMCoreTests", dependencies: ["DDPMCore", "DDPMCPU"]),
+        .testTarget(name: "DDPMOpenCLTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMOpenCL", "CLShim"]),
+        .testTarget(name: "DDPMTests", dependencies: ["DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: []),
+    ]
+)
