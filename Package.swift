@@ -21,17 +21,20 @@ let package = Package(
         .target(name: "DDPMCore"),
         // The reference backend: plain Swift loops, the specification of every op.
         .target(name: "DDPMCPU", dependencies: ["DDPMCore"]),
+        // The parity suite (op cases, guard regions, NMSE) and finite-difference gradient checks,
+        // shared by the tests and `ddpm-cl check`.
+        .target(name: "DDPMParity", dependencies: ["DDPMCore", "DDPMCPU"]),
         // The OpenCL backend: one launcher per op, kernels embedded from Kernels/.
         .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"]),
         // The domain: U-Net, schedules, diffusion, training, sampling, file formats.
         .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib"]),
         .executableTarget(name: "ddpm-cl", dependencies: [
-            "DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL",
+            "DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "DDPMCoreTests", dependencies: ["DDPMCore", "DDPMCPU"]),
-        .testTarget(name: "DDPMOpenCLTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMOpenCL", "CLShim"]),
+        .testTarget(name: "DDPMCoreTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMParity"]),
+        .testTarget(name: "DDPMOpenCLTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity", "CLShim"]),
         .testTarget(name: "DDPMTests", dependencies: ["DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: []),

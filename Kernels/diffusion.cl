@@ -1,0 +1,94 @@
+// Diffusion ops: time embedding, dropout, losses, the fused noising step and the fused sampler
+// update. Built after philox.cl (prepended by the backend). Contraction is off so that the
+// noise-dependent arithmetic rounds exactly like the CPU reference.
+#pragma OPENCL FP_CONTRACT OFF
+
+// emb[n, :] = [sin(t·f_i), cos(t·f_i)] (or [cos, sin]), f_i = exp(−ln(max_period)·i / (half − shift))
+kernel void timestep_embedding(global float *emb, global const float *t, int dim, int flip, float shift,
+                               float max_period, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int image = i / dim, j = i % dim, half_dim = dim / 2;
+    if (j >= 2 * half_dim) { emb[i] = 0.0f; return; }
+    int f = j % half_dim;
+    float exponent = -log(max_period) * (float)f / ((float)half_dim - shift);
+    float angle = t[image] * exp(exponent);
+    int first_half = j < half_dim;
+    emb[i] = (first_half != flip) ? sin(angle) : cos(angle);
+}
+
+// y = keep ? x·scale : 0, keep = uniform(word i%4 of Philox(seed, [i/4, 0, step, stream])) ≥ p
+kernel void dropout(global float *y, global const float *x, float p, float scale, uint seed_lo, uint seed_hi,
+                    uint stream, uint step, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    uint4 r = philox4x32_10((uint4)(i / 4, 0, step, stream), (uint2)(seed_lo, seed_hi));
+    uint lane = i % 4;
+    uint word = lane == 0 ? r.x : lane == 1 ? r.y : lane == 2 ? r.z : r.w;
+    y[i] = philox_uniform(word) >= p ? x[i] * scale : 0.0f;
+}
+
+// partial[n] = w_n · mean_i (pred − target)² for one image per work-item.
+kernel void mse_per_image(global float *partial, global const float *pred, global const float *target,
+                          global const float *weights, int weighted, int per, int batch) {
+    int image = get_global_id(0);
+    if (image >= batch) return;
+    long base = (long)image * per;
+    float sum = 0.0f;
+    for (int i = 0; i < per; i++) { float d = pred[base + i] - target[base + i]; sum += d * d; }
+    partial[image] = (weighted ? weights[image] : 1.0f) * (sum / (float)per);
+}
+
+kernel void mse_finish(global float *loss, global const float *partial, int batch) {
+    if (get_global_id(0) != 0) return;
+    float sum = 0.0f;
+    for (int i = 0; i < batch; i++) sum += partial[i];
+    loss[0] = sum / (float)batch;
+}
+
+kernel void mse_backward(global float *dpred, global const float *pred, global const float *target,
+                         global const float *weights, int weighted, global const float *dloss, int per, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float factor = 2.0f * dloss[0] / (float)n;
+    dpred[i] = (weighted ? weights[i / per] : 1.0f) * factor * (pred[i] - target[i]);
+}
+
+// t_n from the timestep stream, ε from the noise stream; x_t = a·x0 + b·ε; target by prediction
+// (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…].
+kernel void q_sample(global float *xt, global float *target, global float *t_out, global const float *x0,
+                     global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
+                     uint step, int per, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    int image = i / per, j = i % per;
+    uint2 key = (uint2)(seed_lo, seed_hi);
+    uint4 r = philox4x32_10((uint4)(0, image, step, 2u), key);   // RandomStream.trainingTimestep
+    int t = (int)(((ulong)r.x * (ulong)timesteps) >> 32);
+    if (j == 0) t_out[image] = (float)t;
+    float a = table[t], b = table[timesteps + t];
+    float eps = philox_normal(key, j, image, step, 1u);            // RandomStream.trainingNoise
+    float x = x0[i];
+    xt[i] = a * x + b * eps;
+    target[i] = prediction == 0 ? eps : prediction == 1 ? x : a * eps - b * x;
+}
+
+// One reverse step (see SamplerStep in Op.swift):
+// x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + e0·x̂0; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
+kernel void sampler_step(global float *out, global const float *xt, global const float *model,
+                         float kx, float km, float clip, float ex, float e0, float p0, float pe, float px,
+                         float sigma, uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float x0 = kx * xt[i] + km * model[i];
+    if (clip > 0.0f) x0 = fmin(fmax(x0, -clip), clip);
+    float eps = ex * xt[i] + e0 * x0;
+    float value = p0 * x0 + pe * eps + px * xt[i];
+    if (sigma != 0.0f) {
+        float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise
+        value = value + sigma * z;
+    }
+    out[i] = value;
+}
+
+#pragma OPENCL FP_CONTRACT ON

@@ -1,0 +1,42 @@
+# ddpm-cl: `make run` trains on Fashion-MNIST and samples; `make test` runs every test.
+# Both install what is missing first (scripts/install-deps).
+MINUTES ?= 10
+DEVICE ?= 0
+RUN ?= runs/fashion-mnist
+BIN := .build/release/ddpm-cl
+# PoCL caches compiled kernels here so repeated runs and CI do not pay LLVM twice.
+export POCL_CACHE_DIR ?= $(CURDIR)/.build/pocl-cache
+
+.PHONY: deps kernels build test run bench dist clean
+
+deps:
+	@scripts/install-deps
+
+kernels:
+	@scripts/embed-kernels
+
+build: deps kernels
+	swift build -c release
+
+# Tests run in release: the CPU reference is the spec and is slow in a debug build.
+# The CLI tests run the binary this builds.
+test: deps
+	swift build -c release --build-tests
+	swift test -c release --skip-build
+
+run: build
+	$(BIN) train --device $(DEVICE) --minutes $(MINUTES) --out $(RUN)
+	$(BIN) sample $(RUN) --device $(DEVICE) --batch 64 --sampler ddim --steps 50
+	@echo "Samples: $(RUN)/samples/  Loss plot: $(RUN)/loss.png  Pipeline for diffusers: $(RUN)/pipeline/"
+
+bench: build
+	$(BIN) bench --device $(DEVICE)
+
+# A self-contained binary for another Linux x86_64 machine (needs only an OpenCL ICD loader,
+# a driver, libpng16 and zlib there).
+dist: deps kernels
+	swift build -c release --static-swift-stdlib --scratch-path .build-dist
+	mkdir -p dist && cp .build-dist/release/ddpm-cl dist/
+
+clean:
+	rm -rf .build .build-dist dist

@@ -1,0 +1,158 @@
+import DDPMCore
+import Dispatch
+import Foundation
+
+/// Host memory for the reference backend.
+public final class CPUBuffer: DeviceBuffer {
+    public let count: Int
+    let pointer: UnsafeMutablePointer<Float>
+
+    init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { pointer.deallocate() }
+}
+
+/// The reference backend: plain loops that define what every op means. Readable first; it uses
+/// all cores (one task per image or channel) and is otherwise not optimised.
+public final class CPUBackend: Backend {
+    public let name = "cpu-reference"
+
+    public init() {}
+
+    public func makeBuffer(count: Int) throws -> DeviceBuffer { CPUBuffer(count: count) }
+
+    public func write(_ values: [Float], to buffer: DeviceBuffer) throws {
+        let b = buffer as! CPUBuffer
+        precondition(values.count <= b.count)
+        values.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    public func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] {
+        let b = buffer as! CPUBuffer
+        precondition(count <= b.count)
+        return Array(UnsafeBufferPointer(start: b.pointer, count: count))
+    }
+
+    public func synchronize() throws {}
+
+    public func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+        let x = inputs.map { UnsafePointer(($0.buffer as! CPUBuffer).pointer) }
+        let y = outputs.map { ($0.buffer as! CPUBuffer).pointer }
+        let s = inputs.map(\.shape)
+        switch op {
+        case .conv2d(let c):
+            conv2dForward(y[0], x[0], x[1], c.bias ? x[2] : nil, s[0], s[1], c)
+        case .conv2dBackwardInput(let c, _, _):
+            conv2dBackwardInput(y[0], outputs[0].shape, x[0], x[1], s[0], c)
+        case .conv2dBackwardWeight(let c):
+            conv2dBackwardWeight(y[0], outputs[0].shape, x[0], x[1], s[0], s[1], c)
+        case .linear:
+            linearForward(y[0], x[0], x[1], x[2], n: s[0][0], inFeatures: s[0][1], outFeatures: s[1][0])
+        case .matmul(let p):
+            matmul(y[0], x[0], x[1], s[0], s[1], p)
+        case .groupNorm(let g):
+            groupNormForward(y[0], x[0], x[1], x[2], s[0], g)
+        case .groupNormBackward(let g):
+            groupNormBackward(y[0], y[1], y[2], x[0], x[1], x[2], s[0], g)
+        case .silu:
+            elementwise(y[0], count: s[0].count) { i in siluValue(x[0][i]) }
+        case .siluBackward:
+            elementwise(y[0], count: s[0].count) { i in x[1][i] * siluDerivative(x[0][i]) }
+        case .softmax:
+            softmaxForward(y[0], x[0], rows: s[0].count / s[0].dims.last!, length: s[0].dims.last!)
+        case .softmaxBackward:
+            softmaxBackward(y[0], x[0], x[1], rows: s[0].count / s[0].dims.last!, length: s[0].dims.last!)
+        case .add:
+            elementwise(y[0], count: s[0].count) { i in x[0][i] + x[1][i] }
+        case .mul:
+            elementwise(y[0], count: s[0].count) { i in x[0][i] * x[1][i] }
+        case .scale(let f):
+            elementwise(y[0], count: s[0].count) { i in f * x[0][i] }
+        case .addChannels:
+            let (_, c, h, w) = s[0].nchw
+            elementwise(y[0], count: s[0].count) { i in x[0][i] + x[1][i / (h * w)] }
+            _ = c
+        case .sumToChannels(let keepBatch):
+            sumToChannels(y[0], x[0], s[0], keepBatch: keepBatch)
+        case .concatChannels:
+            concatChannels(y[0], x[0], x[1], s[0], s[1])
+        case .sliceChannels(let start, let count):
+            let (n, c, h, w) = s[0].nchw
+            elementwise(y[0], count: n * count * h * w) { i in
+                let (image, rest) = i.quotientAndRemainder(dividingBy: count * h * w)
+                return x[0][image * c * h * w + start * h * w + rest]
+            }
+        case .sliceChannelsBackward(let start, let total):
+            let (_, count, h, w) = s[0].nchw
+            elementwise(y[0], count: outputs[0].shape.count) { i in
+                let (image, rest) = i.quotientAndRemainder(dividingBy: total * h * w)
+                let channel = rest / (h * w)
+                guard channel >= start && channel < start + count else { return 0 }
+                return x[0][image * count * h * w + rest - start * h * w]
+            }
+        case .upsampleNearest2x:
+            let (n, c, h, w) = s[0].nchw
+            elementwise(y[0], count: n * c * 4 * h * w) { i in
+                let (plane, rest) = i.quotientAndRemainder(dividingBy: 4 * h * w)
+                let (oy, ox) = rest.quotientAndRemainder(dividingBy: 2 * w)
+                return x[0][plane * h * w + (oy / 2) * w + ox / 2]
+            }
+        case .upsampleNearest2xBackward:
+            let (n, c, h2, w2) = s[0].nchw
+            let (h, w) = (h2 / 2, w2 / 2)
+            elementwise(y[0], count: n * c * h * w) { i in
+                let (plane, rest) = i.quotientAndRemainder(dividingBy: h * w)
+                let (iy, ix) = rest.quotientAndRemainder(dividingBy: w)
+                let base = plane * h2 * w2 + 2 * iy * w2 + 2 * ix
+                return (x[0][base] + x[0][base + 1]) + (x[0][base + w2] + x[0][base + w2 + 1])
+            }
+        case .reshape:
+            elementwise(y[0], count: s[0].count) { i in x[0][i] }
+        case .timestepEmbedding(let e):
+            timestepEmbedding(y[0], x[0], n: s[0][0], e)
+        case .dropout(let d):
+            dropout(y[0], x[0], count: s[0].count, d, step: step)
+        case .mse(let weighted):
+            y[0][0] = meanSquaredError(x[0], x[1], weighted ? x[2] : nil, s[0])
+        case .mseBackward(let weighted):
+            meanSquaredErrorBackward(y[0], x[0], x[1], weighted ? x[2] : nil, x[weighted ? 3 : 2][0], s[0])
+        case .qSample(let q):
+            qSample(y[0], y[1], y[2], x[0], x[1], s[0], q, step: step)
+        case .samplerStep(let p):
+            samplerStep(y[0], x[0], x[1], s[0], p, step: step)
+        case .gradNorm(let maxNorm):
+            gradNorm(y[0], zip(x, s).map { ($0, $1.count) }, maxNorm: maxNorm)
+        case .adamStep(let a):
+            adamStep(param: y[0], m: y[1], v: y[2], grad: x[0], clip: x[1][1], count: s[0].count, a)
+        case .emaUpdate(let decay):
+            emaUpdate(ema: y[0], param: x[0], count: s[0].count, decay: decay)
+        }
+    }
+}
+
+/// out[i] = f(i) for every i, split across cores in chunks.
+func elementwise(_ out: UnsafeMutablePointer<Float>, count: Int, _ f: (Int) -> Float) {
+    let chunk = 1 << 14
+    let chunks = (count + chunk - 1) / chunk
+    withoutActuallyEscaping(f) { f in
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            for i in c * chunk..<min(count, (c + 1) * chunk) { out[i] = f(i) }
+        }
+    }
+}
+
+/// Runs body(i) for i in 0..<count on all cores.
+func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    withoutActuallyEscaping(body) { body in
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+}
+
+func siluValue(_ x: Float) -> Float { x / (1 + expf(-x)) }
+func siluDerivative(_ x: Float) -> Float {
+    let s = 1 / (1 + expf(-x))
+    return s * (1 + x * (1 - s))
+}

@@ -1,0 +1,47 @@
+/// Memory owned by a backend. `count` is the capacity in floats; a tensor may use a prefix of it.
+public protocol DeviceBuffer: AnyObject {
+    var count: Int { get }
+}
+
+/// A tensor as an op sees it: a buffer and the shape of the prefix in use.
+public struct TensorRef {
+    public let buffer: DeviceBuffer
+    public let shape: Shape
+    public init(_ buffer: DeviceBuffer, _ shape: Shape) {
+        precondition(shape.count <= buffer.count, "shape \(shape) does not fit a buffer of \(buffer.count) floats")
+        self.buffer = buffer
+        self.shape = shape
+    }
+}
+
+/// What every backend implements. The CPU reference defines the meaning of each op (see Op);
+/// other backends must agree with it (the parity suite checks that).
+///
+/// Calls are asynchronous on devices: `run` enqueues, `read` waits. Outputs never alias inputs,
+/// except for the in-place optimizer ops, whose `outputs` are read and written (documented on Op).
+public protocol Backend: AnyObject {
+    /// "cpu-reference" or the OpenCL device's name.
+    var name: String { get }
+    func makeBuffer(count: Int) throws -> DeviceBuffer
+    func write(_ values: [Float], to buffer: DeviceBuffer) throws
+    func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float]
+    /// Runs one op. `step` addresses the random streams of ops that draw noise (Philox counters).
+    func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws
+    /// Waits until everything enqueued has finished.
+    func synchronize() throws
+    /// Per-kernel time in seconds accumulated since the last reset, when the backend can measure it.
+    func kernelTimes() -> [String: (calls: Int, seconds: Double)]
+    func setProfiling(_ enabled: Bool)
+}
+
+public extension Backend {
+    func kernelTimes() -> [String: (calls: Int, seconds: Double)] { [:] }
+    func setProfiling(_ enabled: Bool) {}
+
+    /// Convenience for one-off calls (tests, host-side helpers): uploads, runs, reads back.
+    func makeBuffer(_ values: [Float]) throws -> DeviceBuffer {
+        let buffer = try makeBuffer(count: values.count)
+        try write(values, to: buffer)
+        return buffer
+    }
+}

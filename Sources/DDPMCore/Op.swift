@@ -1,0 +1,250 @@
+/// The op catalogue. A graph node records an op and its inputs only; the math lives in the
+/// backends (CPUBackend defines it, OpenCLBackend must agree). Inputs and outputs are listed on
+/// each case as `inputs → outputs`. Every op has a parity case and, when it has a gradient rule,
+/// a finite-difference check (Tests; the coverage test walks `OpKind.allCases`).
+public enum Op: Hashable, Sendable {
+    // MARK: Convolution and matrix products
+    /// x[N,Ci,H,W], w[Co,Ci,k,k], (b[Co] if bias) → y[N,Co,Ho,Wo]
+    case conv2d(Conv2D)
+    /// dy[N,Co,Ho,Wo], w[Co,Ci,k,k] → dx[N,Ci,H,W]
+    case conv2dBackwardInput(Conv2D, height: Int, width: Int)
+    /// dy[N,Co,Ho,Wo], x[N,Ci,H,W] → dw[Co,Ci,k,k]
+    case conv2dBackwardWeight(Conv2D)
+    /// x[N,I], w[O,I], b[O] → y[N,O] = x·wᵀ + b
+    case linear
+    /// a, b → c[B,M,N] = alpha · op(a[b]) · op(b[b]); a is [B,M,K] ([B,K,M] if transposeA),
+    /// b is [B,K,N] ([B,N,K] if transposeB).
+    case matmul(MatMul)
+
+    // MARK: Normalisation and activations
+    /// x[N,C,H,W] (or [N,C,T]), gamma[C], beta[C] → y
+    case groupNorm(GroupNorm)
+    /// x, gamma[C], dy → dx, dgamma[C], dbeta[C]
+    case groupNormBackward(GroupNorm)
+    /// x → x·sigmoid(x)
+    case silu
+    /// x, dy → dx
+    case siluBackward
+    /// x[..., L] → softmax over the last dimension
+    case softmax
+    /// y (the softmax output), dy → dx
+    case softmaxBackward
+
+    // MARK: Elementwise and layout
+    /// a, b (same shape) → a + b
+    case add
+    /// a, b (same shape) → a · b
+    case mul
+    /// x → factor · x
+    case scale(Float)
+    /// x[N,C,H,W], v[N,C] → x + v broadcast over H, W (the time-embedding add)
+    case addChannels
+    /// x[N,C,H,W] (or [N,C]) → [N,C] summed over H·W, or [C] summed over N·H·W when !keepBatch
+    case sumToChannels(keepBatch: Bool)
+    /// a[N,Ca,H,W], b[N,Cb,H,W] → [N,Ca+Cb,H,W]
+    case concatChannels
+    /// x[N,C,H,W] → x[:, start..<start+count]
+    case sliceChannels(start: Int, count: Int)
+    /// dy[N,count,H,W] → dx[N,total,H,W], zero outside channels start..<start+count
+    case sliceChannelsBackward(start: Int, total: Int)
+    /// x[N,C,H,W] → [N,C,2H,2W] (nearest)
+    case upsampleNearest2x
+    /// dy[N,C,2H,2W] → dx[N,C,H,W] (sum of each 2×2 block)
+    case upsampleNearest2xBackward
+    /// x → the same values seen with another shape of equal count (a view: no kernel runs)
+    case reshape(Shape)
+
+    // MARK: Diffusion-specific
+    /// t[N] (float timesteps) → [N, dim] sinusoidal embedding as diffusers' get_timestep_embedding
+    case timestepEmbedding(TimestepEmbedding)
+    /// x → x · mask / (1 - p); mask from Philox(seed, stream, step, element). Its own gradient.
+    case dropout(Dropout)
+    /// pred, target (, weights[N]) → loss[1] = mean_n( w_n · mean_i (pred − target)² )
+    case mse(weighted: Bool)
+    /// pred, target, (weights[N],) dloss[1] → dpred
+    case mseBackward(weighted: Bool)
+    /// x0[N,C,H,W], table[2,T] (√ᾱ_t, √(1−ᾱ_t)) → x_t, target, t[N]: draws t ~ U{0..T−1} and
+    /// ε ~ N(0, I) with Philox (seed, step) and forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and the target.
+    case qSample(QSample)
+    /// x_t, model output → x_prev: one reverse step (DDPM or DDIM) with coefficients from the host.
+    case samplerStep(SamplerStep)
+
+    // MARK: Optimizer (in place: outputs are read and written)
+    /// grads g_1…g_P → stats[2] = (global L2 norm, clip factor min(1, maxNorm / (norm + 1e-6)))
+    case gradNorm(maxNorm: Float)
+    /// grad, stats[2] (clip factor at [1]) → param, m, v updated in place (AdamW, torch semantics)
+    case adamStep(Adam)
+    /// param → ema updated in place: ema ← ema − (1 − decay)(ema − param)
+    case emaUpdate(decay: Float)
+
+    public var kind: OpKind {
+        switch self {
+        case .conv2d: return .conv2d
+        case .conv2dBackwardInput: return .conv2dBackwardInput
+        case .conv2dBackwardWeight: return .conv2dBackwardWeight
+        case .linear: return .linear
+        case .matmul: return .matmul
+        case .groupNorm: return .groupNorm
+        case .groupNormBackward: return .groupNormBackward
+        case .silu: return .silu
+        case .siluBackward: return .siluBackward
+        case .softmax: return .softmax
+        case .softmaxBackward: return .softmaxBackward
+        case .add: return .add
+        case .mul: return .mul
+        case .scale: return .scale
+        case .addChannels: return .addChannels
+        case .sumToChannels: return .sumToChannels
+        case .concatChannels: return .concatChannels
+        case .sliceChannels: return .sliceChannels
+        case .sliceChannelsBackward: return .sliceChannelsBackward
+        case .upsampleNearest2x: return .upsampleNearest2x
+        case .upsampleNearest2xBackward: return .upsampleNearest2xBackward
+        case .reshape: return .reshape
+        case .timestepEmbedding: return .timestepEmbedding
+        case .dropout: return .dropout
+        case .mse: return .mse
+        case .mseBackward: return .mseBackward
+        case .qSample: return .qSample
+        case .samplerStep: return .samplerStep
+        case .gradNorm: return .gradNorm
+        case .adamStep: return .adamStep
+        case .emaUpdate: return .emaUpdate
+        }
+    }
+}
+
+/// The op's name without parameters; what the coverage test walks.
+public enum OpKind: String, CaseIterable, Sendable {
+    case conv2d, conv2dBackwardInput, conv2dBackwardWeight, linear, matmul
+    case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
+    case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
+    case upsampleNearest2x, upsampleNearest2xBackward, reshape
+    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep
+    case gradNorm, adamStep, emaUpdate
+
+    /// Ops whose gradient rule must pass a finite-difference check.
+    public var isDifferentiable: Bool {
+        switch self {
+        case .conv2d, .linear, .matmul, .groupNorm, .silu, .softmax, .add, .mul, .scale, .addChannels,
+             .concatChannels, .sliceChannels, .upsampleNearest2x, .reshape, .dropout, .mse:
+            return true
+        default:
+            return false
+        }
+    }
+}
+
+// MARK: - Parameters
+
+public struct Conv2D: Hashable, Sendable {
+    public var kernel: Int
+    public var stride: Int
+    /// Zero padding per side; diffusers' downsample_padding=0 pads only right and bottom by 1.
+    public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
+    public var bias: Bool
+
+    public init(kernel: Int, stride: Int = 1, padding: Int, bias: Bool = true) {
+        self.init(kernel: kernel, stride: stride, padTop: padding, padLeft: padding,
+                  padBottom: padding, padRight: padding, bias: bias)
+    }
+    public init(kernel: Int, stride: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, bias: Bool) {
+        precondition(kernel >= 1 && stride >= 1)
+        self.kernel = kernel; self.stride = stride
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.bias = bias
+    }
+
+    public func outputSize(height: Int, width: Int) -> (h: Int, w: Int) {
+        ((height + padTop + padBottom - kernel) / stride + 1, (width + padLeft + padRight - kernel) / stride + 1)
+    }
+}
+
+public struct MatMul: Hashable, Sendable {
+    public var transposeA: Bool
+    public var transposeB: Bool
+    public var alpha: Float
+    public init(transposeA: Bool = false, transposeB: Bool = false, alpha: Float = 1) {
+        self.transposeA = transposeA; self.transposeB = transposeB; self.alpha = alpha
+    }
+}
+
+public struct GroupNorm: Hashable, Sendable {
+    public var groups: Int
+    public var eps: Float
+    public init(groups: Int, eps: Float) { self.groups = groups; self.eps = eps }
+}
+
+public struct TimestepEmbedding: Hashable, Sendable {
+    public var dim: Int
+    public var flipSinToCos: Bool
+    public var freqShift: Float
+    public var maxPeriod: Float
+    public init(dim: Int, flipSinToCos: Bool, freqShift: Float, maxPeriod: Float = 10000) {
+        self.dim = dim; self.flipSinToCos = flipSinToCos; self.freqShift = freqShift; self.maxPeriod = maxPeriod
+    }
+}
+
+public struct Dropout: Hashable, Sendable {
+    public var probability: Float
+    public var seed: UInt64
+    /// Distinguishes the dropout layers of one model so they draw different masks.
+    public var stream: UInt32
+    public init(probability: Float, seed: UInt64, stream: UInt32) {
+        self.probability = probability; self.seed = seed; self.stream = stream
+    }
+}
+
+/// What the network learns to predict (diffusers' prediction_type).
+public enum Prediction: String, Hashable, Sendable, CaseIterable {
+    case epsilon, sample, v = "v_prediction"
+}
+
+public struct QSample: Hashable, Sendable {
+    public var seed: UInt64
+    public var timesteps: Int
+    public var prediction: Prediction
+    public init(seed: UInt64, timesteps: Int, prediction: Prediction) {
+        self.seed = seed; self.timesteps = timesteps; self.prediction = prediction
+    }
+}
+
+/// One reverse step written as a few coefficients that the host computes from the schedule:
+///   x̂0 = clamp(kx·x_t + km·m, ±clip)          (clip ≤ 0: no clamp; m the model output)
+///   ε̂  = ex·x_t + e0·x̂0
+///   x_prev = p0·x̂0 + pe·ε̂ + px·x_t + σ·z,  z ~ N(0, I) from Philox(seed, image index, step)
+/// The per-image noise stream is `firstImage + n`, so image i depends only on (seed, i).
+public struct SamplerStep: Hashable, Sendable {
+    public var kx: Float, km: Float, clip: Float
+    public var ex: Float, e0: Float
+    public var p0: Float, pe: Float, px: Float, sigma: Float
+    public var seed: UInt64
+    public var firstImage: UInt32
+    public init(kx: Float, km: Float, clip: Float, ex: Float, e0: Float, p0: Float, pe: Float, px: Float,
+                sigma: Float, seed: UInt64, firstImage: UInt32) {
+        self.kx = kx; self.km = km; self.clip = clip; self.ex = ex; self.e0 = e0
+        self.p0 = p0; self.pe = pe; self.px = px; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
+    }
+}
+
+/// AdamW exactly as torch.optim.AdamW computes it (bias corrections from `step`, counted from 1).
+public struct Adam: Hashable, Sendable {
+    public var learningRate: Float
+    public var beta1: Float, beta2: Float, eps: Float
+    public var weightDecay: Float
+    public var step: Int
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8,
+                weightDecay: Float = 0, step: Int) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.weightDecay = weightDecay; self.step = step
+    }
+}
+
+/// Philox stream numbers (the counter's last word), one per purpose, so draws never collide.
+public enum RandomStream {
+    public static let trainingNoise: UInt32 = 1
+    public static let trainingTimestep: UInt32 = 2
+    public static let samplerNoise: UInt32 = 3
+    public static let initialNoise: UInt32 = 4
+    public static let dropoutBase: UInt32 = 0x100
+}

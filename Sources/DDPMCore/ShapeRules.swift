@@ -1,0 +1,119 @@
+extension Op {
+    /// The shapes of the outputs for the given input shapes. Impossible combinations are programmer
+    /// errors (the U-Net builder and autodiff construct them) and stop with a message.
+    public func outputShapes(_ s: [Shape]) -> [Shape] {
+        func need(_ count: Int) {
+            precondition(s.count == count, "\(self) takes \(count) inputs, got \(s.count): \(s)")
+        }
+        switch self {
+        case .conv2d(let c):
+            need(c.bias ? 3 : 2)
+            let (n, ci, h, w) = s[0].nchw
+            precondition(s[1].dims == [s[1][0], ci, c.kernel, c.kernel], "conv2d weight \(s[1]) does not fit input \(s[0])")
+            if c.bias { precondition(s[2].dims == [s[1][0]], "conv2d bias \(s[2]) does not fit weight \(s[1])") }
+            let (ho, wo) = c.outputSize(height: h, width: w)
+            precondition(ho > 0 && wo > 0, "conv2d output would be empty for input \(s[0])")
+            return [Shape(n, s[1][0], ho, wo)]
+        case .conv2dBackwardInput(let c, let h, let w):
+            need(2)
+            let (ho, wo) = c.outputSize(height: h, width: w)
+            precondition(s[0].dims == [s[0][0], s[1][0], ho, wo], "conv2d dy \(s[0]) does not fit weight \(s[1]) at \(h)×\(w)")
+            return [Shape(s[0][0], s[1][1], h, w)]
+        case .conv2dBackwardWeight(let c):
+            need(2)
+            let (n, ci, h, w) = s[1].nchw
+            let (ho, wo) = c.outputSize(height: h, width: w)
+            precondition(s[0].rank == 4 && s[0][0] == n && s[0][2] == ho && s[0][3] == wo, "conv2d dy \(s[0]) does not fit x \(s[1])")
+            return [Shape(s[0][1], ci, c.kernel, c.kernel)]
+        case .linear:
+            need(3)
+            precondition(s[0].rank == 2 && s[1].rank == 2 && s[1][1] == s[0][1] && s[2].dims == [s[1][0]],
+                         "linear shapes do not fit: x \(s[0]) w \(s[1]) b \(s[2])")
+            return [Shape(s[0][0], s[1][0])]
+        case .matmul(let p):
+            need(2)
+            precondition(s[0].rank == 3 && s[1].rank == 3 && s[0][0] == s[1][0], "matmul needs [B,·,·] inputs: \(s)")
+            let (m, k) = p.transposeA ? (s[0][2], s[0][1]) : (s[0][1], s[0][2])
+            let (k2, n) = p.transposeB ? (s[1][2], s[1][1]) : (s[1][1], s[1][2])
+            precondition(k == k2, "matmul inner dimensions differ: \(s[0]) \(s[1]) \(p)")
+            return [Shape(s[0][0], m, n)]
+        case .groupNorm(let g):
+            need(3)
+            let c = s[0][1]
+            precondition(s[0].rank >= 3 && c % g.groups == 0 && s[1].dims == [c] && s[2].dims == [c],
+                         "group_norm: \(s[0]) with \(g.groups) groups, gamma \(s[1]), beta \(s[2])")
+            return [s[0]]
+        case .groupNormBackward:
+            need(3)
+            precondition(s[2] == s[0])
+            return [s[0], s[1], s[1]]
+        case .silu, .softmax, .scale, .dropout:
+            need(1)
+            return [s[0]]
+        case .siluBackward, .softmaxBackward, .add, .mul:
+            need(2)
+            precondition(s[0] == s[1], "\(self) needs equal shapes: \(s[0]) vs \(s[1])")
+            return [s[0]]
+        case .addChannels:
+            need(2)
+            let (n, c, _, _) = s[0].nchw
+            precondition(s[1].dims == [n, c], "addChannels: x \(s[0]) with v \(s[1])")
+            return [s[0]]
+        case .sumToChannels(let keepBatch):
+            need(1)
+            let (n, c, _, _) = s[0].nchw
+            return [keepBatch ? Shape(n, c) : Shape(c)]
+        case .concatChannels:
+            need(2)
+            let a = s[0].nchw, b = s[1].nchw
+            precondition(s[0].rank == 4 && s[1].rank == 4 && a.n == b.n && a.h == b.h && a.w == b.w,
+                         "concat: \(s[0]) with \(s[1])")
+            return [Shape(a.n, a.c + b.c, a.h, a.w)]
+        case .sliceChannels(let start, let count):
+            need(1)
+            precondition(s[0].rank == 4 && start >= 0 && count > 0 && start + count <= s[0][1], "slice \(start)+\(count) of \(s[0])")
+            return [Shape(s[0][0], count, s[0][2], s[0][3])]
+        case .sliceChannelsBackward(let start, let total):
+            need(1)
+            precondition(s[0].rank == 4 && start + s[0][1] <= total)
+            return [Shape(s[0][0], total, s[0][2], s[0][3])]
+        case .upsampleNearest2x:
+            need(1)
+            precondition(s[0].rank == 4)
+            return [Shape(s[0][0], s[0][1], 2 * s[0][2], 2 * s[0][3])]
+        case .upsampleNearest2xBackward:
+            need(1)
+            precondition(s[0].rank == 4 && s[0][2] % 2 == 0 && s[0][3] % 2 == 0)
+            return [Shape(s[0][0], s[0][1], s[0][2] / 2, s[0][3] / 2)]
+        case .reshape(let shape):
+            need(1)
+            precondition(shape.count == s[0].count, "reshape \(s[0]) to \(shape) changes the element count")
+            return [shape]
+        case .timestepEmbedding(let e):
+            need(1)
+            precondition(s[0].rank == 1)
+            return [Shape(s[0][0], e.dim)]
+        case .mse(let weighted):
+            need(weighted ? 3 : 2)
+            precondition(s[0] == s[1] && (!weighted || s[2].dims == [s[0][0]]), "mse: \(s)")
+            return [Shape(1)]
+        case .mseBackward(let weighted):
+            need(weighted ? 4 : 3)
+            precondition(s[0] == s[1] && s.last!.dims == [1])
+            return [s[0]]
+        case .qSample(let q):
+            need(2)
+            precondition(s[1].dims == [2, q.timesteps], "qSample table \(s[1]) must be [2, \(q.timesteps)]")
+            return [s[0], s[0], Shape(s[0][0])]
+        case .samplerStep:
+            need(2)
+            precondition(s[0] == s[1])
+            return [s[0]]
+        case .gradNorm:
+            precondition(!s.isEmpty)
+            return [Shape(2)]
+        case .adamStep, .emaUpdate:
+            preconditionFailure("\(self) runs in place on parameters; it has no graph output shape")
+        }
+    }
+}

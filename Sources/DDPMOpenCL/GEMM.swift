@@ -1,0 +1,238 @@
+import Foundation
+
+/// One operand of a strided GEMM: element (row, col) of batch item b lives at
+/// offset + b*batchStride + row*rowStride + col*columnStride (all in floats).
+public struct GEMMOperand {
+    public var buffer: CLBuffer
+    public var offset: Int
+    public var batchStride: Int
+    public var rowStride: Int
+    public var columnStride: Int
+
+    public init(buffer: CLBuffer, offset: Int = 0, batchStride: Int, rowStride: Int, columnStride: Int) {
+        self.buffer = buffer
+        self.offset = offset
+        self.batchStride = batchStride
+        self.rowStride = rowStride
+        self.columnStride = columnStride
+    }
+}
+
+/// A GEMM call the operands cannot serve (an index outside its buffer, or past 32-bit indexing).
+public struct GEMMError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Strided batched SGEMM on one OpenCL context (kernels: Kernels/gemm.cl).
+///
+/// CPU devices (PoCL): the operands are packed into zero-padded panels (A as [M/mr][K][mr], B as
+/// [N/nr][K][nr]) by two pack kernels, then a register-blocked micro-kernel computes one mr×nr block
+/// of C per work-item (work-group size 1). The batch is processed in chunks so the packed panels stay
+/// cache-sized; with sumOverBatch the chunk's items are laid end to end along k.
+/// GPU devices: a local-memory tiled kernel (64×64 tiles, 16×16 work-items) reads the operands directly.
+/// `DDPM_GEMM_VARIANT=cpu|gpu` forces a variant (for testing).
+public final class GEMM {
+    public enum Variant: String { case cpu, gpu }
+
+    public let variant: Variant
+    /// Rows and columns of C per micro-kernel work-item (CPU variant).
+    public let mr: Int, nr: Int
+    /// k rows per pack work-item (CPU variant).
+    public let pk: Int
+
+    private let context: CLContext
+    private let program: CLProgram
+    private let packA: CLKernel?, packB: CLKernel?, micro: CLKernel?
+    private let tiled: CLKernel?
+    private var scratchA: CLBuffer?, scratchB: CLBuffer?
+
+    /// Packed floats (A and B together) per batch chunk; chunks are at least one item.
+    /// Measured on PoCL (2-core Zen 3): cache-sized chunks beat packing the whole batch at once.
+    public var chunkBudgetFloats = 1 << 20
+
+    private static let tileM = 64, tileN = 64, tileK = 16
+
+    /// Builds the kernels from `source` (the text of Kernels/gemm.cl) for the context's device,
+    /// choosing the CPU (register-blocked, packed panels) or GPU (local-memory tiles) path by device kind.
+    public init(context: CLContext, source: String) throws {
+        self.context = context
+        let env = ProcessInfo.processInfo.environment
+        if let forced = env["DDPM_GEMM_VARIANT"], !forced.isEmpty {
+            guard let v = Variant(rawValue: forced.lowercased()) else {
+                throw GEMMError(description: "DDPM_GEMM_VARIANT=\(forced): expected cpu or gpu")
+            }
+            variant = v
+        } else {
+            variant = context.device.kind == .gpu ? .gpu : .cpu
+        }
+        // Tile overrides are for tuning runs only.
+        mr = Int(env["DDPM_GEMM_MR"] ?? "") ?? 4
+        nr = Int(env["DDPM_GEMM_NR"] ?? "") ?? 24
+        pk = Int(env["DDPM_GEMM_PK"] ?? "") ?? 16
+        guard (1...16).contains(mr), [8, 16, 24, 32].contains(nr), pk >= 1 else {
+            throw GEMMError(description: "GEMM tiles mr=\(mr) nr=\(nr) pk=\(pk) out of range")
+        }
+        let extra = env["DDPM_GEMM_OPTIONS"] ?? ""
+        let options: String
+        switch variant {
+        case .cpu: options = "-DMR=\(mr) -DNR=\(nr) -DPK=\(pk) \(extra)"
+        case .gpu: options = "-DTM=\(Self.tileM) -DTN=\(Self.tileN) -DTK=\(Self.tileK) \(extra)"
+        }
+        program = try context.buildProgram(source: source, options: options, file: "Kernels/gemm.cl")
+        switch variant {
+        case .cpu:
+            packA = try program.kernel("gemm_pack_a")
+            packB = try program.kernel("gemm_pack_b")
+            micro = try program.kernel("gemm_micro")
+            tiled = nil
+        case .gpu:
+            packA = nil; packB = nil; micro = nil
+            tiled = try program.kernel("gemm_tiled")
+        }
+    }
+
+    /// C[b] = alpha * A[b] (m×k) · B[b] (k×n)  [+ C[b] when accumulate], for b in 0..<batch.
+    /// With sumOverBatch: one C (its batchStride ignored) = alpha * Σ_b A[b]·B[b] [+ C].
+    public func run(m: Int, n: Int, k: Int, batch: Int,
+                    a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
+                    alpha: Float = 1, accumulate: Bool = false, sumOverBatch: Bool = false) throws {
+        guard m >= 0, n >= 0, k >= 0, batch >= 0 else {
+            throw GEMMError(description: "GEMM with negative size m=\(m) n=\(n) k=\(k) batch=\(batch)")
+        }
+        if m == 0 || n == 0 || (batch == 0 && !sumOverBatch) { return }
+        let cItems = sumOverBatch ? 1 : batch
+        try Self.validate("A", a, rows: m, cols: k, items: batch)
+        try Self.validate("B", b, rows: k, cols: n, items: batch)
+        try Self.validate("C", c, rows: m, cols: n, items: cItems)
+        switch variant {
+        case .cpu:
+            try runPacked(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c,
+                          alpha: alpha, accumulate: accumulate, sum: sumOverBatch)
+        case .gpu:
+            try runTiled(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c,
+                         alpha: alpha, accumulate: accumulate, sum: sumOverBatch)
+        }
+    }
+
+    // MARK: - CPU: packed panels + register-blocked micro-kernel
+
+    private func runPacked(m: Int, n: Int, k: Int, batch: Int, a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
+                           alpha: Float, accumulate: Bool, sum: Bool) throws {
+        let packA = packA!, packB = packB!, micro = micro!
+        let mBlocks = (m + mr - 1) / mr, nBlocks = (n + nr - 1) / nr
+        let aPer = mBlocks * mr * k, bPer = nBlocks * nr * k   // packed floats per item
+        // An operand shared by all items (batchStride 0) is packed once, unless items are summed.
+        let aShared = !sum && a.batchStride == 0 && batch > 1
+        let bShared = !sum && b.batchStride == 0 && batch > 1
+        let perItem = (aShared ? 0 : aPer) + (bShared ? 0 : bPer)
+        let chunk = max(1, min(max(batch, 1), perItem == 0 ? batch : chunkBudgetFloats / perItem))
+        let aFloats = aShared ? aPer : aPer * chunk
+        let bFloats = bShared ? bPer : bPer * chunk
+        try Self.check32("packed panels", max(aFloats, bFloats))
+        let scratchA = try scratch(&self.scratchA, floats: aFloats)
+        let scratchB = try scratch(&self.scratchB, floats: bFloats)
+        let kChunks = (k + pk - 1) / pk
+
+        func pack(_ kernel: CLKernel, _ op: GEMMOperand, start: Int, items: Int, extent: Int,
+                  blocks: Int, width: Int, scratch: CLBuffer, chunkItems: Int) throws {
+            // Summed items go end to end along k; otherwise each item has its own set of panels.
+            let kl = sum ? chunkItems * k : k
+            let dstItem = sum ? k * width : blocks * width * k
+            try kernel.setArguments([
+                .buffer(op.buffer), .int(op.offset + start * op.batchStride), .int(op.batchStride),
+                .int(op.rowStride), .int(op.columnStride), .int(extent), .int(k),
+                .buffer(scratch), .int(dstItem), .int(kl * width),
+            ])
+            try context.launch(kernel, global: [blocks, kChunks, items], local: [1, 1, 1])
+        }
+
+        if batch == 0 {  // sumOverBatch over no items: C = alpha*0 [+ C]
+            try launchMicro(micro, scratchA, 0, 0, scratchB, 0, 0, k: 0, c: c, cOffset: c.offset, items: 1,
+                            m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
+            return
+        }
+        var start = 0
+        while start < batch {
+            let count = min(chunk, batch - start)
+            if !aShared || start == 0 {
+                try pack(packA, a, start: start, items: aShared ? 1 : count, extent: m,
+                         blocks: mBlocks, width: mr, scratch: scratchA, chunkItems: count)
+            }
+            if !bShared || start == 0 {
+                try pack(packB, b, start: start, items: bShared ? 1 : count, extent: n,
+                         blocks: nBlocks, width: nr, scratch: scratchB, chunkItems: count)
+            }
+            if sum {
+                try launchMicro(micro, scratchA, 0, count * k * mr, scratchB, 0, count * k * nr, k: count * k,
+                                c: c, cOffset: c.offset, items: 1, m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks,
+                                alpha: alpha, accumulate: accumulate || start > 0)
+            } else {
+                try launchMicro(micro, scratchA, aShared ? 0 : aPer, k * mr, scratchB, bShared ? 0 : bPer, k * nr,
+                                k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
+                                m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
+            }
+            start += count
+        }
+    }
+
+    private func launchMicro(_ micro: CLKernel, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
+                             _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, k: Int,
+                             c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
+                             mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
+        try micro.setArguments([
+            .buffer(pa), .int(aItem), .int(aPanel),
+            .buffer(pb), .int(bItem), .int(bPanel),
+            .int(k),
+            .buffer(c.buffer), .int(cOffset), .int(c.batchStride), .int(c.rowStride), .int(c.columnStride),
+            .int(m), .int(n), .float(alpha), .int(accumulate ? 1 : 0),
+        ])
+        try context.launch(micro, global: [mBlocks, nBlocks, items], local: [1, 1, 1])
+    }
+
+    private func scratch(_ slot: inout CLBuffer?, floats: Int) throws -> CLBuffer {
+        let bytes = max(floats, 1) * 4
+        if let buffer = slot, buffer.bytes >= bytes { return buffer }
+        slot = nil  // release the old one first
+        let buffer = try context.makeBuffer(bytes: bytes + bytes / 4)
+        slot = buffer
+        return buffer
+    }
+
+    // MARK: - GPU: local-memory tiles
+
+    private func runTiled(m: Int, n: Int, k: Int, batch: Int, a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
+                          alpha: Float, accumulate: Bool, sum: Bool) throws {
+        let kernel = tiled!
+        try kernel.setArguments([
+            .buffer(a.buffer), .int(a.offset), .int(a.batchStride), .int(a.rowStride), .int(a.columnStride),
+            .buffer(b.buffer), .int(b.offset), .int(b.batchStride), .int(b.rowStride), .int(b.columnStride),
+            .buffer(c.buffer), .int(c.offset), .int(sum ? 0 : c.batchStride), .int(c.rowStride), .int(c.columnStride),
+            .int(m), .int(n), .int(k), .int(sum ? batch : 1), .float(alpha), .int(accumulate ? 1 : 0),
+        ])
+        let groupsN = (n + Self.tileN - 1) / Self.tileN, groupsM = (m + Self.tileM - 1) / Self.tileM
+        try context.launch(kernel, global: [groupsN * 16, groupsM * 16, sum ? 1 : batch], local: [16, 16, 1])
+    }
+
+    // MARK: - Checks
+
+    /// Every element the call touches must lie inside the buffer, with 32-bit kernel indices.
+    private static func validate(_ name: String, _ op: GEMMOperand, rows: Int, cols: Int, items: Int) throws {
+        if rows == 0 || cols == 0 || items == 0 { return }
+        var lo = op.offset, hi = op.offset
+        for (count, stride) in [(items, op.batchStride), (rows, op.rowStride), (cols, op.columnStride)] {
+            let span = (count - 1) * stride
+            if span < 0 { lo += span } else { hi += span }
+        }
+        let capacity = op.buffer.bytes / 4
+        guard lo >= 0, hi < capacity else {
+            throw GEMMError(description: "GEMM operand \(name) reaches floats \(lo)...\(hi) of a buffer of \(capacity)")
+        }
+        try check32("operand \(name)", hi + 1)
+    }
+
+    private static func check32(_ what: String, _ floats: Int) throws {
+        guard floats <= Int(Int32.max) else {
+            throw GEMMError(description: "GEMM \(what): \(floats) floats exceed 32-bit indexing")
+        }
+    }
+}

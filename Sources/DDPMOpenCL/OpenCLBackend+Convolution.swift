@@ -1,0 +1,120 @@
+import DDPMCore
+
+/// Convolutions as im2col + GEMM. 1×1 stride-1 unpadded convolutions skip im2col. The im2col
+/// buffer covers a chunk of images at a time so its size stays bounded.
+extension OpenCLBackend {
+    /// At most this many floats of im2col scratch (256 MiB).
+    private var columnBudget: Int { 64 << 20 }
+
+    private func isPointwise(_ c: Conv2D) -> Bool {
+        c.kernel == 1 && c.stride == 1 && c.padTop == 0 && c.padLeft == 0 && c.padBottom == 0 && c.padRight == 0
+    }
+
+    /// Image chunks [(first, count)] whose im2col buffers fit the budget.
+    private func chunks(images: Int, columnFloats: Int) -> [(first: Int, count: Int)] {
+        let per = max(1, min(images, columnBudget / max(columnFloats, 1)))
+        return stride(from: 0, to: images, by: per).map { ($0, min(per, images - $0)) }
+    }
+
+    private func im2col(_ col: CLBuffer, _ x: CLBuffer, first: Int, count: Int, _ xs: Shape, _ c: Conv2D) throws {
+        let (_, ci, h, w) = xs.nchw
+        let (ho, wo) = c.outputSize(height: h, width: w)
+        let n = count * ci * c.kernel * c.kernel * ho * wo
+        try launch("im2col", "conv2d.cl", count: n,
+                   [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernel), .int(c.stride),
+                    .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(n)])
+    }
+
+    /// y[N,Co,Ho,Wo] = b + W[Co, Ci·k·k] · col_n[Ci·k·k, Ho·Wo]
+    func conv2dForward(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?, _ xs: Shape, _ ws: Shape,
+                       _ c: Conv2D) throws {
+        let (n, ci, h, wd) = xs.nchw
+        let co = ws[0], k = ci * c.kernel * c.kernel
+        let (ho, wo) = c.outputSize(height: h, width: wd)
+        let p = ho * wo
+        if let b {
+            try launch("fill_channels", "elementwise.cl", count: n * co * p,
+                       [.buffer(y), .buffer(b), .int(n * co * p), .int(p), .int(co)])
+        }
+        let weights = GEMMOperand(buffer: w, batchStride: 0, rowStride: k, columnStride: 1)
+        if isPointwise(c) {
+            try timedGEMM {
+                try gemm.run(m: co, n: p, k: ci, batch: n, a: weights,
+                             b: GEMMOperand(buffer: x, batchStride: ci * p, rowStride: p, columnStride: 1),
+                             c: GEMMOperand(buffer: y, batchStride: co * p, rowStride: p, columnStride: 1),
+                             accumulate: b != nil)
+            }
+            return
+        }
+        for chunk in chunks(images: n, columnFloats: k * p) {
+            let col = try scratch("im2col", floats: chunk.count * k * p)
+            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c)
+            try timedGEMM {
+                try gemm.run(m: co, n: p, k: k, batch: chunk.count, a: weights,
+                             b: GEMMOperand(buffer: col, batchStride: k * p, rowStride: p, columnStride: 1),
+                             c: GEMMOperand(buffer: y, offset: chunk.first * co * p, batchStride: co * p,
+                                            rowStride: p, columnStride: 1),
+                             accumulate: b != nil)
+            }
+        }
+    }
+
+    /// dcol_n = Wᵀ · dy_n, then col2im gathers it into dx.
+    func conv2dBackwardInput(_ dx: CLBuffer, _ dxs: Shape, _ dy: CLBuffer, _ w: CLBuffer, _ dys: Shape,
+                             _ c: Conv2D) throws {
+        let (n, ci, h, wd) = dxs.nchw
+        let (_, co, ho, wo) = dys.nchw
+        let k = ci * c.kernel * c.kernel, p = ho * wo
+        let weightsT = GEMMOperand(buffer: w, batchStride: 0, rowStride: 1, columnStride: k)
+        if isPointwise(c) {
+            try timedGEMM {
+                try gemm.run(m: ci, n: p, k: co, batch: n, a: weightsT,
+                             b: GEMMOperand(buffer: dy, batchStride: co * p, rowStride: p, columnStride: 1),
+                             c: GEMMOperand(buffer: dx, batchStride: ci * p, rowStride: p, columnStride: 1))
+            }
+            return
+        }
+        for chunk in chunks(images: n, columnFloats: k * p) {
+            let col = try scratch("im2col", floats: chunk.count * k * p)
+            try timedGEMM {
+                try gemm.run(m: k, n: p, k: co, batch: chunk.count, a: weightsT,
+                             b: GEMMOperand(buffer: dy, offset: chunk.first * co * p, batchStride: co * p,
+                                            rowStride: p, columnStride: 1),
+                             c: GEMMOperand(buffer: col, batchStride: k * p, rowStride: p, columnStride: 1))
+            }
+            let count = chunk.count * ci * h * wd
+            try launch("col2im", "conv2d.cl", count: count,
+                       [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernel),
+                        .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(count)])
+        }
+    }
+
+    /// dW[Co, Ci·k·k] = Σ_n dy_n · col_nᵀ
+    func conv2dBackwardWeight(_ dw: CLBuffer, _ dy: CLBuffer, _ x: CLBuffer, _ dys: Shape, _ xs: Shape,
+                              _ c: Conv2D) throws {
+        let (n, ci, _, _) = xs.nchw
+        let (_, co, ho, wo) = dys.nchw
+        let k = ci * c.kernel * c.kernel, p = ho * wo
+        let out = GEMMOperand(buffer: dw, batchStride: 0, rowStride: k, columnStride: 1)
+        if isPointwise(c) {
+            try timedGEMM {
+                try gemm.run(m: co, n: ci, k: p, batch: n,
+                             a: GEMMOperand(buffer: dy, batchStride: co * p, rowStride: p, columnStride: 1),
+                             b: GEMMOperand(buffer: x, batchStride: ci * p, rowStride: 1, columnStride: p),
+                             c: out, sumOverBatch: true)
+            }
+            return
+        }
+        for chunk in chunks(images: n, columnFloats: k * p) {
+            let col = try scratch("im2col", floats: chunk.count * k * p)
+            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c)
+            try timedGEMM {
+                try gemm.run(m: co, n: k, k: p, batch: chunk.count,
+                             a: GEMMOperand(buffer: dy, offset: chunk.first * co * p, batchStride: co * p,
+                                            rowStride: p, columnStride: 1),
+                             b: GEMMOperand(buffer: col, batchStride: k * p, rowStride: 1, columnStride: p),
+                             c: out, accumulate: chunk.first > 0, sumOverBatch: true)
+            }
+        }
+    }
+}

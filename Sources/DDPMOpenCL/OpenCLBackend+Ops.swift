@@ -1,0 +1,182 @@
+import DDPMCore
+
+/// One launcher per op. The meaning of each op is the CPU reference's (Sources/DDPMCPU); the
+/// kernels live in Kernels/<family>.cl under the names used here.
+extension OpenCLBackend {
+    public func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+        let x = inputs.map { ($0.buffer as! CLFloatBuffer).storage }
+        let y = outputs.map { ($0.buffer as! CLFloatBuffer).storage }
+        let s = inputs.map(\.shape)
+        let count = outputs.first?.shape.count ?? 0
+        switch op {
+        case .conv2d(let c):
+            try conv2dForward(y[0], x[0], x[1], c.bias ? x[2] : nil, s[0], s[1], c)
+        case .conv2dBackwardInput(let c, _, _):
+            try conv2dBackwardInput(y[0], outputs[0].shape, x[0], x[1], s[0], c)
+        case .conv2dBackwardWeight(let c):
+            try conv2dBackwardWeight(y[0], x[0], x[1], s[0], s[1], c)
+        case .linear:
+            let (n, i, o) = (s[0][0], s[0][1], s[1][0])
+            try launch("fill_channels", "elementwise.cl", count: n * o, [.buffer(y[0]), .buffer(x[2]), .int(n * o), .int(1), .int(o)])
+            try timedGEMM {
+                try gemm.run(m: n, n: o, k: i, batch: 1,
+                             a: GEMMOperand(buffer: x[0], batchStride: 0, rowStride: i, columnStride: 1),
+                             b: GEMMOperand(buffer: x[1], batchStride: 0, rowStride: 1, columnStride: i),
+                             c: GEMMOperand(buffer: y[0], batchStride: 0, rowStride: o, columnStride: 1),
+                             accumulate: true)
+            }
+        case .matmul(let p):
+            let batch = s[0][0]
+            let (m, k) = p.transposeA ? (s[0][2], s[0][1]) : (s[0][1], s[0][2])
+            let n = p.transposeB ? s[1][1] : s[1][2]
+            try timedGEMM {
+                try gemm.run(m: m, n: n, k: k, batch: batch,
+                             a: GEMMOperand(buffer: x[0], batchStride: m * k, rowStride: p.transposeA ? 1 : k,
+                                            columnStride: p.transposeA ? m : 1),
+                             b: GEMMOperand(buffer: x[1], batchStride: k * n, rowStride: p.transposeB ? 1 : n,
+                                            columnStride: p.transposeB ? k : 1),
+                             c: GEMMOperand(buffer: y[0], batchStride: m * n, rowStride: n, columnStride: 1),
+                             alpha: p.alpha)
+            }
+        case .groupNorm(let g):
+            let stats = try groupStatistics(x[0], s[0], g)
+            let (n, c) = (s[0][0], s[0][1])
+            try launch("group_norm_forward", "group_norm.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats),
+                        .int(c), .int(g.groups), .int(count / (n * c)), .int(count)])
+        case .groupNormBackward(let g):
+            let stats = try groupStatistics(x[0], s[0], g)
+            let (n, c) = (s[0][0], s[0][1])
+            let spatial = count / (n * c)
+            let sums = try scratch("group_norm_sums", floats: 2 * n * g.groups)
+            try launch("group_norm_backward_sums", "group_norm.cl", count: n * g.groups, loops: true,
+                       [.buffer(sums), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats),
+                        .int(g.groups), .int(c / g.groups), .int(spatial), .int(n * g.groups)])
+            try launch("group_norm_backward_input", "group_norm.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats), .buffer(sums),
+                        .int(c), .int(g.groups), .int(spatial), .int(count)])
+            try launch("group_norm_backward_affine", "group_norm.cl", count: c, loops: true,
+                       [.buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[2]), .buffer(stats),
+                        .int(n), .int(c), .int(g.groups), .int(spatial)])
+        case .silu:
+            try launch("silu_forward", "silu.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
+        case .siluBackward:
+            try launch("silu_backward", "silu.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+        case .softmax, .softmaxBackward:
+            let length = s[0].dims.last!
+            let rows = count / length
+            if case .softmax = op {
+                try launch("softmax_forward", "softmax.cl", count: rows, loops: true,
+                           [.buffer(y[0]), .buffer(x[0]), .int(rows), .int(length)])
+            } else {
+                try launch("softmax_backward", "softmax.cl", count: rows, loops: true,
+                           [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(rows), .int(length)])
+            }
+        case .add:
+            try launch("add", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+        case .mul:
+            try launch("mul", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+        case .scale(let f):
+            try launch("scale", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .float(f), .int(count)])
+        case .reshape:
+            try launch("copy", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
+        case .addChannels:
+            let (_, _, h, w) = s[0].nchw
+            try launch("add_channels", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count), .int(h * w)])
+        case .sumToChannels(let keepBatch):
+            let (n, c, h, w) = s[0].nchw
+            if keepBatch {
+                try launch("sum_planes", "elementwise.cl", count: n * c, loops: true,
+                           [.buffer(y[0]), .buffer(x[0]), .int(n * c), .int(h * w)])
+            } else {
+                try launch("sum_channels", "elementwise.cl", count: c, loops: true,
+                           [.buffer(y[0]), .buffer(x[0]), .int(n), .int(c), .int(h * w)])
+            }
+        case .concatChannels:
+            let (_, ca, h, w) = s[0].nchw
+            try launch("concat_channels", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(ca), .int(s[1][1]), .int(h * w), .int(count)])
+        case .sliceChannels(let start, let n):
+            let (_, c, h, w) = s[0].nchw
+            try launch("slice_channels", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(c), .int(start), .int(n), .int(h * w), .int(count)])
+        case .sliceChannelsBackward(let start, let total):
+            let (_, c, h, w) = s[0].nchw
+            try launch("slice_channels_backward", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(c), .int(start), .int(total), .int(h * w), .int(count)])
+        case .upsampleNearest2x:
+            let (_, _, h, w) = s[0].nchw
+            try launch("upsample_nearest2x", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(count)])
+        case .upsampleNearest2xBackward:
+            let (_, _, h, w) = outputs[0].shape.nchw
+            try launch("upsample_nearest2x_backward", "elementwise.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(count)])
+        case .timestepEmbedding(let e):
+            try launch("timestep_embedding", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(e.dim), .int(e.flipSinToCos ? 1 : 0),
+                        .float(e.freqShift), .float(e.maxPeriod), .int(count)])
+        case .dropout(let d):
+            try launch("dropout", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .float(d.probability), .float(1 / (1 - d.probability)),
+                        .uint(UInt32(truncatingIfNeeded: d.seed)), .uint(UInt32(truncatingIfNeeded: d.seed >> 32)),
+                        .uint(RandomStream.dropoutBase + d.stream), .uint(step), .int(count)])
+        case .mse(let weighted):
+            let n = s[0][0]
+            let partial = try scratch("mse_partial", floats: n)
+            try launch("mse_per_image", "diffusion.cl", count: n, loops: true,
+                       [.buffer(partial), .buffer(x[0]), .buffer(x[1]), .buffer(weighted ? x[2] : x[0]),
+                        .int(weighted ? 1 : 0), .int(s[0].count / n), .int(n)])
+            try launch("mse_finish", "diffusion.cl", count: 1, loops: true, [.buffer(y[0]), .buffer(partial), .int(n)])
+        case .mseBackward(let weighted):
+            let n = s[0][0]
+            try launch("mse_backward", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(weighted ? x[2] : x[0]),
+                        .int(weighted ? 1 : 0), .buffer(x[weighted ? 3 : 2]), .int(count / n), .int(count)])
+        case .qSample(let q):
+            let prediction: Int
+            switch q.prediction { case .epsilon: prediction = 0; case .sample: prediction = 1; case .v: prediction = 2 }
+            try launch("q_sample", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
+                        .int(q.timesteps), .int(prediction),
+                        .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
+                        .uint(step), .int(count / s[0][0]), .int(count)])
+        case .samplerStep(let p):
+            try launch("sampler_step", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]),
+                        .float(p.kx), .float(p.km), .float(p.clip), .float(p.ex), .float(p.e0),
+                        .float(p.p0), .float(p.pe), .float(p.px), .float(p.sigma),
+                        .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
+                        .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])
+        case .gradNorm(let maxNorm):
+            let lanes = 64
+            let partials = try scratch("grad_norm_partials", floats: inputs.count * lanes)
+            for (slot, g) in x.enumerated() {
+                try launch("sum_squares", "optimizer.cl", count: lanes, loops: true,
+                           [.buffer(partials), .buffer(g), .int(s[slot].count), .int(slot), .int(lanes)])
+            }
+            try launch("grad_norm_finish", "optimizer.cl", count: 1, loops: true,
+                       [.buffer(y[0]), .buffer(partials), .int(inputs.count * lanes), .float(maxNorm)])
+        case .adamStep(let a):
+            let c = AdamCoefficients(a)
+            try launch("adam_step", "optimizer.cl", count: s[0].count,
+                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
+                        .float(c.decay), .float(c.oneMinusBeta1), .float(c.oneMinusBeta2), .float(a.beta2),
+                        .float(c.stepSize), .float(c.biasCorrection2Sqrt), .float(a.eps), .int(s[0].count)])
+        case .emaUpdate(let decay):
+            try launch("ema_update", "optimizer.cl", count: s[0].count,
+                       [.buffer(y[0]), .buffer(x[0]), .float(1 - decay), .int(s[0].count)])
+        }
+    }
+
+    /// (mean, rstd) per (image, group) into a scratch buffer.
+    private func groupStatistics(_ x: CLBuffer, _ shape: Shape, _ g: GroupNorm) throws -> CLBuffer {
+        let (n, c) = (shape[0], shape[1])
+        let stats = try scratch("group_norm_stats", floats: 2 * n * g.groups)
+        try launch("group_norm_stats", "group_norm.cl", count: n * g.groups, loops: true,
+                   [.buffer(stats), .buffer(x), .int(g.groups), .int(c / g.groups), .int(shape.count / (n * c)),
+                    .float(g.eps), .int(n * g.groups)])
+        return stats
+    }
+}

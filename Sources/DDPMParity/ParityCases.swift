@@ -1,0 +1,140 @@
+import DDPMCore
+
+/// The parity table: every op, several shapes including odd sizes (not multiples of any tile),
+/// batch 1 and 3, channel counts that are not multiples of 4. Backward ops have rows of their own.
+public enum ParityCases {
+    public static var all: [ParityCase] {
+        convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer
+    }
+
+    static let n: InputFill = .normal(scale: 1)
+
+    /// (input, weight shape, conv) configurations shared by the three convolution ops.
+    static let convolutions: [(Shape, Shape, Conv2D)] = [
+        (Shape(1, 3, 7, 5), Shape(4, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        (Shape(3, 5, 8, 8), Shape(6, 5, 3, 3), Conv2D(kernel: 3, stride: 2, padding: 1)),
+        // diffusers' downsample_padding=0: pad only right and bottom.
+        (Shape(2, 4, 9, 8), Shape(4, 4, 3, 3), Conv2D(kernel: 3, stride: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1, bias: true)),
+        (Shape(3, 6, 5, 7), Shape(5, 6, 1, 1), Conv2D(kernel: 1, padding: 0)),
+        (Shape(2, 3, 9, 9), Shape(7, 3, 3, 3), Conv2D(kernel: 3, padding: 1, bias: false)),
+        (Shape(2, 32, 16, 16), Shape(64, 32, 3, 3), Conv2D(kernel: 3, padding: 1)),
+    ]
+
+    static var convolution: [ParityCase] {
+        convolutions.flatMap { x, w, c -> [ParityCase] in
+            let (ho, wo) = c.outputSize(height: x[2], width: x[3])
+            let dy = Shape(x[0], w[0], ho, wo)
+            let forward = c.bias ? [(x, n), (w, n), (Shape(w[0]), n)] : [(x, n), (w, n)]
+            return [
+                ParityCase(.conv2d(c), forward),
+                ParityCase(.conv2dBackwardInput(c, height: x[2], width: x[3]), [(dy, n), (w, n)]),
+                ParityCase(.conv2dBackwardWeight(c), [(dy, n), (x, n)]),
+            ]
+        }
+    }
+
+    static var linearAlgebra: [ParityCase] {
+        var cases = [
+            ParityCase(.linear, [(Shape(3, 7), n), (Shape(5, 7), n), (Shape(5), n)]),
+            ParityCase(.linear, [(Shape(64, 32), n), (Shape(128, 32), n), (Shape(128), n)]),
+        ]
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let (b, m, k, nn) = (3, 5, 7, 9)
+                cases.append(ParityCase(.matmul(MatMul(transposeA: ta, transposeB: tb, alpha: 0.35)),
+                                        [(ta ? Shape(b, k, m) : Shape(b, m, k), n), (tb ? Shape(b, nn, k) : Shape(b, k, nn), n)]))
+            }
+        }
+        // Attention-shaped: scores = Qᵀ·K over 64 tokens with head dim 8, and V·Pᵀ.
+        cases.append(ParityCase(.matmul(MatMul(transposeA: true, alpha: 0.35355339)), [(Shape(6, 8, 64), n), (Shape(6, 8, 64), n)]))
+        cases.append(ParityCase(.matmul(MatMul(transposeB: true)), [(Shape(6, 8, 64), n), (Shape(6, 64, 64), n)]))
+        return cases
+    }
+
+    static var normalization: [ParityCase] {
+        let shapes: [(Shape, Int)] = [(Shape(3, 6, 5, 7), 3), (Shape(1, 32, 16, 16), 8), (Shape(2, 6, 10), 2), (Shape(2, 5, 3, 3), 5)]
+        var cases: [ParityCase] = []
+        for (shape, groups) in shapes {
+            let g = GroupNorm(groups: groups, eps: 1e-5)
+            let c = Shape(shape[1])
+            cases.append(ParityCase(.groupNorm(g), [(shape, .normal(scale: 2)), (c, n), (c, n)]))
+            cases.append(ParityCase(.groupNormBackward(g), [(shape, .normal(scale: 2)), (c, n), (shape, n)]))
+        }
+        for shape in [Shape(3, 5, 17), Shape(2, 64, 64)] {
+            cases.append(ParityCase(.softmax, [(shape, .normal(scale: 3))]))
+            cases.append(ParityCase(.softmaxBackward, [(shape, .uniform(0, 0.2)), (shape, n)]))
+        }
+        return cases
+    }
+
+    static var elementwise: [ParityCase] {
+        let s = Shape(3, 5, 7, 2), big = Shape(100_003)
+        return [
+            ParityCase(.silu, [(s, .normal(scale: 4))]),
+            ParityCase(.silu, [(big, .normal(scale: 4))]),
+            ParityCase(.siluBackward, [(s, .normal(scale: 4)), (s, n)]),
+            ParityCase(.add, [(s, n), (s, n)]),
+            ParityCase(.add, [(big, n), (big, n)]),
+            ParityCase(.mul, [(s, n), (s, n)]),
+            ParityCase(.scale(-0.37), [(s, n)]),
+            ParityCase(.addChannels, [(s, n), (Shape(3, 5), n)]),
+            ParityCase(.sumToChannels(keepBatch: true), [(s, n)]),
+            ParityCase(.sumToChannels(keepBatch: false), [(s, n)]),
+            ParityCase(.sumToChannels(keepBatch: false), [(Shape(7, 5), n)]),
+            ParityCase(.concatChannels, [(Shape(2, 3, 5, 7), n), (Shape(2, 4, 5, 7), n)]),
+            ParityCase(.sliceChannels(start: 2, count: 4), [(Shape(2, 7, 5, 3), n)]),
+            ParityCase(.sliceChannelsBackward(start: 2, total: 7), [(Shape(2, 4, 5, 3), n)]),
+            ParityCase(.upsampleNearest2x, [(Shape(2, 3, 5, 7), n)]),
+            ParityCase(.upsampleNearest2xBackward, [(Shape(2, 3, 10, 14), n)]),
+            ParityCase(.reshape(Shape(2, 3, 20)), [(Shape(2, 3, 4, 5), n)]),
+        ]
+    }
+
+    static var diffusion: [ParityCase] {
+        let x = Shape(3, 2, 5, 7), t = 50
+        var table: [Float] = []
+        var r = TestRandom(seed: 9)
+        let alphaBar = (0..<t).map { _ in Float(r.uniform() * 0.98 + 0.01) }
+        table = alphaBar.map { $0.squareRoot() } + alphaBar.map { (1 - $0).squareRoot() }
+        var cases = [
+            // sin/cos of angles up to ~1000 rad: one ulp of the frequency moves the angle by ~6e-5,
+            // and OpenCL's exp/sin/cos may differ from libm by a few ulp, hence 1e-6.
+            ParityCase(.timestepEmbedding(TimestepEmbedding(dim: 32, flipSinToCos: true, freqShift: 0)),
+                       [(Shape(5), .integers(1000))], tolerance: 1e-6),
+            ParityCase(.timestepEmbedding(TimestepEmbedding(dim: 33, flipSinToCos: false, freqShift: 1)),
+                       [(Shape(4), .integers(1000))], tolerance: 1e-6),
+            // The mask comes from Philox on both sides: it must agree exactly.
+            ParityCase(.dropout(Dropout(probability: 0.3, seed: 42, stream: 3)), [(Shape(3, 5, 7, 11), n)], tolerance: 0),
+            ParityCase(.mse(weighted: false), [(x, n), (x, n)]),
+            ParityCase(.mse(weighted: true), [(x, n), (x, n), (Shape(3), .uniform(0.1, 2))]),
+            ParityCase(.mseBackward(weighted: false), [(x, n), (x, n), (Shape(1), .values([0.7]))]),
+            ParityCase(.mseBackward(weighted: true), [(x, n), (x, n), (Shape(3), .uniform(0.1, 2)), (Shape(1), .values([0.7]))]),
+        ]
+        for prediction in Prediction.allCases {
+            // x_t and the ε target are Philox normals combined by the same rounded operations: exact.
+            cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: prediction)),
+                                    [(x, n), (Shape(2, t), .values(table))], tolerance: 0))
+        }
+        let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, e0: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
+                               seed: 77, firstImage: 5)
+        cases.append(ParityCase(.samplerStep(step), [(x, n), (x, n)]))
+        var noClip = step
+        noClip.clip = 0
+        noClip.sigma = 0
+        cases.append(ParityCase(.samplerStep(noClip), [(Shape(1, 1, 3, 3), n), (Shape(1, 1, 3, 3), n)]))
+        return cases
+    }
+
+    static var optimizer: [ParityCase] {
+        let grads: [(Shape, InputFill)] = [(Shape(5, 7), n), (Shape(13), n), (Shape(3, 3, 3, 3), n)]
+        let p = Shape(1001)
+        return [
+            ParityCase(.gradNorm(maxNorm: 1), grads),
+            ParityCase(.gradNorm(maxNorm: 0), grads),
+            ParityCase(.adamStep(Adam(learningRate: 1e-3, weightDecay: 0.01, step: 3)),
+                       [(p, n), (Shape(2), .values([5, 0.7]))],
+                       inPlace: [(p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
+            ParityCase(.emaUpdate(decay: 0.999), [(p, n)], inPlace: [(p, n)]),
+        ]
+    }
+}

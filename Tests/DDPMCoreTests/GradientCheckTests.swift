@@ -1,0 +1,56 @@
+import DDPMCore
+import DDPMCPU
+import DDPMParity
+import XCTest
+
+/// Finite-difference checks of every gradient rule on the CPU reference, and the coverage test.
+final class GradientCheckTests: XCTestCase {
+    func testEveryGradientRuleAgreesWithFiniteDifferences() throws {
+        let backend = CPUBackend()
+        for c in GradientChecks.all {
+            let result = try GradientChecks.run(c, backend: backend)
+            XCTAssert(result.passed, "\(c): relative error \(result.relativeError) > \(GradientChecks.tolerance)")
+        }
+    }
+
+    /// Every op has a parity row; every differentiable op has a gradient check. Prints the lists
+    /// like ggml's "operations without tests".
+    func testCoverageOfEveryOp() {
+        let withParity = Set(ParityCases.all.map(\.op.kind))
+        let withGradient = Set(GradientChecks.all.map(\.op.kind))
+        let missingParity = OpKind.allCases.filter { !withParity.contains($0) }
+        let missingGradient = OpKind.allCases.filter { $0.isDifferentiable && !withGradient.contains($0) }
+        XCTAssertEqual(missingParity, [], "ops without a parity case (\(missingParity.count)): \(missingParity)")
+        XCTAssertEqual(missingGradient, [], "ops without a gradient check (\(missingGradient.count)): \(missingGradient)")
+    }
+
+    /// A wrong gradient rule must fail the check (the check itself can fail).
+    func testGradientCheckCatchesAWrongRule() throws {
+        // scale(2)'s gradient evaluated as if it were scale(-2): compare against finite differences of scale(2).
+        let right = try GradientChecks.run(GradientCheckCase(.scale(2), [(Shape(5), .normal(scale: 1))]), backend: CPUBackend())
+        XCTAssert(right.passed)
+        let wrong = try GradientChecks.run(GradientCheckCase(.scale(2), [(Shape(5), .normal(scale: 1))]), backend: FlippedScaleBackend())
+        XCTAssertFalse(wrong.passed, "a sign error in a gradient was not caught (error \(wrong.relativeError))")
+    }
+}
+
+/// A CPU backend whose scale op negates its factor whenever it is applied to a gradient (the second
+/// application in the graph): a deliberately wrong gradient rule.
+private final class FlippedScaleBackend: Backend {
+    let cpu = CPUBackend()
+    var scaleCalls = 0
+    var name: String { "flipped" }
+    func makeBuffer(count: Int) throws -> DeviceBuffer { try cpu.makeBuffer(count: count) }
+    func write(_ values: [Float], to buffer: DeviceBuffer) throws { try cpu.write(values, to: buffer) }
+    func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try cpu.read(buffer, count: count) }
+    func synchronize() throws {}
+    func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+        if case .scale(let f) = op, f == 2, inputs[0].shape.count == 5 {
+            scaleCalls += 1
+            // The forward scale(2) runs first, then scale(count) of the loss, then the backward scale(2).
+            let backward = scaleCalls % 2 == 0
+            return try cpu.run(.scale(backward ? -f : f), inputs: inputs, outputs: outputs, step: step)
+        }
+        try cpu.run(op, inputs: inputs, outputs: outputs, step: step)
+    }
+}

@@ -1,0 +1,259 @@
+import DDPMOpenCL
+import Foundation
+import XCTest
+
+/// The kernel source, read from disk (package root/Kernels/gemm.cl).
+func gemmSource() throws -> String {
+    try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Kernels/gemm.cl"),
+        encoding: .utf8)
+}
+
+final class GEMMTests: XCTestCase {
+    static let sentinel: Float = 12345
+    /// Normalized MSE Σ(got−want)²/Σwant² allowed. Float32 sums of ≤ a few thousand terms land near 1e-13;
+    /// a wrong element or a missed term lands far above.
+    static let tolerance = 1e-10
+
+    // MARK: - Setup
+
+    private func makeContext() throws -> CLContext {
+        let require = ProcessInfo.processInfo.environment["DDPM_REQUIRE_CL"] == "1"
+        let devices: [CLDeviceInfo]
+        do {
+            devices = try CLDevices.all()
+        } catch {
+            if require { XCTFail("DDPM_REQUIRE_CL=1 but no OpenCL platform: \(error)"); throw error }
+            throw XCTSkip("no OpenCL platform (\(error)); set DDPM_REQUIRE_CL=1 to make this a failure")
+        }
+        guard let device = devices.first else {
+            if require { XCTFail("DDPM_REQUIRE_CL=1 but no OpenCL device") }
+            throw XCTSkip("no OpenCL device; set DDPM_REQUIRE_CL=1 to make this a failure")
+        }
+        return try CLContext(device: device)
+    }
+
+    /// A GEMM object with the variant forced through DDPM_GEMM_VARIANT.
+    private func makeGEMM(_ context: CLContext, _ variant: GEMM.Variant) throws -> GEMM {
+        let old = ProcessInfo.processInfo.environment["DDPM_GEMM_VARIANT"]
+        setenv("DDPM_GEMM_VARIANT", variant.rawValue, 1)
+        defer { if let old { setenv("DDPM_GEMM_VARIANT", old, 1) } else { unsetenv("DDPM_GEMM_VARIANT") } }
+        let gemm = try GEMM(context: context, source: try gemmSource())
+        XCTAssertEqual(gemm.variant, variant)
+        return gemm
+    }
+
+    // MARK: - One checked case
+
+    struct Case: CustomStringConvertible {
+        var m: Int, n: Int, k: Int, batch = 1
+        var transA = false, transB = false, transC = false
+        var sharedA = false, sharedB = false
+        var sum = false, accumulate = false
+        var alpha: Float = 1
+        var description: String {
+            "m=\(m) n=\(n) k=\(k) batch=\(batch) tA=\(transA) tB=\(transB) tC=\(transC) sharedA=\(sharedA) "
+                + "sharedB=\(sharedB) sum=\(sum) acc=\(accumulate) alpha=\(alpha)"
+        }
+    }
+
+    /// A logically rows×cols strided layout with padding between rows/cols and items, behind an offset.
+    struct Layout {
+        var offset: Int, batchStride: Int, rowStride: Int, columnStride: Int, floats: Int
+        init(rows: Int, cols: Int, items: Int, transposed: Bool, shared: Bool, offset: Int, pad: Int) {
+            self.offset = offset
+            if transposed { rowStride = 1; columnStride = rows + pad } else { rowStride = cols + pad; columnStride = 1 }
+            let item = transposed ? columnStride * max(cols, 1) : rowStride * max(rows, 1)
+            batchStride = shared ? 0 : item + 5
+            floats = offset + (shared ? 0 : batchStride * max(items - 1, 0)) + item + 7
+        }
+        func index(_ b: Int, _ r: Int, _ c: Int) -> Int { offset + b * batchStride + r * rowStride + c * columnStride }
+    }
+
+    private var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
+    private func random() -> Float {
+        rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Float(Int(rng >> 40) - (1 << 23)) / Float(1 << 23)
+    }
+
+    private func check(_ gemm: GEMM, _ context: CLContext, _ t: Case, file: StaticString = #filePath, line: UInt = #line) throws {
+        let la = Layout(rows: t.m, cols: t.k, items: t.batch, transposed: t.transA, shared: t.sharedA, offset: 3, pad: 2)
+        let lb = Layout(rows: t.k, cols: t.n, items: t.batch, transposed: t.transB, shared: t.sharedB, offset: 11, pad: 1)
+        let cItems = t.sum ? 1 : t.batch
+        let lc = Layout(rows: t.m, cols: t.n, items: cItems, transposed: t.transC, shared: false, offset: 6, pad: 3)
+        let hostA = (0..<la.floats).map { _ in random() }
+        let hostB = (0..<lb.floats).map { _ in random() }
+        var hostC = [Float](repeating: Self.sentinel, count: lc.floats)
+        var touched = [Bool](repeating: false, count: lc.floats)
+        for b in 0..<cItems { for i in 0..<t.m { for j in 0..<t.n {
+            let x = lc.index(b, i, j)
+            touched[x] = true
+            if t.accumulate { hostC[x] = random() }
+        } } }
+
+        // Reference: Double accumulation.
+        var want = hostC
+        for b in 0..<cItems { for i in 0..<t.m { for j in 0..<t.n {
+            var s = 0.0
+            for item in (t.sum ? 0..<t.batch : b..<b + 1) {
+                for p in 0..<t.k { s += Double(hostA[la.index(item, i, p)]) * Double(hostB[lb.index(item, p, j)]) }
+            }
+            let x = lc.index(b, i, j)
+            want[x] = Float(Double(t.alpha) * s + (t.accumulate ? Double(hostC[x]) : 0))
+        } } }
+
+        let bufA = try context.makeBuffer(bytes: la.floats * 4)
+        let bufB = try context.makeBuffer(bytes: lb.floats * 4)
+        let bufC = try context.makeBuffer(bytes: lc.floats * 4)
+        try context.write(bufA, from: hostA, bytes: la.floats * 4)
+        try context.write(bufB, from: hostB, bytes: lb.floats * 4)
+        try context.write(bufC, from: hostC, bytes: lc.floats * 4)
+        func operand(_ buf: CLBuffer, _ l: Layout) -> GEMMOperand {
+            GEMMOperand(buffer: buf, offset: l.offset, batchStride: l.batchStride, rowStride: l.rowStride, columnStride: l.columnStride)
+        }
+        try gemm.run(m: t.m, n: t.n, k: t.k, batch: t.batch, a: operand(bufA, la), b: operand(bufB, lb),
+                     c: operand(bufC, lc), alpha: t.alpha, accumulate: t.accumulate, sumOverBatch: t.sum)
+        var got = [Float](repeating: 0, count: lc.floats)
+        try context.read(bufC, into: &got, bytes: lc.floats * 4)
+
+        var err = 0.0, ref = 0.0, guardsHit = 0, nans = 0
+        for x in 0..<lc.floats {
+            if touched[x] {
+                if got[x].isNaN { nans += 1 }
+                err += Double(got[x] - want[x]) * Double(got[x] - want[x])
+                ref += Double(want[x]) * Double(want[x])
+            } else if got[x] != Self.sentinel {
+                guardsHit += 1
+            }
+        }
+        let nmse = ref > 0 ? err / ref : err
+        XCTAssertEqual(nans, 0, "\(gemm.variant) \(t): NaN in C", file: file, line: line)
+        XCTAssertEqual(guardsHit, 0, "\(gemm.variant) \(t): wrote outside C", file: file, line: line)
+        XCTAssertLessThanOrEqual(nmse, Self.tolerance, "\(gemm.variant) \(t): normalized MSE \(nmse)", file: file, line: line)
+    }
+
+    // MARK: - Cases
+
+    private func cases() -> [Case] {
+        var all: [Case] = []
+        for (m, n, k) in [(1, 1, 1), (3, 7, 5), (7, 3, 33), (33, 65, 7), (65, 33, 65), (5, 100, 17),
+                          (130, 70, 129), (1, 65, 300), (65, 1, 3), (8, 24, 4), (64, 64, 64)] {
+            all.append(Case(m: m, n: n, k: k))
+        }
+        for tA in [false, true] { for tB in [false, true] {
+            all.append(Case(m: 33, n: 65, k: 37, batch: 3, transA: tA, transB: tB))
+            all.append(Case(m: 19, n: 41, k: 10, batch: 3, transA: tA, transB: tB, sum: true, accumulate: tA, alpha: 0.5))
+        } }
+        all += [
+            Case(m: 17, n: 29, k: 13, batch: 3, transC: true, accumulate: true, alpha: -0.75),
+            Case(m: 17, n: 29, k: 13, batch: 3, transC: true, sum: true, alpha: 1.5),
+            Case(m: 32, n: 100, k: 27, batch: 3, sharedA: true),                          // conv forward
+            Case(m: 27, n: 100, k: 32, batch: 3, transA: true, sharedA: true, accumulate: true), // conv grad input
+            Case(m: 32, n: 27, k: 100, batch: 3, transB: true, sum: true),                // conv grad weight
+            Case(m: 20, n: 30, k: 9, batch: 3, transA: true, sharedB: true, alpha: 2),
+            Case(m: 9, n: 9, k: 0, batch: 2, alpha: 3),                                   // k = 0: zeros
+            Case(m: 9, n: 9, k: 0, batch: 2, accumulate: true),                           // k = 0: C unchanged
+            Case(m: 9, n: 9, k: 5, batch: 0, sum: true, accumulate: true),                // no items: C unchanged
+            Case(m: 9, n: 9, k: 5, batch: 0, sum: true),                                  // no items: zeros
+            Case(m: 96, n: 96, k: 8, batch: 5, transA: true),                             // attention QᵀK
+        ]
+        return all
+    }
+
+    func testCPUVariant() throws {
+        let context = try makeContext()
+        let gemm = try makeGEMM(context, .cpu)
+        for t in cases() { try check(gemm, context, t) }
+    }
+
+    func testGPUVariant() throws {
+        let context = try makeContext()
+        let gemm = try makeGEMM(context, .gpu)
+        for t in cases() { try check(gemm, context, t) }
+    }
+
+    /// Small chunk budgets split the batch (and, with sumOverBatch, the summed k) into many chunks.
+    func testChunking() throws {
+        let context = try makeContext()
+        let gemm = try makeGEMM(context, .cpu)
+        for budget in [1, 3000, 10000] {
+            gemm.chunkBudgetFloats = budget
+            try check(gemm, context, Case(m: 20, n: 50, k: 30, batch: 7, transB: true))
+            try check(gemm, context, Case(m: 20, n: 50, k: 30, batch: 7, sharedA: true, accumulate: true))
+            try check(gemm, context, Case(m: 20, n: 50, k: 30, batch: 7, transB: true, sum: true, accumulate: true, alpha: 0.25))
+            try check(gemm, context, Case(m: 20, n: 50, k: 30, batch: 7, sum: true))
+        }
+    }
+
+    func testRejectsOutOfRangeOperand() throws {
+        let context = try makeContext()
+        let gemm = try makeGEMM(context, .cpu)
+        let small = try context.makeBuffer(bytes: 4 * 15)
+        let op = GEMMOperand(buffer: small, batchStride: 0, rowStride: 4, columnStride: 1)
+        XCTAssertThrowsError(try gemm.run(m: 4, n: 4, k: 4, batch: 1, a: op, b: op, c: op))
+    }
+
+    // MARK: - Benchmark (DDPM_BENCH_GEMM=1)
+
+    func testBenchmark() throws {
+        guard ProcessInfo.processInfo.environment["DDPM_BENCH_GEMM"] == "1" else {
+            throw XCTSkip("benchmark: set DDPM_BENCH_GEMM=1")
+        }
+        let context = try makeContext()
+        let gemm = try GEMM(context: context, source: try gemmSource())
+        print("GEMM benchmark on \(context.device.name) (\(context.device.driverVersion)), variant \(gemm.variant), "
+              + "mr=\(gemm.mr) nr=\(gemm.nr)")
+        struct Shape { var name: String; var m, n, k, batch: Int; var a, b: (Int, Int, Int); var shareA = false; var sum = false }
+        // Operand strides (batch, row, column) per shape.
+        let shapes = [
+            Shape(name: "1024^3", m: 1024, n: 1024, k: 1024, batch: 1, a: (0, 1024, 1), b: (0, 1024, 1)),
+            Shape(name: "conv fwd 64x1024x576 b64", m: 64, n: 1024, k: 576, batch: 64,
+                  a: (0, 576, 1), b: (576 * 1024, 1024, 1)),
+            Shape(name: "conv dW 64x576x1024 b64 sum Bt", m: 64, n: 576, k: 1024, batch: 64,
+                  a: (64 * 1024, 1024, 1), b: (576 * 1024, 1, 1024), sum: true),
+            Shape(name: "conv dX 576x1024x64 b64 At", m: 576, n: 1024, k: 64, batch: 64,
+                  a: (0, 1, 576), b: (64 * 1024, 1024, 1)),
+            Shape(name: "attn QtK 256x256x8 b512", m: 256, n: 256, k: 8, batch: 512,
+                  a: (8 * 256, 1, 256), b: (8 * 256, 256, 1)),
+            Shape(name: "attn QtK 256x256x64 b64", m: 256, n: 256, k: 64, batch: 64,
+                  a: (64 * 256, 1, 256), b: (64 * 256, 256, 1)),
+            Shape(name: "attn VPt 8x256x256 b512", m: 8, n: 256, k: 256, batch: 512,
+                  a: (8 * 256, 256, 1), b: (256 * 256, 1, 256)),
+            Shape(name: "linear 64x512x128", m: 64, n: 512, k: 128, batch: 1, a: (0, 128, 1), b: (0, 512, 1)),
+            Shape(name: "tiny 16x16x16 b1", m: 16, n: 16, k: 16, batch: 1, a: (0, 16, 1), b: (0, 16, 1)),
+        ]
+        let filter = ProcessInfo.processInfo.environment["DDPM_BENCH_GEMM_FILTER"] ?? ""
+        for s in shapes where filter.isEmpty || s.name.contains(filter) {
+            func span(_ st: (Int, Int, Int), _ rows: Int, _ cols: Int) -> Int {
+                st.0 * (s.batch - 1) + st.1 * (rows - 1) + st.2 * (cols - 1) + 1
+            }
+            let aFloats = span(s.a, s.m, s.k), bFloats = span(s.b, s.k, s.n)
+            let cItems = s.sum ? 1 : s.batch
+            let cFloats = s.m * s.n * cItems
+            let bufA = try context.makeBuffer(bytes: aFloats * 4)
+            let bufB = try context.makeBuffer(bytes: bFloats * 4)
+            let bufC = try context.makeBuffer(bytes: cFloats * 4)
+            let fillA = (0..<aFloats).map { _ in random() }, fillB = (0..<bFloats).map { _ in random() }
+            try context.write(bufA, from: fillA, bytes: aFloats * 4)
+            try context.write(bufB, from: fillB, bytes: bFloats * 4)
+            let a = GEMMOperand(buffer: bufA, batchStride: s.a.0, rowStride: s.a.1, columnStride: s.a.2)
+            let b = GEMMOperand(buffer: bufB, batchStride: s.b.0, rowStride: s.b.1, columnStride: s.b.2)
+            let c = GEMMOperand(buffer: bufC, batchStride: s.m * s.n, rowStride: s.n, columnStride: 1)
+            let call = { try gemm.run(m: s.m, n: s.n, k: s.k, batch: s.batch, a: a, b: b, c: c, sumOverBatch: s.sum) }
+            try call(); try context.finish()
+            let flops = 2.0 * Double(s.m * s.n * s.k * s.batch)
+            // Short trials, best of many: the 2 cores are shared with other work.
+            let reps = max(1, min(100, Int(2e8 / flops)))
+            var times: [Double] = []
+            for _ in 0..<15 {
+                let t0 = Date()
+                for _ in 0..<reps { try call() }
+                try context.finish()
+                times.append(Date().timeIntervalSince(t0) / Double(reps))
+            }
+            times.sort()
+            print(String(format: "  %-34@ %8.3f ms  %7.1f GFLOP/s (best of 15 x %d; median %.1f)", s.name as NSString,
+                         times[0] * 1e3, flops / times[0] / 1e9, reps, flops / times[7] / 1e9))
+        }
+    }
+}
