@@ -74,15 +74,15 @@ kernel void q_sample(global float *xt, global float *target, global float *t_out
 }
 
 // One reverse step (see SamplerStep in Op.swift):
-// x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + e0·x̂0; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
+// x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + em·m; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
 kernel void sampler_step(global float *out, global const float *xt, global const float *model,
-                         float kx, float km, float clip, float ex, float e0, float p0, float pe, float px,
+                         float kx, float km, float clip, float ex, float em, float p0, float pe, float px,
                          float sigma, uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
     int i = get_global_id(0);
     if (i >= n) return;
     float x0 = kx * xt[i] + km * model[i];
     if (clip > 0.0f) x0 = fmin(fmax(x0, -clip), clip);
-    float eps = ex * xt[i] + e0 * x0;
+    float eps = ex * xt[i] + em * model[i];
     float value = p0 * x0 + pe * eps + px * xt[i];
     if (sigma != 0.0f) {
         float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise

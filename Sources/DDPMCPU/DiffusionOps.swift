@@ -84,7 +84,7 @@ func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>,
             let j = image * per + i
             var x0 = p.kx * xt[j] + p.km * model[j]
             if p.clip > 0 { x0 = min(max(x0, -p.clip), p.clip) }
-            let eps = p.ex * xt[j] + p.e0 * x0
+            let eps = p.ex * xt[j] + p.em * model[j]
             var value = p.p0 * x0 + p.pe * eps + p.px * xt[j]
             if p.sigma != 0 {
                 let z = Philox.normal(seed: p.seed, index: i, image: p.firstImage + UInt32(image), step: step,

@@ -211,18 +211,18 @@ public struct QSample: Hashable, Sendable {
 
 /// One reverse step written as a few coefficients that the host computes from the schedule:
 ///   x̂0 = clamp(kx·x_t + km·m, ±clip)          (clip ≤ 0: no clamp; m the model output)
-///   ε̂  = ex·x_t + e0·x̂0
+///   ε̂  = ex·x_t + em·m                       (the noise estimate, from the unclipped prediction)
 ///   x_prev = p0·x̂0 + pe·ε̂ + px·x_t + σ·z,  z ~ N(0, I) from Philox(seed, image index, step)
 /// The per-image noise stream is `firstImage + n`, so image i depends only on (seed, i).
 public struct SamplerStep: Hashable, Sendable {
     public var kx: Float, km: Float, clip: Float
-    public var ex: Float, e0: Float
+    public var ex: Float, em: Float
     public var p0: Float, pe: Float, px: Float, sigma: Float
     public var seed: UInt64
     public var firstImage: UInt32
-    public init(kx: Float, km: Float, clip: Float, ex: Float, e0: Float, p0: Float, pe: Float, px: Float,
+    public init(kx: Float, km: Float, clip: Float, ex: Float, em: Float, p0: Float, pe: Float, px: Float,
                 sigma: Float, seed: UInt64, firstImage: UInt32) {
-        self.kx = kx; self.km = km; self.clip = clip; self.ex = ex; self.e0 = e0
+        self.kx = kx; self.km = km; self.clip = clip; self.ex = ex; self.em = em
         self.p0 = p0; self.pe = pe; self.px = px; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
     }
 }

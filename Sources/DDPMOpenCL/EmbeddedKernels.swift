@@ -6,39 +6,51 @@ enum EmbeddedKernels {
 // col[k = (ci·K + ky)·K + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
 // the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
 
-// Images first_image, first_image+1, … of x fill the chunk (n = chunk images · rows · Ho·Wo).
+// One work-item per (image of the chunk, row k, output row oy) writes the Wo columns of that row:
+// the index arithmetic is done once per row, not per element (integer division is slow on CPUs).
+// Images first_image, first_image+1, … of x fill the chunk; rows = chunk images · Ci·K·K · Ho.
 kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int p = i % (ho * wo);
-    int row = (i / (ho * wo)) % (channels * k * k);
-    int image = i / (ho * wo * channels * k * k);
+                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    int oy = r % ho;
+    int row = (r / ho) % (channels * k * k);
+    int image = r / (ho * channels * k * k);
     int kx = row % k, ky = (row / k) % k, ci = row / (k * k);
-    int iy = (p / wo) * stride + ky - pad_top;
-    int ix = (p % wo) * stride + kx - pad_left;
-    col[i] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(((long)(first_image + image) * channels + ci) * h + iy) * w + ix] : 0.0f;
+    int iy = oy * stride + ky - pad_top;
+    global float *out = col + (long)r * wo;
+    if (iy < 0 || iy >= h) {
+        for (int ox = 0; ox < wo; ox++) out[ox] = 0.0f;
+        return;
+    }
+    global const float *in = x + (((long)(first_image + image) * channels + ci) * h + iy) * w;
+    for (int ox = 0; ox < wo; ox++) {
+        int ix = ox * stride + kx - pad_left;
+        out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
+    }
 }
 
 // dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·K+ky)·K+kx][oy·Wo+ox] over the outputs that read (iy, ix).
+// One work-item per (image of the chunk, ci, iy) row; rows = chunk images · Ci · H.
 kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int ix = i % w, iy = (i / w) % h;
-    int ci = (i / (w * h)) % channels, image = i / (w * h * channels);
+                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    int iy = r % h, ci = (r / h) % channels, image = r / (h * channels);
     global const float *base = dcol + (long)image * channels * k * k * ho * wo;
-    float sum = 0.0f;
+    global float *out = dx + (((long)(first_image + image) * channels + ci) * h + iy) * w;
+    for (int ix = 0; ix < w; ix++) out[ix] = 0.0f;
     for (int ky = 0; ky < k; ky++) {
         int ty = iy + pad_top - ky;
         if (ty < 0 || ty % stride != 0 || ty / stride >= ho) continue;
         for (int kx = 0; kx < k; kx++) {
-            int tx = ix + pad_left - kx;
-            if (tx < 0 || tx % stride != 0 || tx / stride >= wo) continue;
-            sum += base[(long)((ci * k + ky) * k + kx) * ho * wo + (ty / stride) * wo + tx / stride];
+            global const float *src = base + (long)((ci * k + ky) * k + kx) * ho * wo + (ty / stride) * wo;
+            for (int ix = 0; ix < w; ix++) {
+                int tx = ix + pad_left - kx;
+                if (tx >= 0 && tx % stride == 0 && tx / stride < wo) out[ix] += src[tx / stride];
+            }
         }
     }
-    dx[(long)first_image * channels * h * w + i] = sum;
 }
 """#,
         "diffusion.cl": #"""
@@ -118,15 +130,15 @@ kernel void q_sample(global float *xt, global float *target, global float *t_out
 }
 
 // One reverse step (see SamplerStep in Op.swift):
-// x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + e0·x̂0; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
+// x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + em·m; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
 kernel void sampler_step(global float *out, global const float *xt, global const float *model,
-                         float kx, float km, float clip, float ex, float e0, float p0, float pe, float px,
+                         float kx, float km, float clip, float ex, float em, float p0, float pe, float px,
                          float sigma, uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
     int i = get_global_id(0);
     if (i >= n) return;
     float x0 = kx * xt[i] + km * model[i];
     if (clip > 0.0f) x0 = fmin(fmax(x0, -clip), clip);
-    float eps = ex * xt[i] + e0 * x0;
+    float eps = ex * xt[i] + em * model[i];
     float value = p0 * x0 + pe * eps + px * xt[i];
     if (sigma != 0.0f) {
         float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise
@@ -263,8 +275,7 @@ kernel void upsample_nearest2x_backward(global float *out, global const float *d
 // GPU: gemm_tiled, a local-memory tiled SGEMM (TM x TN tile per 16x16 work-group, TK deep) reading
 //   the strided operands directly.
 //
-// Build constants: MR (rows per block: 1..16), NR (columns per block: 8, 16, 24 or 32), PK (k rows
-// per pack work-item).
+// Build constants: MR (rows per block: 1..16), NR (columns per block: 8, 16, 24 or 32).
 
 #ifndef MR
 #define MR 4
@@ -272,77 +283,155 @@ kernel void upsample_nearest2x_backward(global float *out, global const float *d
 #ifndef NR
 #define NR 24
 #endif
-#ifndef PK
-#define PK 16
-#endif
 #define NV (NR / 8)
 
 // ---------------------------------------------------------------------------------------------
-// Pack kernels. Work-item (panel, k-chunk, item): writes PK rows of one panel.
-// Panel element (p, r) of item t goes to dst[t*dstItem + panel*dstPanel + p*R + r], read from the
-// logical operand at (panel*R + r, p) for A (rows = m) or (p, panel*R + r) for B (cols = n).
-// Rows beyond `extent` (M or N) are written as zeros.
+// Pack kernels. Panel element (p, r) of item t goes to dst[t*dstItem + panel*dstPanel + p*W + r],
+// read from src[off + t*itemStride + (panel*W + r)*rStride + p*pStride]. For A (W = MR) r runs
+// along m (rStride = A's rowStride, pStride = its columnStride); for B (W = NR) along n
+// (rStride = B's columnStride, pStride = its rowStride). Rows r with panel*W + r >= extent are
+// written as zeros. Work-item (panel group, k-chunk, item) covers panelsPer panels x pPer rows of k:
+// a few thousand floats, since PoCL pays a fixed cost per work-group.
+// Loop order follows the source's unit stride, so that reads run along cache lines:
+//  - rStride == 1: k outer, then every panel, W contiguous floats (vector loads) each;
+//  - otherwise: panel outer, then groups of G = 8 (or 4) rows, k inner; with k contiguous
+//    (pStride == 1) 8 k of G rows are loaded as vectors and transposed in registers. G rows are
+//    G read streams at once, few enough not to thrash one L1 set when rStride is 4 KiB apart.
 
-__kernel void gemm_pack_a(__global const float* src, int off, int batchStride, int rowStride, int colStride,
-                          int M, int K,
-                          __global float* dst, int dstItem, int dstPanel)
+#define PACK_GROUP(W) (((W) % 8 == 0) ? 8 : (((W) % 4 == 0) ? 4 : 1))
+
+// Rows r0..r7 hold 8 consecutive k of 8 panel rows; store them as 8 k-rows of 8 floats, w apart.
+inline void transpose8x8_store(float8 r0, float8 r1, float8 r2, float8 r3,
+                               float8 r4, float8 r5, float8 r6, float8 r7, __global float* d, int w)
 {
-    const int panel = get_global_id(0);
-    const int p0 = get_global_id(1) * PK;
-    const int t = get_global_id(2);
-    const int pEnd = min(p0 + PK, K);
-    const int i0 = panel * MR;
-    __global float* d = dst + t * dstItem + panel * dstPanel;
-    const int base = off + t * batchStride + i0 * rowStride;
-    if (i0 + MR <= M) {
-        for (int p = p0; p < pEnd; ++p) {
-            const int s = base + p * colStride;
-            #pragma unroll
-            for (int r = 0; r < MR; ++r) d[p * MR + r] = src[s + r * rowStride];
-        }
-    } else {
-        for (int p = p0; p < pEnd; ++p) {
-            const int s = base + p * colStride;
-            for (int r = 0; r < MR; ++r) d[p * MR + r] = (i0 + r < M) ? src[s + r * rowStride] : 0.0f;
-        }
-    }
+    const float8 t0 = (float8)(r0.s0, r1.s0, r0.s1, r1.s1, r0.s4, r1.s4, r0.s5, r1.s5);
+    const float8 t1 = (float8)(r0.s2, r1.s2, r0.s3, r1.s3, r0.s6, r1.s6, r0.s7, r1.s7);
+    const float8 t2 = (float8)(r2.s0, r3.s0, r2.s1, r3.s1, r2.s4, r3.s4, r2.s5, r3.s5);
+    const float8 t3 = (float8)(r2.s2, r3.s2, r2.s3, r3.s3, r2.s6, r3.s6, r2.s7, r3.s7);
+    const float8 t4 = (float8)(r4.s0, r5.s0, r4.s1, r5.s1, r4.s4, r5.s4, r4.s5, r5.s5);
+    const float8 t5 = (float8)(r4.s2, r5.s2, r4.s3, r5.s3, r4.s6, r5.s6, r4.s7, r5.s7);
+    const float8 t6 = (float8)(r6.s0, r7.s0, r6.s1, r7.s1, r6.s4, r7.s4, r6.s5, r7.s5);
+    const float8 t7 = (float8)(r6.s2, r7.s2, r6.s3, r7.s3, r6.s6, r7.s6, r6.s7, r7.s7);
+    const float8 u0 = (float8)(t0.s0, t0.s1, t2.s0, t2.s1, t0.s4, t0.s5, t2.s4, t2.s5);
+    const float8 u1 = (float8)(t0.s2, t0.s3, t2.s2, t2.s3, t0.s6, t0.s7, t2.s6, t2.s7);
+    const float8 u2 = (float8)(t1.s0, t1.s1, t3.s0, t3.s1, t1.s4, t1.s5, t3.s4, t3.s5);
+    const float8 u3 = (float8)(t1.s2, t1.s3, t3.s2, t3.s3, t1.s6, t1.s7, t3.s6, t3.s7);
+    const float8 u4 = (float8)(t4.s0, t4.s1, t6.s0, t6.s1, t4.s4, t4.s5, t6.s4, t6.s5);
+    const float8 u5 = (float8)(t4.s2, t4.s3, t6.s2, t6.s3, t4.s6, t4.s7, t6.s6, t6.s7);
+    const float8 u6 = (float8)(t5.s0, t5.s1, t7.s0, t7.s1, t5.s4, t5.s5, t7.s4, t7.s5);
+    const float8 u7 = (float8)(t5.s2, t5.s3, t7.s2, t7.s3, t5.s6, t5.s7, t7.s6, t7.s7);
+    vstore8((float8)(u0.lo, u4.lo), 0, d + 0 * w);
+    vstore8((float8)(u1.lo, u5.lo), 0, d + 1 * w);
+    vstore8((float8)(u2.lo, u6.lo), 0, d + 2 * w);
+    vstore8((float8)(u3.lo, u7.lo), 0, d + 3 * w);
+    vstore8((float8)(u0.hi, u4.hi), 0, d + 4 * w);
+    vstore8((float8)(u1.hi, u5.hi), 0, d + 5 * w);
+    vstore8((float8)(u2.hi, u6.hi), 0, d + 6 * w);
+    vstore8((float8)(u3.hi, u7.hi), 0, d + 7 * w);
 }
 
-__kernel void gemm_pack_b(__global const float* src, int off, int batchStride, int rowStride, int colStride,
-                          int N, int K,
-                          __global float* dst, int dstItem, int dstPanel)
+// Rows r0..r3 hold 8 consecutive k of 4 panel rows; store them as 8 k-rows of 4 floats, w apart.
+inline void transpose4x8_store(float8 r0, float8 r1, float8 r2, float8 r3, __global float* d, int w)
 {
-    const int panel = get_global_id(0);
-    const int p0 = get_global_id(1) * PK;
-    const int t = get_global_id(2);
-    const int pEnd = min(p0 + PK, K);
-    const int j0 = panel * NR;
-    __global float* d = dst + t * dstItem + panel * dstPanel;
-    const int base = off + t * batchStride + j0 * colStride;
-    if (j0 + NR <= N) {
-        if (colStride == 1) {
-            for (int p = p0; p < pEnd; ++p) {
-                const __global float* s = src + base + p * rowStride;
-                #pragma unroll
-                for (int v = 0; v < NV; ++v) vstore8(vload8(v, s), v, d + p * NR);
-            }
-        } else {
-            for (int p = p0; p < pEnd; ++p) {
-                const int s = base + p * rowStride;
-                #pragma unroll
-                for (int r = 0; r < NR; ++r) d[p * NR + r] = src[s + r * colStride];
-            }
-        }
-    } else {
-        for (int p = p0; p < pEnd; ++p) {
-            const int s = base + p * rowStride;
-            for (int r = 0; r < NR; ++r) d[p * NR + r] = (j0 + r < N) ? src[s + r * colStride] : 0.0f;
-        }
-    }
+    const float8 t0 = (float8)(r0.s0, r1.s0, r0.s1, r1.s1, r0.s4, r1.s4, r0.s5, r1.s5);
+    const float8 t1 = (float8)(r0.s2, r1.s2, r0.s3, r1.s3, r0.s6, r1.s6, r0.s7, r1.s7);
+    const float8 t2 = (float8)(r2.s0, r3.s0, r2.s1, r3.s1, r2.s4, r3.s4, r2.s5, r3.s5);
+    const float8 t3 = (float8)(r2.s2, r3.s2, r2.s3, r3.s3, r2.s6, r3.s6, r2.s7, r3.s7);
+    const float8 u0 = (float8)(t0.s0, t0.s1, t2.s0, t2.s1, t0.s4, t0.s5, t2.s4, t2.s5);
+    const float8 u1 = (float8)(t0.s2, t0.s3, t2.s2, t2.s3, t0.s6, t0.s7, t2.s6, t2.s7);
+    const float8 u2 = (float8)(t1.s0, t1.s1, t3.s0, t3.s1, t1.s4, t1.s5, t3.s4, t3.s5);
+    const float8 u3 = (float8)(t1.s2, t1.s3, t3.s2, t3.s3, t1.s6, t1.s7, t3.s6, t3.s7);
+    vstore4(u0.lo, 0, d + 0 * w);
+    vstore4(u1.lo, 0, d + 1 * w);
+    vstore4(u2.lo, 0, d + 2 * w);
+    vstore4(u3.lo, 0, d + 3 * w);
+    vstore4(u0.hi, 0, d + 4 * w);
+    vstore4(u1.hi, 0, d + 5 * w);
+    vstore4(u2.hi, 0, d + 6 * w);
+    vstore4(u3.hi, 0, d + 7 * w);
 }
+
+// Copies rows [g, g+G) of a full panel for k in [p, pEnd): 8 k at a time through a register
+// transpose when k is contiguous (pStride == 1), scalar otherwise.
+#define PACK_GROUP_COPY(W, G)                                                                      \
+    {                                                                                              \
+        int p = pStart;                                                                            \
+        if ((G) == 8 && pStride == 1) {                                                            \
+            for (; p + 8 <= pEnd; p += 8) {                                                        \
+                const __global float* q = sg + p;                                                  \
+                transpose8x8_store(vload8(0, q), vload8(0, q + rStride), vload8(0, q + 2 * rStride), \
+                                   vload8(0, q + 3 * rStride), vload8(0, q + 4 * rStride),         \
+                                   vload8(0, q + 5 * rStride), vload8(0, q + 6 * rStride),         \
+                                   vload8(0, q + 7 * rStride), dp + p * (W) + g, (W));             \
+            }                                                                                      \
+        } else if ((G) == 4 && pStride == 1) {                                                     \
+            for (; p + 8 <= pEnd; p += 8) {                                                        \
+                const __global float* q = sg + p;                                                  \
+                transpose4x8_store(vload8(0, q), vload8(0, q + rStride), vload8(0, q + 2 * rStride), \
+                                   vload8(0, q + 3 * rStride), dp + p * (W) + g, (W));             \
+            }                                                                                      \
+        }                                                                                          \
+        for (; p < pEnd; ++p) {                                                                    \
+            _Pragma("unroll") for (int r = 0; r < (G); ++r)                                        \
+                dp[p * (W) + g + r] = sg[p * pStride + r * rStride];                               \
+        }                                                                                          \
+    }
+
+#define PACK_KERNEL(NAME, W)                                                                       \
+__kernel void NAME(__global const float* src, int off, int itemStride, int rStride, int pStride,   \
+                   int extent, int K, int panels, int panelsPer, int pPer,                         \
+                   __global float* dst, int dstItem, int dstPanel)                                 \
+{                                                                                                  \
+    const int panelStart = get_global_id(0) * panelsPer;                                          \
+    const int panelEnd = min(panelStart + panelsPer, panels);                                      \
+    const int pStart = get_global_id(1) * pPer;                                                    \
+    const int pEnd = min(pStart + pPer, K);                                                        \
+    const int t = get_global_id(2);                                                                \
+    const __global float* s = src + off + t * itemStride;                                          \
+    __global float* d = dst + t * dstItem;                                                         \
+    if (rStride == 1) {                                                                            \
+        for (int p = pStart; p < pEnd; ++p) {                                                      \
+            const __global float* sp = s + p * pStride;                                            \
+            for (int panel = panelStart; panel < panelEnd; ++panel) {                              \
+                const int r0 = panel * W;                                                          \
+                __global float* dp = d + panel * dstPanel + p * W;                                 \
+                if (r0 + W <= extent) {                                                            \
+                    if ((W) % 8 == 0) {                                                            \
+                        _Pragma("unroll") for (int v = 0; v < (W) / 8; ++v)                        \
+                            vstore8(vload8(0, sp + r0 + 8 * v), v, dp);                            \
+                    } else {                                                                       \
+                        _Pragma("unroll") for (int r = 0; r < W; ++r) dp[r] = sp[r0 + r];          \
+                    }                                                                              \
+                } else {                                                                           \
+                    for (int r = 0; r < W; ++r) dp[r] = (r0 + r < extent) ? sp[r0 + r] : 0.0f;     \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    } else {                                                                                       \
+        for (int panel = panelStart; panel < panelEnd; ++panel) {                                  \
+            const int r0 = panel * W;                                                              \
+            __global float* dp = d + panel * dstPanel;                                             \
+            for (int g = 0; g < W; g += PACK_GROUP(W)) {                                           \
+                const __global float* sg = s + (r0 + g) * rStride;                                 \
+                if (r0 + g + PACK_GROUP(W) <= extent) {                                            \
+                    PACK_GROUP_COPY(W, PACK_GROUP(W))                                              \
+                } else {                                                                           \
+                    for (int p = pStart; p < pEnd; ++p) {                                          \
+                        for (int r = 0; r < PACK_GROUP(W); ++r)                                    \
+                            dp[p * W + g + r] = (r0 + g + r < extent) ? sg[p * pStride + r * rStride] : 0.0f; \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+PACK_KERNEL(gemm_pack_a, MR)
+PACK_KERNEL(gemm_pack_b, NR)
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernel. Work-item (m-block, n-block, item), work-group size 1.
+// Micro-kernel. Work-item (m-block, group of nbPer n-blocks, item), work-group size 1. Several
+// n-blocks per work-item when k is short, so PoCL's per-work-group cost stays small.
 
 #define STEP(kk)                                                                    \
     {                                                                               \
@@ -358,61 +447,63 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
                          __global const float* Bp, int bItem, int bPanel,
                          int K,
                          __global float* C, int cOff, int cBatchStride, int cRowStride, int cColStride,
-                         int M, int N, float alpha, int accumulate)
+                         int M, int N, float alpha, int accumulate, int nBlocks, int nbPer)
 {
     const int mb = get_global_id(0);
-    const int nb = get_global_id(1);
     const int t = get_global_id(2);
-    const __global float* pa = Ap + t * aItem + mb * aPanel;
-    const __global float8* pb = (const __global float8*)(Bp + t * bItem + nb * bPanel);
-
-    float8 acc[MR][NV];
-    #pragma unroll
-    for (int r = 0; r < MR; ++r) {
-        #pragma unroll
-        for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);
-    }
-
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        STEP(0) STEP(1) STEP(2) STEP(3)
-        pa += 4 * MR;
-        pb += 4 * NV;
-    }
-    for (; k < K; ++k) {
-        STEP(0)
-        pa += MR;
-        pb += NV;
-    }
-
     const int i0 = mb * MR;
-    const int j0 = nb * NR;
-    __global float* c = C + cOff + t * cBatchStride + i0 * cRowStride + j0 * cColStride;
-    if (cColStride == 1 && i0 + MR <= M && j0 + NR <= N) {
+    const int rows = min(MR, M - i0);
+    const int nbEnd = min((int)get_global_id(1) * nbPer + nbPer, nBlocks);
+    for (int nb = get_global_id(1) * nbPer; nb < nbEnd; ++nb) {
+        const __global float* pa = Ap + t * aItem + mb * aPanel;
+        const __global float8* pb = (const __global float8*)(Bp + t * bItem + nb * bPanel);
+
+        float8 acc[MR][NV];
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
-            __global float* cr = c + r * cRowStride;
             #pragma unroll
-            for (int v = 0; v < NV; ++v) {
-                float8 x = alpha * acc[r][v];
-                if (accumulate) x += vload8(v, cr);
-                vstore8(x, v, cr);
-            }
+            for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);
         }
-    } else {
-        const int rows = min(MR, M - i0);
+        int k = 0;
+        for (; k + 4 <= K; k += 4) {
+            STEP(0) STEP(1) STEP(2) STEP(3)
+            pa += 4 * MR;
+            pb += 4 * NV;
+        }
+        for (; k < K; ++k) {
+            STEP(0)
+            pa += MR;
+            pb += NV;
+        }
+
+        // Epilogue: C = alpha * acc [+ C], through C's strides.
+        const int j0 = nb * NR;
         const int cols = min(NR, N - j0);
-        #pragma unroll
-        for (int r = 0; r < MR; ++r) {
-            if (r < rows) {
-                float row[NR];
-                #pragma unroll
-                for (int v = 0; v < NV; ++v) vstore8(acc[r][v], v, row);
+        __global float* c = C + cOff + t * cBatchStride + i0 * cRowStride + j0 * cColStride;
+        if (cColStride == 1 && rows == MR && cols == NR) {
+            #pragma unroll
+            for (int r = 0; r < MR; ++r) {
                 __global float* cr = c + r * cRowStride;
-                for (int j = 0; j < cols; ++j) {
-                    float x = alpha * row[j];
-                    if (accumulate) x += cr[j * cColStride];
-                    cr[j * cColStride] = x;
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) {
+                    float8 x = alpha * acc[r][v];
+                    if (accumulate) x += vload8(v, cr);
+                    vstore8(x, v, cr);
+                }
+            }
+        } else {
+            #pragma unroll
+            for (int r = 0; r < MR; ++r) {
+                if (r < rows) {
+                    float row[NR];
+                    #pragma unroll
+                    for (int v = 0; v < NV; ++v) vstore8(acc[r][v], v, row);
+                    __global float* cr = c + r * cRowStride;
+                    for (int j = 0; j < cols; ++j) {
+                        float x = alpha * row[j];
+                        if (accumulate) x += cr[j * cColStride];
+                        cr[j * cColStride] = x;
+                    }
                 }
             }
         }

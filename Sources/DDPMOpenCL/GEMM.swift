@@ -37,8 +37,6 @@ public final class GEMM {
     public let variant: Variant
     /// Rows and columns of C per micro-kernel work-item (CPU variant).
     public let mr: Int, nr: Int
-    /// k rows per pack work-item (CPU variant).
-    public let pk: Int
 
     private let context: CLContext
     private let program: CLProgram
@@ -50,7 +48,29 @@ public final class GEMM {
     /// Measured on PoCL (2-core Zen 3): cache-sized chunks beat packing the whole batch at once.
     public var chunkBudgetFloats = 1 << 20
 
+    /// When set, every launch records a profiling event; read them with `takeProfile()` after the
+    /// caller has finished the queue (for benchmarks).
+    public var profile = false
+    private var events: [(String, CLEvent)] = []
+
+    /// Seconds per kernel name since the last call, summed over launches (queue must be finished).
+    public func takeProfile() -> [(kernel: String, launches: Int, seconds: Double)] {
+        var totals: [String: (Int, Double)] = [:]
+        for (name, event) in events { totals[name, default: (0, 0)].0 += 1; totals[name, default: (0, 0)].1 += event.seconds }
+        events.removeAll()
+        return totals.sorted { $0.key < $1.key }.map { ($0.key, $0.value.0, $0.value.1) }
+    }
+
+    private func launch(_ kernel: CLKernel, global: [Int], local: [Int]) throws {
+        if let event = try context.launch(kernel, global: global, local: local, profile: profile) {
+            events.append((kernel.name, event))
+        }
+    }
+
     private static let tileM = 64, tileN = 64, tileK = 16
+    /// Work sizes per CPU work-item (PoCL pays ~0.1 µs per work-group) and the fewest work-items
+    /// a launch is split into (2 cores, a few items each for balance).
+    static let packFloatsPerItem = 4096, microFMAsPerItem = 32768, minWorkItems = 16
 
     /// Builds the kernels from `source` (the text of Kernels/gemm.cl) for the context's device,
     /// choosing the CPU (register-blocked, packed panels) or GPU (local-memory tiles) path by device kind.
@@ -68,14 +88,13 @@ public final class GEMM {
         // Tile overrides are for tuning runs only.
         mr = Int(env["DDPM_GEMM_MR"] ?? "") ?? 4
         nr = Int(env["DDPM_GEMM_NR"] ?? "") ?? 24
-        pk = Int(env["DDPM_GEMM_PK"] ?? "") ?? 16
-        guard (1...16).contains(mr), [8, 16, 24, 32].contains(nr), pk >= 1 else {
-            throw GEMMError(description: "GEMM tiles mr=\(mr) nr=\(nr) pk=\(pk) out of range")
+        guard (1...16).contains(mr), [8, 16, 24, 32].contains(nr) else {
+            throw GEMMError(description: "GEMM tiles mr=\(mr) nr=\(nr) out of range")
         }
         let extra = env["DDPM_GEMM_OPTIONS"] ?? ""
         let options: String
         switch variant {
-        case .cpu: options = "-DMR=\(mr) -DNR=\(nr) -DPK=\(pk) \(extra)"
+        case .cpu: options = "-DMR=\(mr) -DNR=\(nr) \(extra)"
         case .gpu: options = "-DTM=\(Self.tileM) -DTN=\(Self.tileN) -DTK=\(Self.tileK) \(extra)"
         }
         program = try context.buildProgram(source: source, options: options, file: "Kernels/gemm.cl")
@@ -131,19 +150,22 @@ public final class GEMM {
         try Self.check32("packed panels", max(aFloats, bFloats))
         let scratchA = try scratch(&self.scratchA, floats: aFloats)
         let scratchB = try scratch(&self.scratchB, floats: bFloats)
-        let kChunks = (k + pk - 1) / pk
 
-        func pack(_ kernel: CLKernel, _ op: GEMMOperand, start: Int, items: Int, extent: Int,
-                  blocks: Int, width: Int, scratch: CLBuffer, chunkItems: Int) throws {
+        func pack(_ kernel: CLKernel, _ src: GEMMOperand, rStride: Int, pStride: Int, start: Int, items: Int,
+                  extent: Int, blocks: Int, width: Int, scratch: CLBuffer, chunkItems: Int) throws {
+            if k == 0 { return }
             // Summed items go end to end along k; otherwise each item has its own set of panels.
             let kl = sum ? chunkItems * k : k
             let dstItem = sum ? k * width : blocks * width * k
+            let (panelsPer, pPer) = Self.packSplit(blocks: blocks, width: width, k: k, items: items,
+                                                   rowsContiguous: rStride == 1)
             try kernel.setArguments([
-                .buffer(op.buffer), .int(op.offset + start * op.batchStride), .int(op.batchStride),
-                .int(op.rowStride), .int(op.columnStride), .int(extent), .int(k),
+                .buffer(src.buffer), .int(src.offset + start * src.batchStride), .int(src.batchStride),
+                .int(rStride), .int(pStride), .int(extent), .int(k), .int(blocks), .int(panelsPer), .int(pPer),
                 .buffer(scratch), .int(dstItem), .int(kl * width),
             ])
-            try context.launch(kernel, global: [blocks, kChunks, items], local: [1, 1, 1])
+            try launch(kernel, global: [(blocks + panelsPer - 1) / panelsPer, (k + pPer - 1) / pPer, items],
+                       local: [1, 1, 1])
         }
 
         if batch == 0 {  // sumOverBatch over no items: C = alpha*0 [+ C]
@@ -155,11 +177,13 @@ public final class GEMM {
         while start < batch {
             let count = min(chunk, batch - start)
             if !aShared || start == 0 {
-                try pack(packA, a, start: start, items: aShared ? 1 : count, extent: m,
+                try pack(packA, a, rStride: a.rowStride, pStride: a.columnStride,
+                         start: start, items: aShared ? 1 : count, extent: m,
                          blocks: mBlocks, width: mr, scratch: scratchA, chunkItems: count)
             }
             if !bShared || start == 0 {
-                try pack(packB, b, start: start, items: bShared ? 1 : count, extent: n,
+                try pack(packB, b, rStride: b.columnStride, pStride: b.rowStride,
+                         start: start, items: bShared ? 1 : count, extent: n,
                          blocks: nBlocks, width: nr, scratch: scratchB, chunkItems: count)
             }
             if sum {
@@ -175,18 +199,48 @@ public final class GEMM {
         }
     }
 
+    /// Work per pack work-item: a few thousand floats (PoCL's per-work-group cost), split so that
+    /// reads run along the source's contiguous direction, with enough work-items for both cores.
+    static func packSplit(blocks: Int, width: Int, k: Int, items: Int, rowsContiguous: Bool) -> (Int, Int) {
+        var panelsPer: Int, pPer: Int
+        if rowsContiguous {  // k outer, whole rows of panels inner
+            panelsPer = blocks
+            pPer = max(1, min(k, packFloatsPerItem / (blocks * width)))
+        } else if width * k >= packFloatsPerItem {  // one panel, k in multiples of 8 (register transpose)
+            panelsPer = 1
+            pPer = min(k, max(8, packFloatsPerItem / width / 8 * 8))
+        } else {
+            panelsPer = max(1, min(blocks, packFloatsPerItem / (width * k)))
+            pPer = k
+        }
+        func count() -> Int { ((blocks + panelsPer - 1) / panelsPer) * ((k + pPer - 1) / pPer) * items }
+        while count() < minWorkItems {
+            if rowsContiguous && pPer > 1 { pPer = (pPer + 1) / 2 }
+            else if panelsPer > 1 { panelsPer = (panelsPer + 1) / 2 }
+            else if !rowsContiguous && pPer > 8 { pPer = max(8, (pPer / 2 + 7) / 8 * 8) }
+            else { break }
+        }
+        return (panelsPer, pPer)
+    }
+
     private func launchMicro(_ micro: CLKernel, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
                              _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, k: Int,
                              c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
                              mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
+        // Several n-blocks per work-item when k is short (PoCL's per-work-group cost), but keep
+        // enough work-items for both cores.
+        var nbPer = max(1, min(nBlocks, Self.microFMAsPerItem / (mr * nr * max(k, 1))))
+        while nbPer > 1 && mBlocks * ((nBlocks + nbPer - 1) / nbPer) * items < Self.minWorkItems {
+            nbPer = (nbPer + 1) / 2
+        }
         try micro.setArguments([
             .buffer(pa), .int(aItem), .int(aPanel),
             .buffer(pb), .int(bItem), .int(bPanel),
             .int(k),
             .buffer(c.buffer), .int(cOffset), .int(c.batchStride), .int(c.rowStride), .int(c.columnStride),
-            .int(m), .int(n), .float(alpha), .int(accumulate ? 1 : 0),
+            .int(m), .int(n), .float(alpha), .int(accumulate ? 1 : 0), .int(nBlocks), .int(nbPer),
         ])
-        try context.launch(micro, global: [mBlocks, nBlocks, items], local: [1, 1, 1])
+        try launch(micro, global: [mBlocks, (nBlocks + nbPer - 1) / nbPer, items], local: [1, 1, 1])
     }
 
     private func scratch(_ slot: inout CLBuffer?, floats: Int) throws -> CLBuffer {
@@ -210,7 +264,7 @@ public final class GEMM {
             .int(m), .int(n), .int(k), .int(sum ? batch : 1), .float(alpha), .int(accumulate ? 1 : 0),
         ])
         let groupsN = (n + Self.tileN - 1) / Self.tileN, groupsM = (m + Self.tileM - 1) / Self.tileM
-        try context.launch(kernel, global: [groupsN * 16, groupsM * 16, sum ? 1 : batch], local: [16, 16, 1])
+        try launch(kernel, global: [groupsN * 16, groupsM * 16, sum ? 1 : batch], local: [16, 16, 1])
     }
 
     // MARK: - Checks

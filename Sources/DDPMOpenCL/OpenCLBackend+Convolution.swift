@@ -19,10 +19,10 @@ extension OpenCLBackend {
     private func im2col(_ col: CLBuffer, _ x: CLBuffer, first: Int, count: Int, _ xs: Shape, _ c: Conv2D) throws {
         let (_, ci, h, w) = xs.nchw
         let (ho, wo) = c.outputSize(height: h, width: w)
-        let n = count * ci * c.kernel * c.kernel * ho * wo
-        try launch("im2col", "conv2d.cl", count: n,
+        let rows = count * ci * c.kernel * c.kernel * ho
+        try launch("im2col", "conv2d.cl", count: rows, loops: true,
                    [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernel), .int(c.stride),
-                    .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(n)])
+                    .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(rows)])
     }
 
     /// y[N,Co,Ho,Wo] = b + W[Co, Ci·k·k] · col_n[Ci·k·k, Ho·Wo]
@@ -82,10 +82,10 @@ extension OpenCLBackend {
                                             rowStride: p, columnStride: 1),
                              c: GEMMOperand(buffer: col, batchStride: k * p, rowStride: p, columnStride: 1))
             }
-            let count = chunk.count * ci * h * wd
-            try launch("col2im", "conv2d.cl", count: count,
+            let rows = chunk.count * ci * h
+            try launch("col2im", "conv2d.cl", count: rows, loops: true,
                        [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernel),
-                        .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(count)])
+                        .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(rows)])
         }
     }
 

@@ -145,7 +145,7 @@ extension OpenCLBackend {
         case .samplerStep(let p):
             try launch("sampler_step", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]),
-                        .float(p.kx), .float(p.km), .float(p.clip), .float(p.ex), .float(p.e0),
+                        .float(p.kx), .float(p.km), .float(p.clip), .float(p.ex), .float(p.em),
                         .float(p.p0), .float(p.pe), .float(p.px), .float(p.sigma),
                         .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
                         .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])

@@ -115,7 +115,7 @@ public enum ParityCases {
             cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: prediction)),
                                     [(x, n), (Shape(2, t), .values(table))], tolerance: 0))
         }
-        let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, e0: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
+        let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, em: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
                                seed: 77, firstImage: 5)
         cases.append(ParityCase(.samplerStep(step), [(x, n), (x, n)]))
         var noClip = step

@@ -1,0 +1,127 @@
+import DDPMCore
+import Foundation
+
+/// The reverse-process settings of diffusers' DDPMScheduler/DDIMScheduler (scheduler_config.json).
+public struct SchedulerSettings: Equatable {
+    public enum Variance: String { case fixedSmall = "fixed_small", fixedLarge = "fixed_large" }
+    public enum Spacing: String, CaseIterable { case leading, trailing, linspace }
+
+    public var schedule: NoiseSchedule
+    public var prediction: Prediction = .epsilon
+    public var variance: Variance = .fixedSmall
+    public var clipSample = true
+    public var clipSampleRange: Float = 1
+    public var spacing: Spacing = .leading
+    public var stepsOffset = 0
+    public var setAlphaToOne = true
+
+    public init(schedule: NoiseSchedule) { self.schedule = schedule }
+
+    /// From a diffusers scheduler_config.json (DDPMScheduler or DDIMScheduler).
+    public init(json: [String: Any], source: String) throws {
+        schedule = try NoiseSchedule(schedulerConfig: json, source: source)
+        if let p = json["prediction_type"] as? String {
+            guard let value = Prediction(rawValue: p) else { throw UserError("\(source): unknown prediction_type \"\(p)\" (epsilon, sample or v_prediction).") }
+            prediction = value
+        }
+        if let v = json["variance_type"] as? String {
+            guard let value = Variance(rawValue: v) else {
+                throw UserError("\(source): variance_type \"\(v)\" is not supported (fixed_small or fixed_large).")
+            }
+            variance = value
+        }
+        if let thresholding = json["thresholding"] as? Bool, thresholding {
+            throw UserError("\(source): thresholding is not supported; set it to false.")
+        }
+        clipSample = json["clip_sample"] as? Bool ?? true
+        clipSampleRange = (json["clip_sample_range"] as? NSNumber)?.floatValue ?? 1
+        if let s = json["timestep_spacing"] as? String {
+            guard let value = Spacing(rawValue: s) else { throw UserError("\(source): unknown timestep_spacing \"\(s)\".") }
+            spacing = value
+        }
+        stepsOffset = json["steps_offset"] as? Int ?? 0
+        setAlphaToOne = json["set_alpha_to_one"] as? Bool ?? true
+    }
+
+    /// scheduler_config.json for a DDPMPipeline (diffusers' DDPMScheduler keys).
+    public var json: [String: Any] {
+        ["_class_name": "DDPMScheduler", "_diffusers_version": "0.42.1",
+         "num_train_timesteps": schedule.timesteps, "beta_start": Double(schedule.betaStart), "beta_end": Double(schedule.betaEnd),
+         "beta_schedule": schedule.kind.rawValue, "trained_betas": NSNull(), "variance_type": variance.rawValue,
+         "clip_sample": clipSample, "clip_sample_range": Double(clipSampleRange), "prediction_type": prediction.rawValue,
+         "thresholding": false, "dynamic_thresholding_ratio": 0.995, "sample_max_value": 1.0,
+         "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset, "rescale_betas_zero_snr": false]
+    }
+
+    /// The timesteps of an n-step run, as diffusers' set_timesteps(n).
+    public func timesteps(count n: Int) -> [Int] {
+        let total = schedule.timesteps
+        precondition(n >= 1 && n <= total, "steps must be in 1…\(total)")
+        switch spacing {
+        case .linspace:
+            return (0..<n).map { i in Int((Double(total - 1) * Double(i) / Double(max(n - 1, 1))).rounded(.toNearestOrEven)) }.reversed()
+        case .leading:
+            let ratio = total / n
+            return (0..<n).map { $0 * ratio + stepsOffset }.reversed()
+        case .trailing:
+            let ratio = Double(total) / Double(n)
+            return stride(from: Double(total), to: 0, by: -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+        }
+    }
+}
+
+/// A reverse sampler: DDPM ancestral sampling (Ho et al. Algorithm 2) or DDIM (Song et al.).
+public enum SamplerKind: Equatable {
+    case ddpm
+    case ddim(eta: Float)
+}
+
+/// One step of a sampling run: the model is evaluated at `t`, the op's coefficients map x_t to x_prev.
+public struct ReverseStep {
+    public let t: Int
+    public let previous: Int
+    public let op: SamplerStep
+}
+
+extension SchedulerSettings {
+    /// The steps of a run, coefficients computed in double precision from the float32 ᾱ table.
+    public func reverseSteps(_ sampler: SamplerKind, count: Int, seed: UInt64) -> [ReverseStep] {
+        let ts = timesteps(count: count)
+        let acp = schedule.alphasCumprod.map(Double.init)
+        return ts.enumerated().map { index, t in
+            let a = acp[t], b = 1 - a
+            // x̂0 = kx·x_t + km·m and ε̂ = ex·x_t + em·m for each prediction type.
+            let (kx, km, ex, em): (Double, Double, Double, Double)
+            switch prediction {
+            case .epsilon: (kx, km, ex, em) = (1 / a.squareRoot(), -(b / a).squareRoot(), 0, 1)
+            case .sample: (kx, km, ex, em) = (0, 1, 1 / b.squareRoot(), -(a / b).squareRoot())
+            case .v: (kx, km, ex, em) = (a.squareRoot(), -b.squareRoot(), b.squareRoot(), a.squareRoot())
+            }
+            let clip: Float = clipSample ? clipSampleRange : 0
+            var p0 = 0.0, pe = 0.0, px = 0.0, sigma = 0.0
+            let previous: Int
+            switch sampler {
+            case .ddpm:
+                previous = index + 1 < ts.count ? ts[index + 1] : -1
+                let aPrev = previous >= 0 ? acp[previous] : 1
+                let bPrev = 1 - aPrev
+                let alpha = a / aPrev, beta = 1 - alpha
+                p0 = aPrev.squareRoot() * beta / b
+                px = alpha.squareRoot() * bPrev / b
+                if t > 0 {
+                    sigma = variance == .fixedSmall ? max(bPrev / b * beta, 1e-20).squareRoot() : beta.squareRoot()
+                }
+            case .ddim(let eta):
+                previous = t - schedule.timesteps / count
+                let aPrev = previous >= 0 ? acp[previous] : (setAlphaToOne ? 1 : acp[0])
+                let variance = (1 - aPrev) / b * (1 - a / aPrev)
+                sigma = Double(eta) * variance.squareRoot()
+                p0 = aPrev.squareRoot()
+                pe = max(1 - aPrev - sigma * sigma, 0).squareRoot()
+            }
+            let op = SamplerStep(kx: Float(kx), km: Float(km), clip: clip, ex: Float(ex), em: Float(em),
+                                 p0: Float(p0), pe: Float(pe), px: Float(px), sigma: Float(sigma), seed: seed, firstImage: 0)
+            return ReverseStep(t: t, previous: previous, op: op)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import DDPMCore
+import Foundation
+
+/// A resumable training state in one safetensors file: raw weights (`model.`), their EMA (`ema.`),
+/// Adam moments (`adam_m.`, `adam_v.`), and in the metadata the step and the options. The data
+/// order and every random draw are functions of (seed, step), so the step is the whole RNG state.
+public struct Checkpoint {
+    public var step: Int
+    public var options: TrainingOptions
+    public var model: Weights
+    public var ema: Weights
+    public var adamM: Weights
+    public var adamV: Weights
+
+    public static let fileName = "checkpoint.safetensors"
+
+    public func write(to url: URL) throws {
+        var tensors = model.entries(prefix: "model.")
+        tensors.merge(ema.entries(prefix: "ema."), uniquingKeysWith: { a, _ in a })
+        tensors.merge(adamM.entries(prefix: "adam_m."), uniquingKeysWith: { a, _ in a })
+        tensors.merge(adamV.entries(prefix: "adam_v."), uniquingKeysWith: { a, _ in a })
+        let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        try writeSafetensors(tensors, metadata: ["format": "ddpm-cl-checkpoint-1", "step": String(step), "options": optionsJSON], to: url)
+    }
+
+    /// Reads a checkpoint; a missing, truncated or foreign file gives a user error.
+    public static func read(_ url: URL) throws -> Checkpoint {
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw UserError("no checkpoint at \(url.path). Give --resume the run directory of an earlier `ddpm-cl train`.")
+        }
+        let file = try readSafetensors(url)
+        guard file.metadata["format"] == "ddpm-cl-checkpoint-1", let stepText = file.metadata["step"], let step = Int(stepText),
+              let optionsText = file.metadata["options"],
+              let options = try? JSONDecoder().decode(TrainingOptions.self, from: Data(optionsText.utf8)) else {
+            throw UserError("\(url.path) is not a ddpm-cl checkpoint (its metadata lacks the step or the training options).")
+        }
+        let graph = UNet(config: options.model, batch: 1).graph
+        var parts: [Weights] = []
+        for prefix in ["model.", "ema.", "adam_m.", "adam_v."] {
+            var w = Weights(graph: graph)
+            try w.load(file, source: url.path, prefix: prefix)
+            parts.append(w)
+        }
+        return Checkpoint(step: step, options: options, model: parts[0], ema: parts[1], adamM: parts[2], adamV: parts[3])
+    }
+}

@@ -1,0 +1,132 @@
+import DDPMCore
+import Foundation
+
+/// One training run (llm.c's shape): the whole step — noising, U-Net forward, MSE, backward, grad
+/// norm and clip, AdamW, EMA — is enqueued on the device; the host only uploads the next batch and
+/// reads the loss every `logEvery` steps.
+public final class Trainer {
+    public let backend: Backend
+    public let options: TrainingOptions
+    public private(set) var step: Int
+    public let graph: Graph
+    public let loss: Value
+    public let parameterCount: Int
+    /// Device memory of the planned activations and gradients.
+    public var plannedBytes: Int { executor.plannedBytes }
+
+    private let net: UNet
+    private let x0: Value
+    private let gradients: [Value]
+    private let executor: Executor
+    private let x0Buffer: DeviceBuffer
+    private let statsBuffer: DeviceBuffer
+    private var parameters: [(name: String, shape: Shape, param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, ema: DeviceBuffer)] = []
+
+    /// A fresh run (weights initialised from the seed) or a resumed one (from a checkpoint).
+    public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil) throws {
+        self.backend = backend
+        self.options = options
+        let b = options.batch
+        let size = options.model.sampleSize
+        let graph = Graph()
+        x0 = graph.input("x0", Shape(b, options.model.inChannels, size, size))
+        let schedule = options.noiseSchedule
+        let table = graph.constant(schedule.qSampleTable, Shape(2, schedule.timesteps))
+        let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType)), [x0, table])
+        net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
+                   training: true, dropoutSeed: options.seed ^ 0xD50F)
+        loss = graph(.mse(weighted: false), net.output, noised[1])
+        gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
+        self.graph = graph
+        executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
+        x0Buffer = try backend.makeBuffer(count: graph.shape(x0).count)
+        executor.bind(x0, to: x0Buffer)
+        statsBuffer = try backend.makeBuffer(count: 2)
+
+        var weights = Weights(graph: graph)
+        if let checkpoint {
+            weights = checkpoint.model
+            step = checkpoint.step
+        } else {
+            weights.initialize(seed: options.seed)
+            step = 0
+        }
+        parameterCount = weights.parameterCount
+        for (name, value) in graph.parameters {
+            let shape = graph.shape(value)
+            let zeros = [Float](repeating: 0, count: shape.count)
+            let p = try backend.makeBuffer(weights.values[name]!)
+            executor.bind(value, to: p)
+            parameters.append((name, shape, p,
+                               try backend.makeBuffer(checkpoint?.adamM.values[name] ?? zeros),
+                               try backend.makeBuffer(checkpoint?.adamV.values[name] ?? zeros),
+                               try backend.makeBuffer(checkpoint?.ema.values[name] ?? weights.values[name]!)))
+        }
+    }
+
+    /// Runs one step on `batch` (N×C×H×W in [-1, 1]). Nothing is read back.
+    public func trainStep(batch: [Float]) throws {
+        step += 1
+        try backend.write(batch, to: x0Buffer)
+        try executor.run(step: UInt32(step))
+        let stats = TensorRef(statsBuffer, Shape(2))
+        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: gradients.map(executor.tensor), outputs: [stats], step: 0)
+        let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
+        let decay = options.emaDecay(step: step)
+        for (p, g) in zip(parameters, gradients) {
+            try backend.run(.adamStep(adam), inputs: [executor.tensor(g), stats],
+                            outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
+            try backend.run(.emaUpdate(decay: decay), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
+        }
+    }
+
+    /// The loss of the last step and its gradient norm before clipping (waits for the device).
+    public func readLossAndGradientNorm() throws -> (loss: Float, gradientNorm: Float) {
+        let l = try backend.read(executor.buffer(loss), count: 1)[0]
+        let s = try backend.read(statsBuffer, count: 2)
+        return (l, s[0])
+    }
+
+    /// d(loss)/d(parameter) of the last step, by parameter name (before clipping).
+    public func gradientValues() throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (p, g) in zip(parameters, gradients) { out[p.name] = try backend.read(executor.buffer(g), count: p.shape.count) }
+        return out
+    }
+
+    /// Host copies of the weights (raw or EMA), the Adam moments: everything a checkpoint needs.
+    public func checkpoint() throws -> Checkpoint {
+        func read(_ pick: (Int) -> DeviceBuffer) throws -> Weights {
+            var w = Weights(graph: graph)
+            for (i, p) in parameters.enumerated() { w.values[p.name] = try backend.read(pick(i), count: p.shape.count) }
+            return w
+        }
+        return Checkpoint(step: step, options: options, model: try read { parameters[$0].param }, ema: try read { parameters[$0].ema },
+                          adamM: try read { parameters[$0].m }, adamV: try read { parameters[$0].v })
+    }
+
+    /// Floating-point operations of one step: 2 per multiply-add of the convolutions and matrix
+    /// products, forward and backward (elementwise ops are not counted).
+    public var flopsPerStep: Double {
+        var total = 0.0
+        for node in graph.nodes {
+            let s = node.inputs.map(graph.shape)
+            switch node.op {
+            case .conv2d(let c):
+                let out = graph.shape(node.outputs[0])
+                total += 2 * Double(out.count) * Double(s[0][1] * c.kernel * c.kernel)
+            case .conv2dBackwardInput(let c, _, _):
+                total += 2 * Double(s[0].count) * Double(s[1][1] * c.kernel * c.kernel)
+            case .conv2dBackwardWeight(let c):
+                total += 2 * Double(s[0].count) * Double(s[1][1] * c.kernel * c.kernel)
+            case .matmul(let p):
+                let k = p.transposeA ? s[0][1] : s[0][2]
+                total += 2 * Double(graph.shape(node.outputs[0]).count) * Double(k)
+            case .linear:
+                total += 2 * Double(graph.shape(node.outputs[0]).count) * Double(s[0][1])
+            default: break
+            }
+        }
+        return total
+    }
+}

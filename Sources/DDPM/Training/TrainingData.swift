@@ -1,0 +1,141 @@
+import DDPMCore
+import Foundation
+
+/// Training images as floats in [-1, 1], N×C×S×S, and the order in which batches visit them.
+/// The order is a pure function of (seed, step): batch s holds positions [(s−1)·B, s·B) of the
+/// endless sequence of per-epoch shuffles, so a resumed run sees exactly the same batches.
+public final class TrainingData {
+    public let images: [Float]
+    public let count: Int
+    public let channels: Int
+    public let size: Int
+    public let description: String
+    public let horizontalFlip: Bool
+    private let seed: UInt64
+    private var epochOrder: (epoch: Int, order: [Int])?
+
+    public init(images: [Float], count: Int, channels: Int, size: Int, description: String, seed: UInt64,
+                horizontalFlip: Bool = false) {
+        precondition(images.count == count * channels * size * size)
+        self.images = images; self.count = count; self.channels = channels; self.size = size
+        self.description = description; self.seed = seed; self.horizontalFlip = horizontalFlip
+    }
+
+    /// Fashion-MNIST from Debian's dataset-fashion-mnist: 28×28 padded to `size` with the
+    /// background value (−1 after scaling), or `--data DIR`: every PNG under DIR.
+    public static func load(_ source: String, size: Int, channels: Int, seed: UInt64, horizontalFlip: Bool) throws -> TrainingData {
+        let labeled: LabeledImages
+        let name: String
+        if source == "fashion-mnist" {
+            guard channels == 1 else {
+                throw UserError("Fashion-MNIST is grayscale but the model has in_channels \(channels); use a 1-channel model or --data DIR with RGB images.")
+            }
+            labeled = try FashionMNIST.load(split: .train)
+            name = "Fashion-MNIST train (\(labeled.count) images)"
+        } else {
+            let url = URL(fileURLWithPath: source)
+            labeled = try ImageFolder.load(directory: url, size: size, channels: channels)
+            name = "\(url.path) (\(labeled.count) images)"
+        }
+        guard labeled.height <= size && labeled.width <= size else {
+            throw UserError("the data's images are \(labeled.width)×\(labeled.height) but the model's sample_size is \(size).")
+        }
+        let (h, w) = (labeled.height, labeled.width)
+        let (top, left) = ((size - h) / 2, (size - w) / 2)
+        var images = [Float](repeating: -1, count: labeled.count * channels * size * size)
+        for n in 0..<labeled.count {
+            for c in 0..<channels {
+                for y in 0..<h {
+                    for x in 0..<w {
+                        let p = labeled.pixels[((n * channels + c) * h + y) * w + x]
+                        images[((n * channels + c) * size + y + top) * size + x + left] = Float(p) / 127.5 - 1
+                    }
+                }
+            }
+        }
+        return TrainingData(images: images, count: labeled.count, channels: channels, size: size,
+                            description: name, seed: seed, horizontalFlip: horizontalFlip)
+    }
+
+    /// The image index at `position` of the endless shuffled sequence.
+    func index(at position: Int) -> Int {
+        let epoch = position / count
+        if epochOrder?.epoch != epoch {
+            var random = SplitMix64(seed: seed &+ 0x5DEE_CE66_D1CE_4E5B &* UInt64(epoch + 1))
+            epochOrder = (epoch, random.permutation(count))
+        }
+        return epochOrder!.order[position % count]
+    }
+
+    /// Batch `step` (1-based) of size `batch`, N×C×S×S.
+    public func batch(step: Int, size batch: Int) -> [Float] {
+        let per = channels * size * size
+        var out = [Float](repeating: 0, count: batch * per)
+        for b in 0..<batch {
+            let position = (step - 1) * batch + b
+            let source = index(at: position) * per
+            var flip = false
+            if horizontalFlip {
+                var r = SplitMix64(seed: seed ^ UInt64(position) &* 0x9E37_79B9_7F4A_7C15)
+                flip = r.next() & 1 == 1
+            }
+            for row in 0..<(channels * size) {
+                for x in 0..<size {
+                    out[b * per + row * size + x] = images[source + row * size + (flip ? size - 1 - x : x)]
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Prepares the next batches on a background thread while the device computes.
+public final class BatchPrefetcher {
+    private let data: TrainingData
+    private let batch: Int
+    private let lock = NSCondition()
+    private var ready: [Int: [Float]] = [:]
+    private var nextToMake: Int
+    private var stopped = false
+    private let depth = 2
+
+    public init(data: TrainingData, batch: Int, firstStep: Int) {
+        self.data = data; self.batch = batch; nextToMake = firstStep
+        let thread = Thread { [weak self] in self?.produce() }
+        thread.name = "batch-prefetch"
+        thread.start()
+    }
+
+    private func produce() {
+        while true {
+            lock.lock()
+            while !stopped && ready.count >= depth { lock.wait() }
+            if stopped { lock.unlock(); return }
+            let step = nextToMake
+            nextToMake += 1
+            lock.unlock()
+            let values = data.batch(step: step, size: batch)
+            lock.lock()
+            ready[step] = values
+            lock.broadcast()
+            lock.unlock()
+        }
+    }
+
+    /// The batch for `step` (steps are taken in order).
+    public func take(step: Int) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        while ready[step] == nil { lock.wait() }
+        let values = ready.removeValue(forKey: step)!
+        lock.broadcast()
+        return values
+    }
+
+    public func stop() {
+        lock.lock()
+        stopped = true
+        lock.broadcast()
+        lock.unlock()
+    }
+}

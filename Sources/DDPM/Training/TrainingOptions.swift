@@ -1,0 +1,52 @@
+import DDPMCore
+import Foundation
+
+/// Everything that determines a training run. Stored in the checkpoint so `--resume` continues
+/// with the same settings.
+public struct TrainingOptions: Codable, Equatable {
+    public var model: UNetConfig
+    public var data = "fashion-mnist"
+    public var horizontalFlip = false
+    public var batch = 64
+    public var learningRate: Float = 5e-4
+    public var warmupSteps = 100
+    public var weightDecay: Float = 0
+    public var gradientClip: Float = 1
+    public var emaMaxDecay: Float = 0.9999
+    /// diffusers EMAModel warmup: decay = 1 − (1 + step/invGamma)^−power.
+    public var emaPower: Float = 2.0 / 3.0
+    public var emaInvGamma: Float = 1
+    public var schedule: String = NoiseSchedule.Kind.linear.rawValue
+    public var timesteps = 1000
+    public var betaStart: Float = 1e-4
+    public var betaEnd: Float = 0.02
+    public var prediction: String = Prediction.epsilon.rawValue
+    public var seed: UInt64 = 0
+
+    public init(model: UNetConfig) { self.model = model }
+
+    public var noiseSchedule: NoiseSchedule {
+        NoiseSchedule(kind: NoiseSchedule.Kind(rawValue: schedule) ?? .linear, timesteps: timesteps,
+                      betaStart: betaStart, betaEnd: betaEnd)
+    }
+    public var predictionType: Prediction { Prediction(rawValue: prediction) ?? .epsilon }
+
+    /// Linear warmup to the base rate, then constant (diffusers' "constant_with_warmup").
+    public func learningRate(step: Int) -> Float {
+        warmupSteps > 0 ? learningRate * min(1, Float(step) / Float(warmupSteps)) : learningRate
+    }
+
+    /// diffusers' EMAModel.get_decay with use_ema_warmup (update_after_step 0, min_decay 0).
+    public func emaDecay(step: Int) -> Float {
+        let s = Double(max(0, step - 1))
+        if s <= 0 { return 0 }
+        let decay = 1 - pow(1 + s / Double(emaInvGamma), -Double(emaPower))
+        return Float(min(decay, Double(emaMaxDecay)))
+    }
+
+    public var schedulerSettings: SchedulerSettings {
+        var s = SchedulerSettings(schedule: noiseSchedule)
+        s.prediction = predictionType
+        return s
+    }
+}

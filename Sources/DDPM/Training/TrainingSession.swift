@@ -1,0 +1,143 @@
+import DDPMCore
+import Foundation
+
+/// How long to train and what to write along the way.
+public struct SessionSettings {
+    /// Train until this step (total, counting resumed steps), or…
+    public var steps: Int?
+    /// …for this many minutes of wall-clock time.
+    public var minutes: Double?
+    public var logEvery = 10
+    public var sampleEvery = 200
+    public var checkpointEvery = 500
+    public var sampleCount = 16
+    public var sampleSteps = 25
+    public init() {}
+}
+
+/// How a session ended.
+public enum SessionOutcome: Equatable {
+    case finished(step: Int)
+    case interrupted(step: Int)
+}
+
+/// The training loop around a Trainer: batches from a prefetch thread, the progress bar or log lines,
+/// log.csv and loss.png, sample grids from fixed noise, checkpoints and the diffusers pipeline,
+/// Ctrl-C and NaN handling. Every file is written to a temporary name and renamed.
+public final class TrainingSession {
+    let trainer: Trainer
+    let data: TrainingData
+    let directory: RunDirectory
+    let settings: SessionSettings
+    let say: (String) -> Void
+    let progressBar: ProgressBar?
+
+    public init(trainer: Trainer, data: TrainingData, directory: RunDirectory, settings: SessionSettings,
+                terminal: Bool, say: @escaping (String) -> Void) {
+        self.trainer = trainer; self.data = data; self.directory = directory; self.settings = settings; self.say = say
+        progressBar = terminal ? ProgressBar() : nil
+    }
+
+    public func run() throws -> SessionOutcome {
+        let options = trainer.options
+        var log = TrainingLog(directory: directory, keepingUpTo: trainer.step)
+        let start = Date()
+        let firstStep = trainer.step + 1
+        let prefetch = BatchPrefetcher(data: data, batch: options.batch, firstStep: firstStep)
+        defer { prefetch.stop() }
+        var lastLog = (time: Date(), step: trainer.step)
+        var smoothed: Float?
+        let totalText = settings.steps.map { "\($0)" } ?? "\(Int(settings.minutes ?? 0)) min"
+
+        func finished() -> Bool {
+            if let steps = settings.steps, trainer.step >= steps { return true }
+            if let minutes = settings.minutes, Date().timeIntervalSince(start) >= minutes * 60 { return true }
+            return false
+        }
+
+        while !finished() {
+            try trainer.trainStep(batch: prefetch.take(step: trainer.step + 1))
+            let step = trainer.step
+            let logNow = step % settings.logEvery == 0 || step == settings.steps
+            if logNow {
+                let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
+                guard loss.isFinite else {
+                    throw UserError("""
+                        the loss became \(loss) at step \(step) (learning rate \(options.learningRate(step: step))). \
+                        Training stopped; the last good checkpoint is kept in \(directory.checkpoint.path). \
+                        Try a lower --lr, a longer --warmup, or --grad-clip 1.
+                        """)
+                }
+                let now = Date()
+                let ips = Double((step - lastLog.step) * options.batch) / max(now.timeIntervalSince(lastLog.time), 1e-9)
+                lastLog = (now, step)
+                smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
+                log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips))
+                let elapsed = now.timeIntervalSince(start)
+                let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
+                    ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
+                if let bar = progressBar {
+                    bar.show(step: step, total: settings.steps, loss: smoothed!, imagesPerSecond: ips, eta: eta)
+                } else {
+                    say(String(format: "step %d/%@  loss %.4f (smoothed %.4f)  grad norm %.3f  lr %.2e  %.1f img/s  ETA %@",
+                               step, totalText, loss, smoothed!, gradNorm, options.learningRate(step: step), ips, formatDuration(eta ?? 0)))
+                }
+            }
+            if settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
+            if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 { try save(&log) }
+            if Interruption.requested {
+                progressBar?.finish()
+                try save(&log)
+                return .interrupted(step: step)
+            }
+        }
+        progressBar?.finish()
+        try save(&log)
+        try writeSamples()
+        return .finished(step: trainer.step)
+    }
+
+    /// Checkpoint, pipeline (EMA weights), log and plot.
+    func save(_ log: inout TrainingLog) throws {
+        let checkpoint = try trainer.checkpoint()
+        try checkpoint.write(to: directory.checkpoint)
+        try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings)
+        try log.write()
+    }
+
+    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDIM.
+    func writeSamples() throws {
+        let checkpoint = try trainer.checkpoint()
+        let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: checkpoint.ema,
+                                  settings: trainer.options.schedulerSettings, batch: settings.sampleCount)
+        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddim(eta: 0), steps: settings.sampleSteps)
+        let c = trainer.options.model
+        let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
+        try writePNG(grid, to: directory.samples.appendingPathComponent("step-\(trainer.step).png"))
+    }
+}
+
+/// "1h02m", "3m12s", "45s"
+public func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}
+
+/// A one-line progress bar on a terminal: step/total, smoothed loss, img/s, ETA.
+public final class ProgressBar {
+    public init() {}
+    public func show(step: Int, total: Int?, loss: Float, imagesPerSecond: Double, eta: Double?) {
+        let width = 24
+        var bar = ""
+        if let total {
+            let filled = min(width, width * step / max(total, 1))
+            bar = "[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "] "
+        }
+        let line = String(format: "\r%@step %d%@  loss %.4f  %.1f img/s  ETA %@   ", bar, step, total.map { "/\($0)" } ?? "",
+                          loss, imagesPerSecond, formatDuration(eta ?? 0))
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+    public func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
+}

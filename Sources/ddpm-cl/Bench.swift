@@ -1,0 +1,87 @@
+import ArgumentParser
+import DDPM
+import DDPMCore
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training and sampling speed on a device (img/s, GFLOP/s, per-kernel time, memory).",
+        discussion: "Uses random data, so it needs no dataset. Compare devices as ratios measured in one run: shared machines are noisy.")
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Model preset or diffusers config.json.")
+    var model = "small"
+
+    @Option(help: "Images per training step.")
+    var batch = 64
+
+    @Option(help: "Timed training steps (after one warm-up step).")
+    var steps = 3
+
+    @Option(name: .customLong("sample-batch"), help: "Images per sampling model evaluation (0: skip sampling).")
+    var sampleBatch = 64
+
+    @Flag(help: "Profile every kernel (adds a sync per GEMM).")
+    var profile = false
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    func run() throws {
+        try reportingErrors {
+            let backend = try device.makeBackend()
+            var options = TrainingOptions(model: try loadModelConfig(model))
+            options.batch = batch
+            let trainer = try Trainer(backend: backend, options: options)
+            let c = options.model
+            var random = SplitMix64(seed: 1)
+            let batchValues = (0..<(batch * c.inChannels * c.sampleSize * c.sampleSize)).map { _ in Float(random.uniform() * 2 - 1) }
+            print("device: \(backend.name)")
+            print("model: \(model), \(trainer.parameterCount) parameters; batch \(batch); \(trainer.graph.nodes.count) graph nodes")
+            print(String(format: "planned activations + gradients: %.1f MiB", Double(trainer.plannedBytes) / 1_048_576))
+            try trainer.trainStep(batch: batchValues)
+            _ = try trainer.readLossAndGradientNorm()
+            backend.setProfiling(profile)
+            let start = Date()
+            for _ in 0..<steps { try trainer.trainStep(batch: batchValues) }
+            _ = try trainer.readLossAndGradientNorm()
+            let seconds = Date().timeIntervalSince(start) / Double(steps)
+            let gflops = trainer.flopsPerStep / seconds / 1e9
+            print(String(format: "train: %.3f s/step, %.1f img/s, %.1f GFLOP/s (%.1f GFLOP per step)",
+                         seconds, Double(batch) / seconds, gflops, trainer.flopsPerStep / 1e9))
+            var figures: [String: Any] = ["device": backend.name, "model": model, "batch": batch,
+                                          "train_seconds_per_step": seconds, "train_images_per_second": Double(batch) / seconds,
+                                          "train_gflops": gflops, "planned_bytes": trainer.plannedBytes]
+            if profile { printKernelTimes(backend, steps: steps) }
+            backend.setProfiling(false)
+            if sampleBatch > 0 {
+                let weights = try trainer.checkpoint().ema
+                let sampler = try Sampler(backend: backend, config: c, weights: weights, settings: options.schedulerSettings, batch: sampleBatch)
+                _ = try sampler.sample(count: sampleBatch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
+                let evaluations = 5
+                let t0 = Date()
+                _ = try sampler.sample(count: sampleBatch, seed: 0, sampler: .ddim(eta: 0), steps: evaluations)
+                let perEvaluation = Date().timeIntervalSince(t0) / Double(evaluations)
+                let ips = Double(sampleBatch) / perEvaluation
+                print(String(format: "sample: %.3f s per model evaluation of %d images = %.1f img/s per denoising step", perEvaluation, sampleBatch, ips))
+                print(String(format: "        DDIM 50 steps: %.2f img/s, DDPM 1000 steps: %.3f img/s", ips / 50, ips / 1000))
+                figures["sample_images_per_second_per_step"] = ips
+            }
+            if let json {
+                try writeAtomically(JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys]),
+                                    to: URL(fileURLWithPath: json))
+            }
+        }
+    }
+
+    private func printKernelTimes(_ backend: Backend, steps: Int) {
+        let times = backend.kernelTimes().sorted { $0.value.seconds > $1.value.seconds }
+        let total = times.reduce(0) { $0 + $1.value.seconds }
+        print("kernel                          calls/step   ms/step    share")
+        for (name, t) in times.prefix(20) {
+            print(String(format: "%-32@ %8.1f %9.1f %7.1f%%", name as NSString, Double(t.calls) / Double(steps),
+                         t.seconds * 1000 / Double(steps), 100 * t.seconds / max(total, 1e-12)))
+        }
+    }
+}
