@@ -147,7 +147,7 @@ public struct UNetConfig: Codable, Equatable {
         var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self)) as! [String: Any]
         object["_class_name"] = "UNet2DModel"
         object["_diffusers_version"] = "0.42.1"
-        for key in ["attention_head_dim", "class_embed_type", "num_class_embeds", "time_embedding_dim", "attn_norm_num_groups"]
+        for key in ["attention_head_dim", "class_embed_type", "num_class_embeds", "time_embedding_dim", "attn_norm_num_groups", "num_train_timesteps"]
         where object[key] == nil { object[key] = NSNull() }
         object["norm_eps"] = Double(normEps)
         object["dropout"] = Double(dropout)

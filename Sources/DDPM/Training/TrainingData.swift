@@ -23,15 +23,16 @@ public final class TrainingData {
 
     /// Fashion-MNIST from Debian's dataset-fashion-mnist: 28×28 padded to `size` with the
     /// background value (−1 after scaling), or `--data DIR`: every PNG under DIR.
-    public static func load(_ source: String, size: Int, channels: Int, seed: UInt64, horizontalFlip: Bool) throws -> TrainingData {
+    public static func load(_ source: String, size: Int, channels: Int, seed: UInt64, horizontalFlip: Bool,
+                            split: FashionMNIST.Split = .train) throws -> TrainingData {
         let labeled: LabeledImages
         let name: String
         if source == "fashion-mnist" {
             guard channels == 1 else {
                 throw UserError("Fashion-MNIST is grayscale but the model has in_channels \(channels); use a 1-channel model or --data DIR with RGB images.")
             }
-            labeled = try FashionMNIST.load(split: .train)
-            name = "Fashion-MNIST train (\(labeled.count) images)"
+            labeled = try FashionMNIST.load(split: split)
+            name = "Fashion-MNIST \(split == .train ? "train" : "test") (\(labeled.count) images)"
         } else {
             let url = URL(fileURLWithPath: source)
             labeled = try ImageFolder.load(directory: url, size: size, channels: channels)

@@ -128,15 +128,16 @@ public func formatDuration(_ seconds: Double) -> String {
 /// A one-line progress bar on a terminal: step/total, smoothed loss, img/s, ETA.
 public final class ProgressBar {
     public init() {}
-    public func show(step: Int, total: Int?, loss: Float, imagesPerSecond: Double, eta: Double?) {
+    public func show(step: Int, total: Int?, loss: Float?, imagesPerSecond: Double, eta: Double?) {
         let width = 24
         var bar = ""
         if let total {
             let filled = min(width, width * step / max(total, 1))
             bar = "[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "] "
         }
-        let line = String(format: "\r%@step %d%@  loss %.4f  %.1f img/s  ETA %@   ", bar, step, total.map { "/\($0)" } ?? "",
-                          loss, imagesPerSecond, formatDuration(eta ?? 0))
+        let lossText = loss.map { String(format: "  loss %.4f", $0) } ?? ""
+        let line = String(format: "\r%@step %d%@%@  %.1f img/s  ETA %@   ", bar, step, total.map { "/\($0)" } ?? "",
+                          lossText, imagesPerSecond, formatDuration(eta ?? 0))
         FileHandle.standardError.write(Data(line.utf8))
     }
     public func finish() { FileHandle.standardError.write(Data("\n".utf8)) }

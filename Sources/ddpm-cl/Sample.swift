@@ -1,0 +1,131 @@
+import ArgumentParser
+import DDPM
+import DDPMCore
+import Foundation
+
+enum SamplerChoice: String, ExpressibleByArgument, CaseIterable { case ddpm, ddim }
+enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
+    case beta, betaTilde = "beta-tilde"
+}
+enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, trailing, linspace }
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw images from a trained model (DDPM ancestral sampling or DDIM).",
+        discussion: """
+            MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
+            without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
+            samples.npy (uint8, N×C×H×W). Image i depends only on (--seed, i): the same seed gives the same
+            images whatever --batch or device.
+
+            Examples:
+              ddpm-cl sample --batch 64                              newest run, DDPM with the trained schedule
+              ddpm-cl sample runs/fashion-mnist --sampler ddim --steps 50
+              ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
+            """)
+
+    @Argument(help: "Run, pipeline or UNet directory (default: the newest run under runs/).")
+    var model: String?
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Number of images.")
+    var batch = 64
+
+    @Option(name: .customLong("device-batch"), help: "Images per model evaluation (large requests are split).")
+    var deviceBatch = 64
+
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2) or ddim (Song et al.).")
+    var sampler: SamplerChoice = .ddpm
+
+    @Option(help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim).")
+    var steps: Int?
+
+    @Option(help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
+    var eta: Float = 0
+
+    @Option(help: "DDPM variance: beta-tilde (σ²=β̃, diffusers fixed_small) or beta (σ²=β, fixed_large). Default: the scheduler's.")
+    var variance: VarianceChoice?
+
+    @Option(help: "Timestep spacing for fewer steps than training: leading, trailing, linspace. Default: the scheduler's.")
+    var spacing: SpacingChoice?
+
+    @Flag(inversion: .prefixedNo, help: "Clip the predicted x₀ to [-1, 1]. Default: the scheduler's setting.")
+    var clipSample: Bool?
+
+    @Option(help: "Seed of the initial and per-step noise.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("init-noise"), help: "A .npy file (float32 N×C×H×W) with the initial noise x_T.")
+    var initNoise: String?
+
+    @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
+    var out: String?
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if deviceBatch < 1 { throw ValidationError("--device-batch must be at least 1") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if eta < 0 { throw ValidationError("--eta must be ≥ 0") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let source: URL
+            if let model {
+                source = URL(fileURLWithPath: model)
+            } else {
+                guard let newest = RunDirectory.newest(under: URL(fileURLWithPath: "runs")) else {
+                    throw UserError("no model given and no run under runs/. Train one with `ddpm-cl train` or pass a directory.")
+                }
+                source = newest
+                print("using the newest run: \(newest.path)")
+            }
+            var pipeline = try LoadedPipeline.load(source)
+            if let variance { pipeline.settings.variance = variance == .beta ? .fixedLarge : .fixedSmall }
+            if let spacing { pipeline.settings.spacing = SchedulerSettings.Spacing(rawValue: spacing.rawValue)! }
+            if let clipSample { pipeline.settings.clipSample = clipSample }
+            let total = pipeline.settings.schedule.timesteps
+            let stepCount = steps ?? (sampler == .ddpm ? total : 50)
+            guard stepCount <= total else { throw UserError("--steps \(stepCount) exceeds the model's \(total) training timesteps.") }
+            let kind: SamplerKind = sampler == .ddpm ? .ddpm : .ddim(eta: eta)
+            let c = pipeline.config
+            var given: [Float]?
+            if let initNoise {
+                let array = try readNPY(URL(fileURLWithPath: initNoise))
+                let expected = [batch, c.inChannels, c.sampleSize, c.sampleSize]
+                guard array.shape == expected else {
+                    throw UserError("\(initNoise) has shape \(array.shape); sampling \(batch) images needs \(expected).")
+                }
+                given = array.values
+            }
+            let backend = try device.makeBackend()
+            let engine = try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings,
+                                     batch: min(deviceBatch, batch))
+            let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(sampler.rawValue)-\(stepCount)-seed\(seed)").path)
+            print("sampling \(batch) images with \(sampler.rawValue) (\(stepCount) steps) on \(backend.name) from \(pipeline.description)")
+            let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
+            let start = Date()
+            let images = try engine.sample(count: batch, seed: seed, sampler: kind, steps: stepCount, initialNoise: given) { done, all in
+                guard let bar, done % 5 == 0 || done == all else { return }
+                let elapsed = Date().timeIntervalSince(start)
+                bar.show(step: done, total: all, loss: nil, imagesPerSecond: Double(done * min(deviceBatch, batch)) / elapsed,
+                         eta: elapsed / Double(done) * Double(all - done))
+            }
+            bar?.finish()
+            let seconds = Date().timeIntervalSince(start)
+            let pixels = toUInt8(images)
+            let per = c.inChannels * c.sampleSize * c.sampleSize
+            try writePNG(makeGrid(images, count: batch, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize),
+                         to: outDir.appendingPathComponent("grid.png"))
+            try writeNPY(uint8: pixels, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples.npy"))
+            for i in 0..<batch {
+                let image = Array(images[i * per..<(i + 1) * per])
+                try writePNG(makeGrid(image, count: 1, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize, columns: 1, padding: 0),
+                             to: outDir.appendingPathComponent(String(format: "images/%04d.png", i)))
+            }
+            print(String(format: "%d images in %.1f s (%.2f img/s). Grid: %@", batch, seconds, Double(batch) / seconds,
+                         outDir.appendingPathComponent("grid.png").path))
+        }
+    }
+}

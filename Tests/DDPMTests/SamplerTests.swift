@@ -1,0 +1,122 @@
+import DDPM
+import DDPMCore
+import DDPMCPU
+import Foundation
+import XCTest
+
+/// Our DDPM/DDIM steps reproduce diffusers' DDPMScheduler and DDIMScheduler trajectories, and a
+/// saved DDPMPipeline samples the same images as diffusers when fed the same noise.
+final class SamplerTests: XCTestCase {
+    /// The scheduler cases feed a fake model (0.5·tanh(x) + 0.001·t) so only the update is tested.
+    /// Our coefficients are computed in double from the float32 ᾱ table; diffusers evaluates them in
+    /// float32: over 50 steps the trajectories agree to ~1e-6 absolute, well inside 1e-4.
+    func testSchedulerTrajectoriesMatchDiffusers() throws {
+        let dir = try fixture("scheduler")
+        let cases = ["ddpm-linear-fixed_small", "ddpm-linear-fixed_large", "ddpm-cosine-v", "ddpm-scaled_linear-sample",
+                     "ddpm-leading25-offset1", "ddim-eta0-leading", "ddim-eta1-trailing", "ddim-linspace-v"]
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        for backend in try testBackends() {
+            for name in cases {
+                let configData = try Data(contentsOf: dir.appendingPathComponent("\(name)-config.json"))
+                let json = try JSONSerialization.jsonObject(with: configData) as! [String: Any]
+                let fixtureInfo = json["_fixture"] as! [String: Any]
+                let settings = try SchedulerSettings(json: json, source: name)
+                let steps = fixtureInfo["num_inference_steps"] as! Int
+                let sampler: SamplerKind = name.hasPrefix("ddim") ? .ddim(eta: (fixtureInfo["eta"] as! NSNumber).floatValue) : .ddpm
+                let expectedTimesteps = try readNPY(dir.appendingPathComponent("\(name)-timesteps.npy")).values.map { Int($0) }
+                let plan = settings.reverseSteps(sampler, count: steps, seed: 0)
+                XCTAssertEqual(plan.map(\.t), expectedTimesteps, name)
+                let noise = try readNPY(dir.appendingPathComponent("\(name)-noise.npy")).values
+                let trajectory = try readNPY(dir.appendingPathComponent("\(name)-trajectory.npy")).values
+                let per = initial.values.count
+                let shape = Shape(initial.shape)
+                var x = initial.values
+                for (i, step) in plan.enumerated() {
+                    let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
+                    var op = step.op
+                    let sigma = op.sigma
+                    op.sigma = 0   // add the fixture's noise on the host instead of Philox's
+                    let out = try backend.makeBuffer(count: per)
+                    try backend.run(.samplerStep(op), inputs: [TensorRef(try backend.makeBuffer(x), shape), TensorRef(try backend.makeBuffer(model), shape)],
+                                    outputs: [TensorRef(out, shape)], step: 0)
+                    x = try backend.read(out, count: per)
+                    for j in 0..<per { x[j] += sigma * noise[i * per + j] }
+                    let expected = Array(trajectory[i * per..<(i + 1) * per])
+                    let worst = zip(x, expected).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
+                    if worst >= 1e-4 { break }
+                }
+            }
+        }
+    }
+
+    /// The tiny DDPMPipeline saved by diffusers, sampled for 20 steps with diffusers' noise, gives
+    /// diffusers' images (U-Net and scheduler together). Tolerance as above plus the U-Net's ~1e-6.
+    func testPipelineMatchesDiffusers() throws {
+        let dir = try fixture("pipeline-tiny")
+        let pipeline = try LoadedPipeline.load(dir)
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        let stepNoise = try readNPY(dir.appendingPathComponent("step_noise.npy")).values
+        let expected = try readNPY(dir.appendingPathComponent("images.npy")).values
+        let batch = initial.shape[0], per = initial.values.count / batch
+        for backend in try testBackends() {
+            let net = UNet(config: pipeline.config, batch: batch)
+            let executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
+            for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeBuffer(pipeline.weights.values[name]!)) }
+            var x = initial.values
+            let shape = net.graph.shape(net.sample)
+            for (i, step) in pipeline.settings.reverseSteps(.ddpm, count: 20, seed: 0).enumerated() {
+                executor.bind(net.sample, to: try backend.makeBuffer(x))
+                executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: Float(step.t), count: batch)))
+                try executor.run(step: 0)
+                var op = step.op
+                let sigma = op.sigma
+                op.sigma = 0
+                let out = try backend.makeBuffer(count: x.count)
+                try backend.run(.samplerStep(op), inputs: [TensorRef(try backend.makeBuffer(x), shape), executor.tensor(net.output)],
+                                outputs: [TensorRef(out, shape)], step: 0)
+                x = try backend.read(out, count: x.count)
+                for j in 0..<x.count { x[j] += sigma * stepNoise[i * batch * per + j] }
+            }
+            let worst = zip(x, expected).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-3, "pipeline-tiny on \(backend.name): max difference \(worst)")
+        }
+    }
+
+    /// Image i depends only on (seed, i): sampling 3 images in batches of 2 gives the same images as
+    /// one batch of 3, and the same on every backend.
+    func testImagesDependOnlyOnSeedAndIndex() throws {
+        let net = UNet(config: ModelPreset.tiny.config, batch: 1)
+        var weights = Weights(graph: net.graph)
+        weights.initialize(seed: 4)
+        let settings = SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 30))
+        var results: [[Float]] = []
+        for backend in try testBackends() {
+            for deviceBatch in [3, 2] {
+                let sampler = try Sampler(backend: backend, config: ModelPreset.tiny.config, weights: weights, settings: settings, batch: deviceBatch)
+                results.append(try sampler.sample(count: 3, seed: 11, sampler: .ddpm, steps: 30))
+            }
+        }
+        XCTAssertEqual(results[0], results[1], "batch size changed the images")
+        for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
+    }
+
+    func testTimestepSpacingsMatchDiffusers() {
+        var s = SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
+        s.spacing = .trailing
+        XCTAssertEqual(s.timesteps(count: 4), [999, 749, 499, 249])
+        s.spacing = .linspace
+        XCTAssertEqual(s.timesteps(count: 4), [999, 666, 333, 0])
+        s.spacing = .leading
+        s.stepsOffset = 1
+        XCTAssertEqual(s.timesteps(count: 4), [751, 501, 251, 1])
+    }
+
+    func testPickleWeightsAreRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pickle-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: try fixture("unet-tiny/config.json"), to: dir.appendingPathComponent("config.json"))
+        try Data([0x80, 0x02]).write(to: dir.appendingPathComponent("diffusion_pytorch_model.bin"))
+        XCTAssertThrowsError(try LoadedPipeline.load(dir)) { XCTAssert("\($0)".contains("pickle"), "\($0)") }
+    }
+}
