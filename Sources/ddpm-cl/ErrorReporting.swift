@@ -6,6 +6,8 @@ import Foundation
 /// Runs a command body; a user error or an OpenCL failure becomes one clear paragraph on stderr
 /// and an exit code, never a stack trace.
 func reportingErrors(_ body: () throws -> Void) throws {
+    // Line-buffered stdout, so log lines reach a file or pipe as they happen.
+    setvbuf(stdout, nil, _IOLBF, 0)
     do {
         try body()
     } catch let error as UserError {

@@ -59,6 +59,9 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("init-noise"), help: "A .npy file (float32 N×C×H×W) with the initial noise x_T.")
     var initNoise: String?
 
+    @Flag(help: "Also write trajectory.png: x_t of up to 8 images at 8 points of the run, from noise to image.")
+    var trajectory = false
+
     @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
     var out: String?
 
@@ -106,7 +109,12 @@ struct Sample: ParsableCommand {
             print("sampling \(batch) images with \(sampler.rawValue) (\(stepCount) steps) on \(backend.name) from \(pipeline.description)")
             let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
             let start = Date()
-            let images = try engine.sample(count: batch, seed: seed, sampler: kind, steps: stepCount, initialNoise: given) { done, all in
+            var snapshots: [[Float]] = []
+            let shown = min(batch, 8, min(deviceBatch, batch))
+            let per = c.inChannels * c.sampleSize * c.sampleSize
+            let images = try engine.sample(count: batch, seed: seed, sampler: kind, steps: stepCount, initialNoise: given,
+                                           snapshots: trajectory ? 8 : 0,
+                                           trajectory: { _, x in snapshots.append(Array(x.prefix(shown * per))) }) { done, all in
                 guard let bar, done % 5 == 0 || done == all else { return }
                 let elapsed = Date().timeIntervalSince(start)
                 bar.show(step: done, total: all, loss: nil, imagesPerSecond: Double(done * min(deviceBatch, batch)) / elapsed,
@@ -115,7 +123,14 @@ struct Sample: ParsableCommand {
             bar?.finish()
             let seconds = Date().timeIntervalSince(start)
             let pixels = toUInt8(images)
-            let per = c.inChannels * c.sampleSize * c.sampleSize
+            if trajectory && !snapshots.isEmpty {
+                // Rows are images, columns the snapshots from x_T to x_0.
+                var strip: [Float] = []
+                for i in 0..<shown { for s in snapshots { strip += s[i * per..<(i + 1) * per] } }
+                try writePNG(makeGrid(strip, count: shown * snapshots.count, channels: c.inChannels, height: c.sampleSize,
+                                      width: c.sampleSize, columns: snapshots.count),
+                             to: outDir.appendingPathComponent("trajectory.png"))
+            }
             try writePNG(makeGrid(images, count: batch, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize),
                          to: outDir.appendingPathComponent("grid.png"))
             try writeNPY(uint8: pixels, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples.npy"))

@@ -39,7 +39,10 @@ public final class Sampler {
 
     /// Samples `count` images (N×C×H×W in about [-1, 1]). `initialNoise`, when given, replaces the
     /// Philox x_T (N×C×H×W). `progress(done, total)` is called after every model evaluation.
+    /// With `snapshots` > 0, `trajectory` receives x_t of the first batch at that many evenly spaced
+    /// points of the run (the first is x_T, the last the result), each N×C×H×W.
     public func sample(count: Int, seed: UInt64, sampler: SamplerKind, steps: Int, initialNoise given: [Float]? = nil,
+                       snapshots: Int = 0, trajectory: ((Int, [Float]) -> Void)? = nil,
                        progress: (Int, Int) -> Void = { _, _ in }) throws -> [Float] {
         let per = imageShape.count
         let plan = settings.reverseSteps(sampler, count: steps, seed: seed)
@@ -54,7 +57,10 @@ public final class Sampler {
             }
             try backend.write(x, to: sampleBuffer)
             var current = sampleBuffer, next = nextBuffer
-            for step in plan {
+            let snapshotAt: Set<Int> = first == 0 && snapshots > 1
+                ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
+            if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
+            for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
                 try backend.write([Float](repeating: Float(step.t), count: batch), to: timestepBuffer)
                 try executor.run(step: 0)
@@ -64,6 +70,7 @@ public final class Sampler {
                 try backend.run(.samplerStep(op), inputs: [TensorRef(current, shape), executor.tensor(net.output)],
                                 outputs: [TensorRef(next, shape)], step: UInt32(step.t))
                 swap(&current, &next)
+                if snapshotAt.contains(index + 1) { trajectory?(step.previous, try backend.read(current, count: n * per)) }
                 done += 1
                 progress(done, plan.count * chunks.count)
             }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Draws the training loss against the step as an RGB image: white background, axes, a light
-/// grid, the raw loss as a light line and its exponential moving average (α = 0.05,
+/// grid, the raw loss as a light line and its exponential moving average (α ≈ 8/points, between 0.02 and 0.3,
 /// bias-corrected) as a dark line. The y axis is logarithmic when max/min > 20. The first and
 /// last step and the min and max loss are written at the ends of the axes.
 public func renderLossPlot(steps: [Int], losses: [Float], width: Int = 640, height: Int = 360) -> Image8 {
@@ -54,7 +54,9 @@ public func renderLossPlot(steps: [Int], losses: [Float], width: Int = 640, heig
             return bottom - Int((fraction * Double(bottom - top)).rounded())
         }
         drawPolyline(&image, points.map { (pixelX($0.step), pixelY($0.loss)) }, rawColor)
-        let smoothed = exponentialMovingAverage(points.map(\.loss), alpha: 0.05)
+        // About an eighth of the points in the window: a short run still shows the trend, a long one is smooth.
+        let alpha = min(0.3, max(0.02, 8 / Float(points.count)))
+        let smoothed = exponentialMovingAverage(points.map(\.loss), alpha: alpha)
         let smoothPoints = zip(points, smoothed).map { (pixelX($0.0.step), pixelY($0.1)) }
         drawPolyline(&image, smoothPoints, smoothColor)
         // Thicken the smoothed line by one pixel so it stands out over the raw one.
