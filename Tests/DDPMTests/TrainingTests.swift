@@ -7,27 +7,6 @@ import XCTest
 /// End-to-end training on the `tiny` U-Net: backends agree on a whole step, runs resume exactly,
 /// and the loss falls when overfitting a few images.
 final class TrainingTests: XCTestCase {
-    /// 12 synthetic 8×8 images: bright squares at different places on a dark background.
-    func syntheticData(seed: UInt64 = 3) -> TrainingData {
-        var images = [Float](repeating: -1, count: 12 * 64)
-        for n in 0..<12 {
-            let (top, left) = (n % 4, (n / 4) * 2)
-            for y in top..<(top + 4) { for x in left..<(left + 3) { images[n * 64 + y * 8 + x] = 1 } }
-        }
-        return TrainingData(images: images, count: 12, channels: 1, size: 8, description: "synthetic", seed: seed)
-    }
-
-    func tinyOptions(dropout: Float = 0) -> TrainingOptions {
-        var config = ModelPreset.tiny.config
-        config.dropout = dropout
-        var o = TrainingOptions(model: config)
-        o.batch = 4
-        o.learningRate = 1e-3
-        o.warmupSteps = 2
-        o.seed = 7
-        return o
-    }
-
     /// One full step (noising, forward, loss, backward, clip, AdamW, EMA) on the CPU reference and on
     /// OpenCL: the loss, every gradient and every updated weight agree.
     func testOneStepAgreesAcrossBackends() throws {

@@ -13,4 +13,7 @@ public enum Interruption {
     }
 
     public static var requested: Bool { count > 0 }
+
+    /// Forgets an earlier Ctrl-C (for tests that simulate one).
+    public static func reset() { count = 0 }
 }
