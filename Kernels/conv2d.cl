@@ -1,49 +1,146 @@
 // Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out, per image of a chunk,
 // col[k = (ci·K + ky)·K + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
 // the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
+// Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
+// (integer division is slow on CPUs) happens once per piece, and rows move in float8 pieces.
 
-// One work-item per (image of the chunk, row k, output row oy) writes the Wo columns of that row:
-// the index arithmetic is done once per row, not per element (integer division is slow on CPUs).
-// Images first_image, first_image+1, … of x fill the chunk; rows = chunk images · Ci·K·K · Ho.
-kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
-    int oy = r % ho;
-    int row = (r / ho) % (channels * k * k);
-    int image = r / (ho * channels * k * k);
-    int kx = row % k, ky = (row / k) % k, ci = row / (k * k);
-    int iy = oy * stride + ky - pad_top;
-    global float *out = col + (long)r * wo;
-    if (iy < 0 || iy >= h) {
-        for (int ox = 0; ox < wo; ox++) out[ox] = 0.0f;
-        return;
+// o[j] = 0 for j < n. From 8 on, the last piece overlaps the one before instead of a scalar tail.
+inline void zero_span(global float *o, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = 0.0f; return; }
+    for (int i = 0; i < n; i += 8) vstore8((float8)(0.0f), 0, o + min(i, n - 8));
+}
+
+// o[j] = in[j] for j < n (o and in do not overlap), with the same overlapping last piece.
+inline void copy_span(global float *o, global const float *in, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = in[i]; return; }
+    for (int i = 0; i < n; i += 8) { int j = min(i, n - 8); vstore8(vload8(0, in + j), 0, o + j); }
+}
+
+// Columns ox in [lo, hi) of an output row read inside the input row (ix = ox·s + shift ∈ [0, w)).
+// (Also used for rows: oy in [lo, hi) reads iy = oy·s + shift ∈ [0, h).)
+inline int2 valid_columns(int shift, int stride, int w, int wo) {
+    int lo, hi;
+    if (stride == 1) {
+        lo = max(-shift, 0);
+        hi = w - shift;
+    } else {
+        lo = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+        hi = w - 1 - shift < 0 ? 0 : (w - 1 - shift) / stride + 1;
     }
-    global const float *in = x + (((long)(first_image + image) * channels + ci) * h + iy) * w;
-    for (int ox = 0; ox < wo; ox++) {
-        int ix = ox * stride + kx - pad_left;
-        out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
+    lo = min(lo, wo);
+    return (int2)(lo, clamp(hi, lo, wo));
+}
+
+// One work-item per (image of the chunk, ci, ky) writes the K rows (ci, ky, 0…K−1) of col, Ho·Wo each.
+// Images first_image, first_image+1, … of x fill the chunk; items = chunk images · Ci · K.
+kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
+                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int ky = r % k, rest = r / k;
+    int ci = rest % channels, image = rest / channels;
+    global const float *plane = x + ((long)(first_image + image) * channels + ci) * h * w;
+    int p = ho * wo;
+    global float *out = col + ((long)image * channels * k * k + (ci * k + ky) * k) * p;
+    // Output rows oy in [oy0, oy1) read inside the plane (iy = oy·s + ky − pt ∈ [0, h)).
+    int dy = ky - pad_top;
+    int2 rows = valid_columns(dy, stride, h, ho);
+    int oy0 = rows.x, oy1 = rows.y;
+    for (int kx = 0; kx < k; kx++, out += p) {
+        int shift = kx - pad_left;   // ix = ox·s + shift
+        int2 cols = valid_columns(shift, stride, w, wo);
+        zero_span(out, oy0 * wo);
+        zero_span(out + oy1 * wo, (ho - oy1) * wo);
+        if (stride == 1 && wo == w) {
+            // Rows oy0…oy1−1 are one shifted contiguous copy of the plane (clipped to the plane); then
+            // the columns outside [lo, hi), which wrapped into a neighbouring row, are zeroed.
+            long src0 = (long)(oy0 + dy) * w + shift;
+            int len = (oy1 - oy0) * wo;
+            int j0 = src0 < 0 ? (int)-src0 : 0;
+            int j1 = (int)min((long)len, (long)h * w - src0);
+            if (j1 > j0) copy_span(out + oy0 * wo + j0, plane + src0 + j0, j1 - j0);
+            global float *first = out + oy0 * wo, *last = out + oy1 * wo;
+            if (cols.x == 1 && cols.y == wo) {
+                for (global float *o = first; o < last; o += wo) o[0] = 0.0f;
+            } else if (cols.x == 0 && cols.y == wo - 1) {
+                for (global float *o = first + wo - 1; o < last; o += wo) o[0] = 0.0f;
+            } else if (cols.x > 0 || cols.y < wo) {
+                for (global float *o = first; o < last; o += wo) {
+                    for (int ox = 0; ox < cols.x; ox++) o[ox] = 0.0f;
+                    for (int ox = cols.y; ox < wo; ox++) o[ox] = 0.0f;
+                }
+            }
+        } else {
+            for (int oy = oy0; oy < oy1; oy++) {
+                global float *o = out + oy * wo;
+                global const float *in = plane + (oy * stride + dy) * w;
+                for (int ox = 0; ox < cols.x; ox++) o[ox] = 0.0f;
+                if (stride == 1) copy_span(o + cols.x, in + cols.x + shift, cols.y - cols.x);
+                else for (int ox = cols.x; ox < cols.y; ox++) o[ox] = in[ox * stride + shift];
+                for (int ox = cols.y; ox < wo; ox++) o[ox] = 0.0f;
+            }
+        }
     }
 }
 
 // dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·K+ky)·K+kx][oy·Wo+ox] over the outputs that read (iy, ix).
-// One work-item per (image of the chunk, ci, iy) row; rows = chunk images · Ci · H.
+// One work-item per (image of the chunk, ci) plane; items = chunk images · Ci.
+// Stride 1: each output row is gathered in float8 pieces over the columns that every kx reaches
+// (the last piece overlaps the one before instead of leaving a scalar tail); the few edge columns
+// and other strides go element by element.
 kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
+                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
     int r = get_global_id(0);
-    if (r >= rows) return;
-    int iy = r % h, ci = (r / h) % channels, image = r / (h * channels);
-    global const float *base = dcol + (long)image * channels * k * k * ho * wo;
-    global float *out = dx + (((long)(first_image + image) * channels + ci) * h + iy) * w;
-    for (int ix = 0; ix < w; ix++) out[ix] = 0.0f;
-    for (int ky = 0; ky < k; ky++) {
-        int ty = iy + pad_top - ky;
-        if (ty < 0 || ty % stride != 0 || ty / stride >= ho) continue;
-        for (int kx = 0; kx < k; kx++) {
-            global const float *src = base + (long)((ci * k + ky) * k + kx) * ho * wo + (ty / stride) * wo;
-            for (int ix = 0; ix < w; ix++) {
-                int tx = ix + pad_left - kx;
-                if (tx >= 0 && tx % stride == 0 && tx / stride < wo) out[ix] += src[tx / stride];
+    if (r >= items) return;
+    int ci = r % channels, image = r / channels;
+    int p = ho * wo;
+    global const float *rows = dcol + ((long)image * channels + ci) * k * k * p;
+    global float *plane = dx + ((long)(first_image + image) * channels + ci) * h * w;
+    // Columns every kx reaches with stride 1: ox = ix + pl − kx ∈ [0, wo) for all kx.
+    int a = max(k - 1 - pad_left, 0), b = min(wo - pad_left, w);
+    bool pieces = stride == 1 && b - a >= 8;
+    for (int iy = 0; iy < h; iy++) {
+        global float *o = plane + iy * w;
+        int ky0 = k, ky1 = 0;   // ky with a valid oy: oy = (iy + pt − ky)/s
+        for (int ky = 0; ky < k; ky++) {
+            int ty = iy + pad_top - ky;
+            if (ty >= 0 && ty % stride == 0 && ty / stride < ho) { ky0 = min(ky0, ky); ky1 = ky + 1; }
+        }
+        if (pieces) {
+            for (int ix0 = a; ix0 < b; ix0 += 8) {
+                int ix = min(ix0, b - 8);
+                float8 acc = (float8)(0.0f);
+                for (int ky = ky0; ky < ky1; ky++) {
+                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = 0; kx < k; kx++) acc += vload8(0, src + kx * (p - 1));
+                }
+                vstore8(acc, 0, o + ix);
+            }
+        }
+        if (stride == 1) {
+            // Columns outside [a, b) (all of them without the vector pieces): only some kx reach them.
+            int e0 = pieces ? a : w, e1 = pieces ? b : w;
+            for (int ix = 0; ix < w; ix = ix + 1 == e0 ? e1 : ix + 1) {
+                int kx0 = max(0, ix + pad_left - wo + 1), kx1 = min(k - 1, ix + pad_left);
+                float acc = 0.0f;
+                for (int ky = ky0; ky < ky1; ky++) {
+                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = kx0; kx <= kx1; kx++) acc += src[kx * (p - 1)];
+                }
+                o[ix] = acc;
+            }
+        } else {
+            // Other strides: zero the row, then scatter-add each (ky, kx) row of dcol into it.
+            for (int ix = 0; ix < w; ix++) o[ix] = 0.0f;
+            for (int ky = ky0; ky < ky1; ky++) {
+                int ty = iy + pad_top - ky;
+                if (ty % stride != 0) continue;
+                global const float *src = rows + ky * k * p + (ty / stride) * wo;
+                for (int kx = 0; kx < k; kx++, src += p) {
+                    int shift = kx - pad_left;
+                    int2 cols = valid_columns(shift, stride, w, wo);
+                    for (int ox = cols.x; ox < cols.y; ox++) o[ox * stride + shift] += src[ox];
+                }
             }
         }
     }

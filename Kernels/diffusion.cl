@@ -56,21 +56,35 @@ kernel void mse_backward(global float *dpred, global const float *pred, global c
 
 // t_n from the timestep stream, ε from the noise stream; x_t = a·x0 + b·ε; target by prediction
 // (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…].
+// A work-item handles `span` (a multiple of 4) consecutive elements of one image: t is drawn once,
+// and each Philox block gives the 4 normals of elements 4m…4m+3, exactly as philox_normal does.
 kernel void q_sample(global float *xt, global float *target, global float *t_out, global const float *x0,
                      global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
-                     uint step, int per, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int image = i / per, j = i % per;
+                     uint step, int per, int n, int span) {
+    int g = get_global_id(0);
+    int blocks = (per + span - 1) / span;
+    int image = g / blocks;
+    if (image >= n / per) return;
+    int j = (g - image * blocks) * span, end = min(per, j + span);
     uint2 key = (uint2)(seed_lo, seed_hi);
     uint4 r = philox4x32_10((uint4)(0, image, step, 2u), key);   // RandomStream.trainingTimestep
     int t = (int)(((ulong)r.x * (ulong)timesteps) >> 32);
     if (j == 0) t_out[image] = (float)t;
     float a = table[t], b = table[timesteps + t];
-    float eps = philox_normal(key, j, image, step, 1u);            // RandomStream.trainingNoise
-    float x = x0[i];
-    xt[i] = a * x + b * eps;
-    target[i] = prediction == 0 ? eps : prediction == 1 ? x : a * eps - b * x;
+    long base = (long)image * per;
+    for (; j < end; j += 4) {
+        uint4 q = philox4x32_10((uint4)(j / 4, image, step, 1u), key);   // RandomStream.trainingNoise
+        float2 n01 = philox_box_muller(philox_uniform(q.x), philox_uniform(q.y));
+        float2 n23 = philox_box_muller(philox_uniform(q.z), philox_uniform(q.w));
+        float4 noise = (float4)(n01.x, n01.y, n23.x, n23.y);
+        for (int lane = 0; lane < 4 && j + lane < end; lane++) {
+            float eps = lane == 0 ? noise.x : lane == 1 ? noise.y : lane == 2 ? noise.z : noise.w;
+            long i = base + j + lane;
+            float x = x0[i];
+            xt[i] = a * x + b * eps;
+            target[i] = prediction == 0 ? eps : prediction == 1 ? x : a * eps - b * x;
+        }
+    }
 }
 
 // One reverse step (see SamplerStep in Op.swift):

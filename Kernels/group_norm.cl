@@ -1,85 +1,132 @@
-// Group normalisation. Statistics are computed once per (image, group) into a small buffer
-// (mean, 1/√(var+eps)); the normalisation itself is elementwise so it vectorises.
+// Group normalisation, one work-item per (image, group) job: its C/G channels × spatial elements
+// are contiguous (16 KB at 4 × 32×32), so the statistics pass and the normalising pass read them
+// from cache, and the whole op is one read and one write of memory. Loops run over float8 pieces
+// with a scalar tail (any spatial size), with several accumulators so sums do not wait on each other.
 
-// stats[2·(n·G+g)] = (mean, rstd) over the C/G channels × spatial elements of the group.
-kernel void group_norm_stats(global float *stats, global const float *x, int groups, int channels_per_group,
-                             int spatial, float eps, int count) {
-    int job = get_global_id(0);
-    if (job >= count) return;
-    int len = channels_per_group * spatial;
-    global const float *g = x + (long)job * len;
-    float sum = 0.0f;
-    for (int i = 0; i < len; i++) sum += g[i];
-    float mean = sum / (float)len;
-    float squares = 0.0f;
-    for (int i = 0; i < len; i++) { float d = g[i] - mean; squares += d * d; }
-    stats[2 * job] = mean;
-    stats[2 * job + 1] = rsqrt(squares / (float)len + eps);
+inline float sum8(float8 v) {
+    float4 m = v.lo + v.hi;
+    float2 n = m.lo + m.hi;
+    return n.x + n.y;
 }
 
+// Σ p[i] for i < len.
+inline float group_sum(global const float *p, int len) {
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    int i = 0;
+    for (; i + 16 <= len; i += 16) { a += vload8(0, p + i); b += vload8(1, p + i); }
+    if (i + 8 <= len) { a += vload8(0, p + i); i += 8; }
+    float sum = sum8(a + b);
+    for (; i < len; i++) sum += p[i];
+    return sum;
+}
+
+// Σ (p[i] − mean)² for i < len.
+inline float group_squares(global const float *p, int len, float mean) {
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    int i = 0;
+    for (; i + 16 <= len; i += 16) {
+        float8 d = vload8(0, p + i) - mean, e = vload8(1, p + i) - mean;
+        a = fma(d, d, a);
+        b = fma(e, e, b);
+    }
+    if (i + 8 <= len) { float8 d = vload8(0, p + i) - mean; a = fma(d, d, a); i += 8; }
+    float sum = sum8(a + b);
+    for (; i < len; i++) { float d = p[i] - mean; sum = fma(d, d, sum); }
+    return sum;
+}
+
+// (mean, 1/√(var+eps)) of one job's len elements (biased variance, two passes).
+inline float2 group_stats(global const float *p, int len, float eps) {
+    float mean = group_sum(p, len) / (float)len;
+    float var = group_squares(p, len, mean) / (float)len;
+    return (float2)(mean, 1.0f / sqrt(var + eps));
+}
+
+// y = (x − mean)·rstd·gamma[c] + beta[c]; jobs = N·G.
 kernel void group_norm_forward(global float *y, global const float *x, global const float *gamma,
-                               global const float *beta, global const float *stats, int channels, int groups,
-                               int spatial, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int plane = i / spatial;              // n·C + c
-    int c = plane % channels;
-    int job = (plane / channels) * groups + c / (channels / groups);
-    y[i] = (x[i] - stats[2 * job]) * stats[2 * job + 1] * gamma[c] + beta[c];
+                               global const float *beta, int groups, int channels_per_group, int spatial,
+                               float eps, int jobs) {
+    int job = get_global_id(0);
+    if (job >= jobs) return;
+    int len = channels_per_group * spatial;
+    long base = (long)job * len;
+    global const float *xg = x + base;
+    global float *yg = y + base;
+    float2 s = group_stats(xg, len, eps);
+    int c0 = (job % groups) * channels_per_group;
+    for (int cc = 0; cc < channels_per_group; cc++) {
+        float a = s.y * gamma[c0 + cc], b = beta[c0 + cc];
+        global const float *xr = xg + cc * spatial;
+        global float *yr = yg + cc * spatial;
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) vstore8(fma(vload8(0, xr + p) - s.x, (float8)(a), (float8)(b)), 0, yr + p);
+        for (; p < spatial; p++) yr[p] = fma(xr[p] - s.x, a, b);
+    }
 }
 
-// sums[2·job] = mean over the group of g = dy·gamma, sums[2·job+1] = mean of g·x̂.
-kernel void group_norm_backward_sums(global float *sums, global const float *x, global const float *gamma,
-                                     global const float *dy, global const float *stats, int groups,
-                                     int channels_per_group, int spatial, int count) {
+// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma, per job. Also writes, per (image, channel),
+// partial[2·(n·C+c)] = Σ_p dy and partial[2·(n·C+c)+1] = Σ_p dy·x̂, which group_norm_backward_affine
+// sums over the batch (and which give mean(g), mean(g·x̂) here).
+kernel void group_norm_backward_input(global float *dx, global float *partial, global const float *x,
+                                      global const float *gamma, global const float *dy, int groups,
+                                      int channels_per_group, int spatial, float eps, int jobs) {
     int job = get_global_id(0);
-    if (job >= count) return;
-    int group = job % groups;
-    long base = (long)job * channels_per_group * spatial;
-    float mean = stats[2 * job], rstd = stats[2 * job + 1];
+    if (job >= jobs) return;
+    int len = channels_per_group * spatial;
+    long base = (long)job * len;
+    global const float *xg = x + base, *dyg = dy + base;
+    global float *dxg = dx + base;
+    float2 s = group_stats(xg, len, eps);
+    float mean = s.x, rstd = s.y;
+    int c0 = (job % groups) * channels_per_group;
+    int channels = groups * channels_per_group;
+    global float *part = partial + 2 * ((long)(job / groups) * channels + c0);
     float sum_g = 0.0f, sum_gx = 0.0f;
     for (int cc = 0; cc < channels_per_group; cc++) {
-        float gm = gamma[group * channels_per_group + cc];
-        for (int p = 0; p < spatial; p++) {
-            long i = base + cc * spatial + p;
-            float g = dy[i] * gm;
-            sum_g += g;
-            sum_gx += g * (x[i] - mean) * rstd;
+        global const float *xr = xg + cc * spatial, *dyr = dyg + cc * spatial;
+        float8 a8 = (float8)(0.0f), b8 = (float8)(0.0f);
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) {
+            float8 d = vload8(0, dyr + p);
+            a8 += d;
+            b8 = fma(d, vload8(0, xr + p) - mean, b8);
+        }
+        float a = sum8(a8), b = sum8(b8);
+        for (; p < spatial; p++) { a += dyr[p]; b = fma(dyr[p], xr[p] - mean, b); }
+        b *= rstd;
+        part[2 * cc] = a;
+        part[2 * cc + 1] = b;
+        float gm = gamma[c0 + cc];
+        sum_g = fma(gm, a, sum_g);
+        sum_gx = fma(gm, b, sum_gx);
+    }
+    float mean_g = sum_g / (float)len, mean_gx = sum_gx / (float)len;
+    for (int cc = 0; cc < channels_per_group; cc++) {
+        float gm = gamma[c0 + cc];
+        global const float *xr = xg + cc * spatial, *dyr = dyg + cc * spatial;
+        global float *dxr = dxg + cc * spatial;
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) {
+            float8 xhat = (vload8(0, xr + p) - mean) * rstd;
+            vstore8(rstd * (vload8(0, dyr + p) * gm - mean_g - xhat * mean_gx), 0, dxr + p);
+        }
+        for (; p < spatial; p++) {
+            float xhat = (xr[p] - mean) * rstd;
+            dxr[p] = rstd * (dyr[p] * gm - mean_g - xhat * mean_gx);
         }
     }
-    float len = (float)(channels_per_group * spatial);
-    sums[2 * job] = sum_g / len;
-    sums[2 * job + 1] = sum_gx / len;
 }
 
-kernel void group_norm_backward_input(global float *dx, global const float *x, global const float *gamma,
-                                      global const float *dy, global const float *stats, global const float *sums,
-                                      int channels, int groups, int spatial, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int plane = i / spatial;
-    int c = plane % channels;
-    int job = (plane / channels) * groups + c / (channels / groups);
-    float rstd = stats[2 * job + 1];
-    float xhat = (x[i] - stats[2 * job]) * rstd;
-    dx[i] = rstd * (dy[i] * gamma[c] - sums[2 * job] - xhat * sums[2 * job + 1]);
-}
-
-// dgamma[c] = Σ_{n,p} dy·x̂, dbeta[c] = Σ_{n,p} dy
-kernel void group_norm_backward_affine(global float *dgamma, global float *dbeta, global const float *x,
-                                       global const float *dy, global const float *stats, int batch, int channels,
-                                       int groups, int spatial) {
+// dgamma[c] = Σ_n partial[n,c].y (Σ dy·x̂), dbeta[c] = Σ_n partial[n,c].x (Σ dy).
+kernel void group_norm_backward_affine(global float *dgamma, global float *dbeta, global const float *partial,
+                                       int batch, int channels) {
     int c = get_global_id(0);
     if (c >= channels) return;
     float sum_dy = 0.0f, sum_dyx = 0.0f;
     for (int n = 0; n < batch; n++) {
-        int job = n * groups + c / (channels / groups);
-        float mean = stats[2 * job], rstd = stats[2 * job + 1];
-        long base = ((long)n * channels + c) * spatial;
-        for (int p = 0; p < spatial; p++) {
-            sum_dy += dy[base + p];
-            sum_dyx += dy[base + p] * (x[base + p] - mean) * rstd;
-        }
+        long i = 2 * ((long)n * channels + c);
+        sum_dy += partial[i];
+        sum_dyx += partial[i + 1];
     }
     dgamma[c] = sum_dyx;
     dbeta[c] = sum_dy;

@@ -5,49 +5,146 @@ enum EmbeddedKernels {
 // Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out, per image of a chunk,
 // col[k = (ci·K + ky)·K + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
 // the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
+// Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
+// (integer division is slow on CPUs) happens once per piece, and rows move in float8 pieces.
 
-// One work-item per (image of the chunk, row k, output row oy) writes the Wo columns of that row:
-// the index arithmetic is done once per row, not per element (integer division is slow on CPUs).
-// Images first_image, first_image+1, … of x fill the chunk; rows = chunk images · Ci·K·K · Ho.
-kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
-    int r = get_global_id(0);
-    if (r >= rows) return;
-    int oy = r % ho;
-    int row = (r / ho) % (channels * k * k);
-    int image = r / (ho * channels * k * k);
-    int kx = row % k, ky = (row / k) % k, ci = row / (k * k);
-    int iy = oy * stride + ky - pad_top;
-    global float *out = col + (long)r * wo;
-    if (iy < 0 || iy >= h) {
-        for (int ox = 0; ox < wo; ox++) out[ox] = 0.0f;
-        return;
+// o[j] = 0 for j < n. From 8 on, the last piece overlaps the one before instead of a scalar tail.
+inline void zero_span(global float *o, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = 0.0f; return; }
+    for (int i = 0; i < n; i += 8) vstore8((float8)(0.0f), 0, o + min(i, n - 8));
+}
+
+// o[j] = in[j] for j < n (o and in do not overlap), with the same overlapping last piece.
+inline void copy_span(global float *o, global const float *in, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = in[i]; return; }
+    for (int i = 0; i < n; i += 8) { int j = min(i, n - 8); vstore8(vload8(0, in + j), 0, o + j); }
+}
+
+// Columns ox in [lo, hi) of an output row read inside the input row (ix = ox·s + shift ∈ [0, w)).
+// (Also used for rows: oy in [lo, hi) reads iy = oy·s + shift ∈ [0, h).)
+inline int2 valid_columns(int shift, int stride, int w, int wo) {
+    int lo, hi;
+    if (stride == 1) {
+        lo = max(-shift, 0);
+        hi = w - shift;
+    } else {
+        lo = shift >= 0 ? 0 : (-shift + stride - 1) / stride;
+        hi = w - 1 - shift < 0 ? 0 : (w - 1 - shift) / stride + 1;
     }
-    global const float *in = x + (((long)(first_image + image) * channels + ci) * h + iy) * w;
-    for (int ox = 0; ox < wo; ox++) {
-        int ix = ox * stride + kx - pad_left;
-        out[ox] = (ix >= 0 && ix < w) ? in[ix] : 0.0f;
+    lo = min(lo, wo);
+    return (int2)(lo, clamp(hi, lo, wo));
+}
+
+// One work-item per (image of the chunk, ci, ky) writes the K rows (ci, ky, 0…K−1) of col, Ho·Wo each.
+// Images first_image, first_image+1, … of x fill the chunk; items = chunk images · Ci · K.
+kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
+                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int ky = r % k, rest = r / k;
+    int ci = rest % channels, image = rest / channels;
+    global const float *plane = x + ((long)(first_image + image) * channels + ci) * h * w;
+    int p = ho * wo;
+    global float *out = col + ((long)image * channels * k * k + (ci * k + ky) * k) * p;
+    // Output rows oy in [oy0, oy1) read inside the plane (iy = oy·s + ky − pt ∈ [0, h)).
+    int dy = ky - pad_top;
+    int2 rows = valid_columns(dy, stride, h, ho);
+    int oy0 = rows.x, oy1 = rows.y;
+    for (int kx = 0; kx < k; kx++, out += p) {
+        int shift = kx - pad_left;   // ix = ox·s + shift
+        int2 cols = valid_columns(shift, stride, w, wo);
+        zero_span(out, oy0 * wo);
+        zero_span(out + oy1 * wo, (ho - oy1) * wo);
+        if (stride == 1 && wo == w) {
+            // Rows oy0…oy1−1 are one shifted contiguous copy of the plane (clipped to the plane); then
+            // the columns outside [lo, hi), which wrapped into a neighbouring row, are zeroed.
+            long src0 = (long)(oy0 + dy) * w + shift;
+            int len = (oy1 - oy0) * wo;
+            int j0 = src0 < 0 ? (int)-src0 : 0;
+            int j1 = (int)min((long)len, (long)h * w - src0);
+            if (j1 > j0) copy_span(out + oy0 * wo + j0, plane + src0 + j0, j1 - j0);
+            global float *first = out + oy0 * wo, *last = out + oy1 * wo;
+            if (cols.x == 1 && cols.y == wo) {
+                for (global float *o = first; o < last; o += wo) o[0] = 0.0f;
+            } else if (cols.x == 0 && cols.y == wo - 1) {
+                for (global float *o = first + wo - 1; o < last; o += wo) o[0] = 0.0f;
+            } else if (cols.x > 0 || cols.y < wo) {
+                for (global float *o = first; o < last; o += wo) {
+                    for (int ox = 0; ox < cols.x; ox++) o[ox] = 0.0f;
+                    for (int ox = cols.y; ox < wo; ox++) o[ox] = 0.0f;
+                }
+            }
+        } else {
+            for (int oy = oy0; oy < oy1; oy++) {
+                global float *o = out + oy * wo;
+                global const float *in = plane + (oy * stride + dy) * w;
+                for (int ox = 0; ox < cols.x; ox++) o[ox] = 0.0f;
+                if (stride == 1) copy_span(o + cols.x, in + cols.x + shift, cols.y - cols.x);
+                else for (int ox = cols.x; ox < cols.y; ox++) o[ox] = in[ox * stride + shift];
+                for (int ox = cols.y; ox < wo; ox++) o[ox] = 0.0f;
+            }
+        }
     }
 }
 
 // dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·K+ky)·K+kx][oy·Wo+ox] over the outputs that read (iy, ix).
-// One work-item per (image of the chunk, ci, iy) row; rows = chunk images · Ci · H.
+// One work-item per (image of the chunk, ci) plane; items = chunk images · Ci.
+// Stride 1: each output row is gathered in float8 pieces over the columns that every kx reaches
+// (the last piece overlaps the one before instead of leaving a scalar tail); the few edge columns
+// and other strides go element by element.
 kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int k,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int rows) {
+                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
     int r = get_global_id(0);
-    if (r >= rows) return;
-    int iy = r % h, ci = (r / h) % channels, image = r / (h * channels);
-    global const float *base = dcol + (long)image * channels * k * k * ho * wo;
-    global float *out = dx + (((long)(first_image + image) * channels + ci) * h + iy) * w;
-    for (int ix = 0; ix < w; ix++) out[ix] = 0.0f;
-    for (int ky = 0; ky < k; ky++) {
-        int ty = iy + pad_top - ky;
-        if (ty < 0 || ty % stride != 0 || ty / stride >= ho) continue;
-        for (int kx = 0; kx < k; kx++) {
-            global const float *src = base + (long)((ci * k + ky) * k + kx) * ho * wo + (ty / stride) * wo;
-            for (int ix = 0; ix < w; ix++) {
-                int tx = ix + pad_left - kx;
-                if (tx >= 0 && tx % stride == 0 && tx / stride < wo) out[ix] += src[tx / stride];
+    if (r >= items) return;
+    int ci = r % channels, image = r / channels;
+    int p = ho * wo;
+    global const float *rows = dcol + ((long)image * channels + ci) * k * k * p;
+    global float *plane = dx + ((long)(first_image + image) * channels + ci) * h * w;
+    // Columns every kx reaches with stride 1: ox = ix + pl − kx ∈ [0, wo) for all kx.
+    int a = max(k - 1 - pad_left, 0), b = min(wo - pad_left, w);
+    bool pieces = stride == 1 && b - a >= 8;
+    for (int iy = 0; iy < h; iy++) {
+        global float *o = plane + iy * w;
+        int ky0 = k, ky1 = 0;   // ky with a valid oy: oy = (iy + pt − ky)/s
+        for (int ky = 0; ky < k; ky++) {
+            int ty = iy + pad_top - ky;
+            if (ty >= 0 && ty % stride == 0 && ty / stride < ho) { ky0 = min(ky0, ky); ky1 = ky + 1; }
+        }
+        if (pieces) {
+            for (int ix0 = a; ix0 < b; ix0 += 8) {
+                int ix = min(ix0, b - 8);
+                float8 acc = (float8)(0.0f);
+                for (int ky = ky0; ky < ky1; ky++) {
+                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = 0; kx < k; kx++) acc += vload8(0, src + kx * (p - 1));
+                }
+                vstore8(acc, 0, o + ix);
+            }
+        }
+        if (stride == 1) {
+            // Columns outside [a, b) (all of them without the vector pieces): only some kx reach them.
+            int e0 = pieces ? a : w, e1 = pieces ? b : w;
+            for (int ix = 0; ix < w; ix = ix + 1 == e0 ? e1 : ix + 1) {
+                int kx0 = max(0, ix + pad_left - wo + 1), kx1 = min(k - 1, ix + pad_left);
+                float acc = 0.0f;
+                for (int ky = ky0; ky < ky1; ky++) {
+                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = kx0; kx <= kx1; kx++) acc += src[kx * (p - 1)];
+                }
+                o[ix] = acc;
+            }
+        } else {
+            // Other strides: zero the row, then scatter-add each (ky, kx) row of dcol into it.
+            for (int ix = 0; ix < w; ix++) o[ix] = 0.0f;
+            for (int ky = ky0; ky < ky1; ky++) {
+                int ty = iy + pad_top - ky;
+                if (ty % stride != 0) continue;
+                global const float *src = rows + ky * k * p + (ty / stride) * wo;
+                for (int kx = 0; kx < k; kx++, src += p) {
+                    int shift = kx - pad_left;
+                    int2 cols = valid_columns(shift, stride, w, wo);
+                    for (int ox = cols.x; ox < cols.y; ox++) o[ox * stride + shift] += src[ox];
+                }
             }
         }
     }
@@ -112,21 +209,35 @@ kernel void mse_backward(global float *dpred, global const float *pred, global c
 
 // t_n from the timestep stream, ε from the noise stream; x_t = a·x0 + b·ε; target by prediction
 // (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…].
+// A work-item handles `span` (a multiple of 4) consecutive elements of one image: t is drawn once,
+// and each Philox block gives the 4 normals of elements 4m…4m+3, exactly as philox_normal does.
 kernel void q_sample(global float *xt, global float *target, global float *t_out, global const float *x0,
                      global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
-                     uint step, int per, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int image = i / per, j = i % per;
+                     uint step, int per, int n, int span) {
+    int g = get_global_id(0);
+    int blocks = (per + span - 1) / span;
+    int image = g / blocks;
+    if (image >= n / per) return;
+    int j = (g - image * blocks) * span, end = min(per, j + span);
     uint2 key = (uint2)(seed_lo, seed_hi);
     uint4 r = philox4x32_10((uint4)(0, image, step, 2u), key);   // RandomStream.trainingTimestep
     int t = (int)(((ulong)r.x * (ulong)timesteps) >> 32);
     if (j == 0) t_out[image] = (float)t;
     float a = table[t], b = table[timesteps + t];
-    float eps = philox_normal(key, j, image, step, 1u);            // RandomStream.trainingNoise
-    float x = x0[i];
-    xt[i] = a * x + b * eps;
-    target[i] = prediction == 0 ? eps : prediction == 1 ? x : a * eps - b * x;
+    long base = (long)image * per;
+    for (; j < end; j += 4) {
+        uint4 q = philox4x32_10((uint4)(j / 4, image, step, 1u), key);   // RandomStream.trainingNoise
+        float2 n01 = philox_box_muller(philox_uniform(q.x), philox_uniform(q.y));
+        float2 n23 = philox_box_muller(philox_uniform(q.z), philox_uniform(q.w));
+        float4 noise = (float4)(n01.x, n01.y, n23.x, n23.y);
+        for (int lane = 0; lane < 4 && j + lane < end; lane++) {
+            float eps = lane == 0 ? noise.x : lane == 1 ? noise.y : lane == 2 ? noise.z : noise.w;
+            long i = base + j + lane;
+            float x = x0[i];
+            xt[i] = a * x + b * eps;
+            target[i] = prediction == 0 ? eps : prediction == 1 ? x : a * eps - b * x;
+        }
+    }
 }
 
 // One reverse step (see SamplerStep in Op.swift):
@@ -150,112 +261,207 @@ kernel void sampler_step(global float *out, global const float *xt, global const
 #pragma OPENCL FP_CONTRACT ON
 """#,
         "elementwise.cl": #"""
-// Elementwise and layout ops: one work-item per output element, bounds-checked (the global size
-// is rounded up to the work-group size). Each matches the same-named case in CPUBackend.
+// Elementwise and layout ops. Each work-item handles a span of `per` consecutive output elements
+// [g·per, min(n, (g+1)·per)): on CPUs a few thousand, moved in float8 pieces, with any plane/image
+// index computed once per span and then advanced by counting (no division per element); on GPUs
+// per = 1 (one element per work-item). Each matches the same-named case in CPUBackend.
 
-kernel void add(global float *out, global const float *a, global const float *b, int n) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = a[i] + b[i];
+#define SPAN(n, per)                      \
+    int i = get_global_id(0) * (per);     \
+    if (i >= (n)) return;                 \
+    int end = min((n), i + (per));
+
+inline void fill_span(global float *o, float v, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) vstore8((float8)(v), 0, o + j);
+    for (; j < n; j++) o[j] = v;
 }
 
-kernel void mul(global float *out, global const float *a, global const float *b, int n) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = a[i] * b[i];
+inline void copy_span(global float *o, global const float *x, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) vstore8(vload8(0, x + j), 0, o + j);
+    for (; j < n; j++) o[j] = x[j];
 }
 
-kernel void scale(global float *out, global const float *x, float factor, int n) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = factor * x[i];
+inline float sum8(float8 v) {
+    float4 m = v.lo + v.hi;
+    float2 n = m.lo + m.hi;
+    return n.x + n.y;
 }
 
-kernel void copy(global float *out, global const float *x, int n) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = x[i];
+// Σ x[j] for j < n
+inline float sum_span(global const float *x, int n) {
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) { a += vload8(0, x + j); b += vload8(1, x + j); }
+    if (j + 8 <= n) { a += vload8(0, x + j); j += 8; }
+    float sum = sum8(a + b);
+    for (; j < n; j++) sum += x[j];
+    return sum;
+}
+
+kernel void add(global float *out, global const float *a, global const float *b, int n, int per) {
+    SPAN(n, per)
+    for (; i + 8 <= end; i += 8) vstore8(vload8(0, a + i) + vload8(0, b + i), 0, out + i);
+    for (; i < end; i++) out[i] = a[i] + b[i];
+}
+
+kernel void mul(global float *out, global const float *a, global const float *b, int n, int per) {
+    SPAN(n, per)
+    for (; i + 8 <= end; i += 8) vstore8(vload8(0, a + i) * vload8(0, b + i), 0, out + i);
+    for (; i < end; i++) out[i] = a[i] * b[i];
+}
+
+kernel void scale(global float *out, global const float *x, float factor, int n, int per) {
+    SPAN(n, per)
+    for (; i + 8 <= end; i += 8) vstore8(factor * vload8(0, x + i), 0, out + i);
+    for (; i < end; i++) out[i] = factor * x[i];
+}
+
+kernel void copy(global float *out, global const float *x, int n, int per) {
+    SPAN(n, per)
+    copy_span(out + i, x + i, end - i);
 }
 
 // out[n,c,p] = x[n,c,p] + v[n,c]   (plane = H·W)
-kernel void add_channels(global float *out, global const float *x, global const float *v, int n, int plane) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = x[i] + v[i / plane];
+kernel void add_channels(global float *out, global const float *x, global const float *v, int n, int plane, int per) {
+    SPAN(n, per)
+    int q = i / plane, pos = i - q * plane;
+    while (i < end) {
+        int run = min(plane - pos, end - i);
+        float value = v[q];
+        int j = i, stop = i + run;
+        for (; j + 8 <= stop; j += 8) vstore8(vload8(0, x + j) + value, 0, out + j);
+        for (; j < stop; j++) out[j] = x[j] + value;
+        i = stop; pos = 0; q++;
+    }
 }
 
 // out[n,c,p] = b[c]: the bias a convolution or linear layer then accumulates onto.
-kernel void fill_channels(global float *out, global const float *b, int n, int plane, int channels) {
-    int i = get_global_id(0);
-    if (i < n) out[i] = b[(i / plane) % channels];
+kernel void fill_channels(global float *out, global const float *b, int n, int plane, int channels, int per) {
+    SPAN(n, per)
+    int q = i / plane, pos = i - q * plane;
+    int c = q % channels;
+    while (i < end) {
+        int run = min(plane - pos, end - i);
+        fill_span(out + i, b[c], run);
+        i += run; pos = 0;
+        if (++c == channels) c = 0;
+    }
 }
 
-// out[q] = Σ_p x[q, p] over each plane q (sum over H·W, keeping batch and channel).
+// out[q] = Σ_p x[q, p] over each plane q (sum over H·W, keeping batch and channel); one plane per item.
 kernel void sum_planes(global float *out, global const float *x, int planes, int plane) {
     int q = get_global_id(0);
     if (q >= planes) return;
-    global const float *row = x + (long)q * plane;
-    float sum = 0.0f;
-    for (int p = 0; p < plane; p++) sum += row[p];
-    out[q] = sum;
+    out[q] = sum_span(x + (long)q * plane, plane);
 }
 
-// out[c] = Σ_{n,p} x[n,c,p]
+// out[c] = Σ_{n,p} x[n,c,p]; one channel per item.
 kernel void sum_channels(global float *out, global const float *x, int batch, int channels, int plane) {
     int c = get_global_id(0);
     if (c >= channels) return;
     float sum = 0.0f;
-    for (int n = 0; n < batch; n++) {
-        global const float *row = x + ((long)n * channels + c) * plane;
-        float part = 0.0f;
-        for (int p = 0; p < plane; p++) part += row[p];
-        sum += part;
-    }
+    for (int n = 0; n < batch; n++) sum += sum_span(x + ((long)n * channels + c) * plane, plane);
     out[c] = sum;
 }
 
 // out[N, ca+cb, P] = concat(a[N,ca,P], b[N,cb,P]) along channels.
 kernel void concat_channels(global float *out, global const float *a, global const float *b,
-                            int ca, int cb, int plane, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int per = (ca + cb) * plane;
-    int image = i / per, rest = i % per;
-    out[i] = rest < ca * plane ? a[image * ca * plane + rest] : b[image * cb * plane + rest - ca * plane];
+                            int ca, int cb, int plane, int n, int per) {
+    SPAN(n, per)
+    int sa = ca * plane, sb = cb * plane, total = sa + sb;
+    int image = i / total, pos = i - image * total;
+    while (i < end) {
+        int run;
+        if (pos < sa) {
+            run = min(sa - pos, end - i);
+            copy_span(out + i, a + (long)image * sa + pos, run);
+        } else {
+            run = min(total - pos, end - i);
+            copy_span(out + i, b + (long)image * sb + (pos - sa), run);
+        }
+        i += run; pos += run;
+        if (pos == total) { pos = 0; image++; }
+    }
 }
 
 // out[N, count, P] = x[:, start..<start+count]
 kernel void slice_channels(global float *out, global const float *x, int channels, int start, int count,
-                           int plane, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int image = i / (count * plane), rest = i % (count * plane);
-    out[i] = x[image * channels * plane + start * plane + rest];
+                           int plane, int n, int per) {
+    SPAN(n, per)
+    int size = count * plane;
+    int image = i / size, pos = i - image * size;
+    while (i < end) {
+        int run = min(size - pos, end - i);
+        copy_span(out + i, x + ((long)image * channels + start) * plane + pos, run);
+        i += run; pos = 0; image++;
+    }
 }
 
 // out[N, total, P] = dy in channels start..<start+count, zero elsewhere.
 kernel void slice_channels_backward(global float *out, global const float *dy, int count, int start, int total,
-                                    int plane, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int image = i / (total * plane), rest = i % (total * plane);
-    int channel = rest / plane;
-    out[i] = (channel >= start && channel < start + count) ? dy[image * count * plane + rest - start * plane] : 0.0f;
+                                    int plane, int n, int per) {
+    SPAN(n, per)
+    int size = total * plane, lo = start * plane, hi = (start + count) * plane;
+    int image = i / size, pos = i - image * size;
+    while (i < end) {
+        int run;
+        if (pos < lo) {
+            run = min(lo - pos, end - i);
+            fill_span(out + i, 0.0f, run);
+        } else if (pos < hi) {
+            run = min(hi - pos, end - i);
+            copy_span(out + i, dy + (long)image * count * plane + (pos - lo), run);
+        } else {
+            run = min(size - pos, end - i);
+            fill_span(out + i, 0.0f, run);
+        }
+        i += run; pos += run;
+        if (pos == size) { pos = 0; image++; }
+    }
 }
 
-// out[q, 2h, 2w] = x[q, h, w] (nearest)
-kernel void upsample_nearest2x(global float *out, global const float *x, int h, int w, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int q = i / (4 * h * w), rest = i % (4 * h * w);
-    int oy = rest / (2 * w), ox = rest % (2 * w);
-    out[i] = x[q * h * w + (oy / 2) * w + ox / 2];
+// out[q, 2h, 2w] = x[q, h, w] (nearest). One work-item per `per` input rows (rows = N·C·h), each
+// written to two output rows.
+kernel void upsample_nearest2x(global float *out, global const float *x, int h, int w, int rows, int per) {
+    int r = get_global_id(0) * per;
+    if (r >= rows) return;
+    int stop = min(rows, r + per);
+    for (; r < stop; r++) {
+        global const float *in = x + (long)r * w;
+        global float *o = out + (long)r * 4 * w;   // output rows 2·r and 2·r+1 (row index q·2h + 2·iy)
+        int j = 0;
+        for (; j + 4 <= w; j += 4) {
+            float4 v = vload4(0, in + j);
+            float8 d = (float8)(v.s0, v.s0, v.s1, v.s1, v.s2, v.s2, v.s3, v.s3);
+            vstore8(d, 0, o + 2 * j);
+            vstore8(d, 0, o + 2 * w + 2 * j);
+        }
+        for (; j < w; j++) {
+            float v = in[j];
+            o[2 * j] = v; o[2 * j + 1] = v;
+            o[2 * w + 2 * j] = v; o[2 * w + 2 * j + 1] = v;
+        }
+    }
 }
 
-// out[q, h, w] = sum of the 2×2 block of dy[q, 2h, 2w]
-kernel void upsample_nearest2x_backward(global float *out, global const float *dy, int h, int w, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int q = i / (h * w), rest = i % (h * w);
-    int iy = rest / w, ix = rest % w;
+// out[q, h, w] = sum of the 2×2 block of dy[q, 2h, 2w]. One work-item per `per` output rows (rows = N·C·h).
+kernel void upsample_nearest2x_backward(global float *out, global const float *dy, int h, int w, int rows, int per) {
+    int r = get_global_id(0) * per;
+    if (r >= rows) return;
+    int stop = min(rows, r + per);
     int w2 = 2 * w;
-    int base = q * 4 * h * w + 2 * iy * w2 + 2 * ix;
-    out[i] = (dy[base] + dy[base + 1]) + (dy[base + w2] + dy[base + w2 + 1]);
+    for (; r < stop; r++) {
+        global const float *top = dy + (long)r * 2 * w2, *bottom = top + w2;
+        global float *o = out + (long)r * w;
+        int j = 0;
+        for (; j + 4 <= w; j += 4) {
+            float8 t = vload8(0, top + 2 * j), b = vload8(0, bottom + 2 * j);
+            vstore4((t.even + t.odd) + (b.even + b.odd), 0, o + j);
+        }
+        for (; j < w; j++) o[j] = (top[2 * j] + top[2 * j + 1]) + (bottom[2 * j] + bottom[2 * j + 1]);
+    }
 }
 """#,
         "gemm.cl": #"""
@@ -271,11 +477,16 @@ kernel void upsample_nearest2x_backward(global float *out, global const float *d
 //   work-item (work-group size 1) from registers: NR/8 float8 loads of B and MR broadcasts of A per
 //   k, MR*NR/8 independent accumulators, k unrolled by 4, explicit fma(). With sumOverBatch the
 //   summed items are laid end to end along k (Kl = items * K), so one micro-kernel sums them all.
+//   MR x NR = 4 x 24 (12 accumulators + 3 B vectors + 1 broadcast = the 16 ymm registers of AVX2):
+//   on a 2-core Zen 3 the micro-kernel runs at 175-190 GFLOP/s of a ~200 GFLOP/s FMA peak, where
+//   8 x 32 (32 accumulators, spilled) manages 65-73; 6 x 16 and 5 x 16 come close to 4 x 24.
+//   With AVX-512 (32 zmm) 8 x 32 is the shape to try (DDPM_GEMM_MR / DDPM_GEMM_NR).
 //
 // GPU: gemm_tiled, a local-memory tiled SGEMM (TM x TN tile per 16x16 work-group, TK deep) reading
-//   the strided operands directly.
+//   the strided operands directly; sumOverBatch with few output tiles is split over work-groups
+//   into partial sums that gemm_reduce adds up.
 //
-// Build constants: MR (rows per block: 1..16), NR (columns per block: 8, 16, 24 or 32).
+// Build constants: MR (rows per block: 1..16), NR (columns per block: 8, 16, 24 or 32), TM, TN, TK.
 
 #ifndef MR
 #define MR 4
@@ -513,8 +724,10 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
 // ---------------------------------------------------------------------------------------------
 // GPU: local-memory tiled SGEMM. Work-group 16 x 16; each work-item computes (TM/16) x (TN/16)
 // outputs at rows ly + 16*i and columns lx + 16*j (conflict-free local reads, coalesced writes).
-// Global: (ceil(N/TN)*16, ceil(M/TM)*16, items). With sumOverBatch the launcher passes nsum = batch
-// and one item; the kernel then sums A[s].B[s] over s.
+// Global: (ceil(N/TN)*16, ceil(M/TM)*16, Z). Work-group z sums A[s].B[s] over items
+// s in [z*per, min(z*per + per, nitems)) and writes C item z: per = 1 for a plain batch; with
+// sumOverBatch either Z = 1 and per = nitems, or (few output tiles) Z slices writing partial sums
+// that gemm_reduce adds up.
 
 #ifndef TM
 #define TM 64
@@ -532,7 +745,7 @@ __kernel __attribute__((reqd_work_group_size(16, 16, 1)))
 void gemm_tiled(__global const float* A, int aOff, int aBatch, int aRow, int aCol,
                 __global const float* B, int bOff, int bBatch, int bRow, int bCol,
                 __global float* C, int cOff, int cBatch, int cRow, int cCol,
-                int M, int N, int K, int nsum, float alpha, int accumulate)
+                int M, int N, int K, int nitems, int per, float alpha, int accumulate)
 {
     __local float As[TK][TM + 1];
     __local float Bs[TK][TN + 1];
@@ -550,8 +763,8 @@ void gemm_tiled(__global const float* A, int aOff, int aBatch, int aRow, int aCo
     for (int i = 0; i < WM; ++i)
         for (int j = 0; j < WN; ++j) acc[i][j] = 0.0f;
 
-    for (int s = 0; s < nsum; ++s) {
-        const int item = z + s;
+    const int sEnd = min(z * per + per, nitems);
+    for (int item = z * per; item < sEnd; ++item) {
         const int aBase = aOff + item * aBatch;
         const int bBase = bOff + item * bBatch;
         for (int k0 = 0; k0 < K; k0 += TK) {
@@ -593,90 +806,153 @@ void gemm_tiled(__global const float* A, int aOff, int aBatch, int aRow, int aCo
         }
     }
 }
+
+// C = alpha * sum of `slices` partial products (each M x N, contiguous) [+ C]. Work-group 16 x 16.
+__kernel __attribute__((reqd_work_group_size(16, 16, 1)))
+void gemm_reduce(__global const float* P, int slices, int M, int N,
+                 __global float* C, int cOff, int cRow, int cCol, float alpha, int accumulate)
+{
+    const int j = get_global_id(0);
+    const int i = get_global_id(1);
+    if (i >= M || j >= N) return;
+    float sum = 0.0f;
+    for (int s = 0; s < slices; ++s) sum += P[(s * M + i) * N + j];
+    const int idx = cOff + i * cRow + j * cCol;
+    float x = alpha * sum;
+    if (accumulate) x += C[idx];
+    C[idx] = x;
+}
 """#,
         "group_norm.cl": #"""
-// Group normalisation. Statistics are computed once per (image, group) into a small buffer
-// (mean, 1/√(var+eps)); the normalisation itself is elementwise so it vectorises.
+// Group normalisation, one work-item per (image, group) job: its C/G channels × spatial elements
+// are contiguous (16 KB at 4 × 32×32), so the statistics pass and the normalising pass read them
+// from cache, and the whole op is one read and one write of memory. Loops run over float8 pieces
+// with a scalar tail (any spatial size), with several accumulators so sums do not wait on each other.
 
-// stats[2·(n·G+g)] = (mean, rstd) over the C/G channels × spatial elements of the group.
-kernel void group_norm_stats(global float *stats, global const float *x, int groups, int channels_per_group,
-                             int spatial, float eps, int count) {
-    int job = get_global_id(0);
-    if (job >= count) return;
-    int len = channels_per_group * spatial;
-    global const float *g = x + (long)job * len;
-    float sum = 0.0f;
-    for (int i = 0; i < len; i++) sum += g[i];
-    float mean = sum / (float)len;
-    float squares = 0.0f;
-    for (int i = 0; i < len; i++) { float d = g[i] - mean; squares += d * d; }
-    stats[2 * job] = mean;
-    stats[2 * job + 1] = rsqrt(squares / (float)len + eps);
+inline float sum8(float8 v) {
+    float4 m = v.lo + v.hi;
+    float2 n = m.lo + m.hi;
+    return n.x + n.y;
 }
 
+// Σ p[i] for i < len.
+inline float group_sum(global const float *p, int len) {
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    int i = 0;
+    for (; i + 16 <= len; i += 16) { a += vload8(0, p + i); b += vload8(1, p + i); }
+    if (i + 8 <= len) { a += vload8(0, p + i); i += 8; }
+    float sum = sum8(a + b);
+    for (; i < len; i++) sum += p[i];
+    return sum;
+}
+
+// Σ (p[i] − mean)² for i < len.
+inline float group_squares(global const float *p, int len, float mean) {
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    int i = 0;
+    for (; i + 16 <= len; i += 16) {
+        float8 d = vload8(0, p + i) - mean, e = vload8(1, p + i) - mean;
+        a = fma(d, d, a);
+        b = fma(e, e, b);
+    }
+    if (i + 8 <= len) { float8 d = vload8(0, p + i) - mean; a = fma(d, d, a); i += 8; }
+    float sum = sum8(a + b);
+    for (; i < len; i++) { float d = p[i] - mean; sum = fma(d, d, sum); }
+    return sum;
+}
+
+// (mean, 1/√(var+eps)) of one job's len elements (biased variance, two passes).
+inline float2 group_stats(global const float *p, int len, float eps) {
+    float mean = group_sum(p, len) / (float)len;
+    float var = group_squares(p, len, mean) / (float)len;
+    return (float2)(mean, 1.0f / sqrt(var + eps));
+}
+
+// y = (x − mean)·rstd·gamma[c] + beta[c]; jobs = N·G.
 kernel void group_norm_forward(global float *y, global const float *x, global const float *gamma,
-                               global const float *beta, global const float *stats, int channels, int groups,
-                               int spatial, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int plane = i / spatial;              // n·C + c
-    int c = plane % channels;
-    int job = (plane / channels) * groups + c / (channels / groups);
-    y[i] = (x[i] - stats[2 * job]) * stats[2 * job + 1] * gamma[c] + beta[c];
+                               global const float *beta, int groups, int channels_per_group, int spatial,
+                               float eps, int jobs) {
+    int job = get_global_id(0);
+    if (job >= jobs) return;
+    int len = channels_per_group * spatial;
+    long base = (long)job * len;
+    global const float *xg = x + base;
+    global float *yg = y + base;
+    float2 s = group_stats(xg, len, eps);
+    int c0 = (job % groups) * channels_per_group;
+    for (int cc = 0; cc < channels_per_group; cc++) {
+        float a = s.y * gamma[c0 + cc], b = beta[c0 + cc];
+        global const float *xr = xg + cc * spatial;
+        global float *yr = yg + cc * spatial;
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) vstore8(fma(vload8(0, xr + p) - s.x, (float8)(a), (float8)(b)), 0, yr + p);
+        for (; p < spatial; p++) yr[p] = fma(xr[p] - s.x, a, b);
+    }
 }
 
-// sums[2·job] = mean over the group of g = dy·gamma, sums[2·job+1] = mean of g·x̂.
-kernel void group_norm_backward_sums(global float *sums, global const float *x, global const float *gamma,
-                                     global const float *dy, global const float *stats, int groups,
-                                     int channels_per_group, int spatial, int count) {
+// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma, per job. Also writes, per (image, channel),
+// partial[2·(n·C+c)] = Σ_p dy and partial[2·(n·C+c)+1] = Σ_p dy·x̂, which group_norm_backward_affine
+// sums over the batch (and which give mean(g), mean(g·x̂) here).
+kernel void group_norm_backward_input(global float *dx, global float *partial, global const float *x,
+                                      global const float *gamma, global const float *dy, int groups,
+                                      int channels_per_group, int spatial, float eps, int jobs) {
     int job = get_global_id(0);
-    if (job >= count) return;
-    int group = job % groups;
-    long base = (long)job * channels_per_group * spatial;
-    float mean = stats[2 * job], rstd = stats[2 * job + 1];
+    if (job >= jobs) return;
+    int len = channels_per_group * spatial;
+    long base = (long)job * len;
+    global const float *xg = x + base, *dyg = dy + base;
+    global float *dxg = dx + base;
+    float2 s = group_stats(xg, len, eps);
+    float mean = s.x, rstd = s.y;
+    int c0 = (job % groups) * channels_per_group;
+    int channels = groups * channels_per_group;
+    global float *part = partial + 2 * ((long)(job / groups) * channels + c0);
     float sum_g = 0.0f, sum_gx = 0.0f;
     for (int cc = 0; cc < channels_per_group; cc++) {
-        float gm = gamma[group * channels_per_group + cc];
-        for (int p = 0; p < spatial; p++) {
-            long i = base + cc * spatial + p;
-            float g = dy[i] * gm;
-            sum_g += g;
-            sum_gx += g * (x[i] - mean) * rstd;
+        global const float *xr = xg + cc * spatial, *dyr = dyg + cc * spatial;
+        float8 a8 = (float8)(0.0f), b8 = (float8)(0.0f);
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) {
+            float8 d = vload8(0, dyr + p);
+            a8 += d;
+            b8 = fma(d, vload8(0, xr + p) - mean, b8);
+        }
+        float a = sum8(a8), b = sum8(b8);
+        for (; p < spatial; p++) { a += dyr[p]; b = fma(dyr[p], xr[p] - mean, b); }
+        b *= rstd;
+        part[2 * cc] = a;
+        part[2 * cc + 1] = b;
+        float gm = gamma[c0 + cc];
+        sum_g = fma(gm, a, sum_g);
+        sum_gx = fma(gm, b, sum_gx);
+    }
+    float mean_g = sum_g / (float)len, mean_gx = sum_gx / (float)len;
+    for (int cc = 0; cc < channels_per_group; cc++) {
+        float gm = gamma[c0 + cc];
+        global const float *xr = xg + cc * spatial, *dyr = dyg + cc * spatial;
+        global float *dxr = dxg + cc * spatial;
+        int p = 0;
+        for (; p + 8 <= spatial; p += 8) {
+            float8 xhat = (vload8(0, xr + p) - mean) * rstd;
+            vstore8(rstd * (vload8(0, dyr + p) * gm - mean_g - xhat * mean_gx), 0, dxr + p);
+        }
+        for (; p < spatial; p++) {
+            float xhat = (xr[p] - mean) * rstd;
+            dxr[p] = rstd * (dyr[p] * gm - mean_g - xhat * mean_gx);
         }
     }
-    float len = (float)(channels_per_group * spatial);
-    sums[2 * job] = sum_g / len;
-    sums[2 * job + 1] = sum_gx / len;
 }
 
-kernel void group_norm_backward_input(global float *dx, global const float *x, global const float *gamma,
-                                      global const float *dy, global const float *stats, global const float *sums,
-                                      int channels, int groups, int spatial, int n) {
-    int i = get_global_id(0);
-    if (i >= n) return;
-    int plane = i / spatial;
-    int c = plane % channels;
-    int job = (plane / channels) * groups + c / (channels / groups);
-    float rstd = stats[2 * job + 1];
-    float xhat = (x[i] - stats[2 * job]) * rstd;
-    dx[i] = rstd * (dy[i] * gamma[c] - sums[2 * job] - xhat * sums[2 * job + 1]);
-}
-
-// dgamma[c] = Σ_{n,p} dy·x̂, dbeta[c] = Σ_{n,p} dy
-kernel void group_norm_backward_affine(global float *dgamma, global float *dbeta, global const float *x,
-                                       global const float *dy, global const float *stats, int batch, int channels,
-                                       int groups, int spatial) {
+// dgamma[c] = Σ_n partial[n,c].y (Σ dy·x̂), dbeta[c] = Σ_n partial[n,c].x (Σ dy).
+kernel void group_norm_backward_affine(global float *dgamma, global float *dbeta, global const float *partial,
+                                       int batch, int channels) {
     int c = get_global_id(0);
     if (c >= channels) return;
     float sum_dy = 0.0f, sum_dyx = 0.0f;
     for (int n = 0; n < batch; n++) {
-        int job = n * groups + c / (channels / groups);
-        float mean = stats[2 * job], rstd = stats[2 * job + 1];
-        long base = ((long)n * channels + c) * spatial;
-        for (int p = 0; p < spatial; p++) {
-            sum_dy += dy[base + p];
-            sum_dyx += dy[base + p] * (x[base + p] - mean) * rstd;
-        }
+        long i = 2 * ((long)n * channels + c);
+        sum_dy += partial[i];
+        sum_dyx += partial[i + 1];
     }
     dgamma[c] = sum_dyx;
     dbeta[c] = sum_dy;
@@ -825,34 +1101,73 @@ kernel void philox_normals(global float *out, uint count, uint seed_lo, uint see
 #pragma OPENCL FP_CONTRACT ON
 """#,
         "silu.cl": #"""
-// SiLU (x·sigmoid(x)) and its derivative; one work-item per element.
+// SiLU (x·sigmoid(x)) and its derivative. Each work-item handles a span of `per` elements
+// (float8 pieces on CPUs; per = 1 on GPUs), see elementwise.cl.
 
-kernel void silu_forward(global float *y, global const float *x, int n) {
-    int i = get_global_id(0);
-    if (i < n) y[i] = x[i] / (1.0f + exp(-x[i]));
+kernel void silu_forward(global float *y, global const float *x, int n, int per) {
+    int i = get_global_id(0) * per;
+    if (i >= n) return;
+    int end = min(n, i + per);
+    for (; i + 8 <= end; i += 8) {
+        float8 v = vload8(0, x + i);
+        vstore8(v / (1.0f + exp(-v)), 0, y + i);
+    }
+    for (; i < end; i++) y[i] = x[i] / (1.0f + exp(-x[i]));
 }
 
-kernel void silu_backward(global float *dx, global const float *x, global const float *dy, int n) {
-    int i = get_global_id(0);
+kernel void silu_backward(global float *dx, global const float *x, global const float *dy, int n, int per) {
+    int i = get_global_id(0) * per;
     if (i >= n) return;
-    float s = 1.0f / (1.0f + exp(-x[i]));
-    dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    int end = min(n, i + per);
+    for (; i + 8 <= end; i += 8) {
+        float8 v = vload8(0, x + i);
+        float8 s = 1.0f / (1.0f + exp(-v));
+        vstore8(vload8(0, dy + i) * (s * (1.0f + v * (1.0f - s))), 0, dx + i);
+    }
+    for (; i < end; i++) {
+        float s = 1.0f / (1.0f + exp(-x[i]));
+        dx[i] = dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    }
 }
 """#,
         "softmax.cl": #"""
-// Softmax over the last dimension (attention scores): one work-item per row.
+// Softmax over the last dimension (attention scores): one work-item per row, the row read in
+// float8 pieces (any length: a scalar tail finishes it). A row of 256 floats stays in L1 between
+// the passes, so the passes cost arithmetic, not memory traffic.
+
+inline float max8(float8 v) {
+    float4 m = fmax(v.lo, v.hi);
+    float2 n = fmax(m.lo, m.hi);
+    return fmax(n.x, n.y);
+}
+
+inline float sum8(float8 v) {
+    float4 m = v.lo + v.hi;
+    float2 n = m.lo + m.hi;
+    return n.x + n.y;
+}
 
 kernel void softmax_forward(global float *y, global const float *x, int rows, int length) {
     int r = get_global_id(0);
     if (r >= rows) return;
     global const float *in = x + (long)r * length;
     global float *out = y + (long)r * length;
-    float maximum = -INFINITY;
-    for (int i = 0; i < length; i++) maximum = fmax(maximum, in[i]);
-    float sum = 0.0f;
-    for (int i = 0; i < length; i++) { float e = exp(in[i] - maximum); out[i] = e; sum += e; }
+    int body = length & ~7;
+    float8 m8 = (float8)(-INFINITY);
+    for (int i = 0; i < body; i += 8) m8 = fmax(m8, vload8(0, in + i));
+    float maximum = max8(m8);
+    for (int i = body; i < length; i++) maximum = fmax(maximum, in[i]);
+    float8 s8 = (float8)(0.0f);
+    for (int i = 0; i < body; i += 8) {
+        float8 e = exp(vload8(0, in + i) - maximum);
+        vstore8(e, 0, out + i);
+        s8 += e;
+    }
+    float sum = sum8(s8);
+    for (int i = body; i < length; i++) { float e = exp(in[i] - maximum); out[i] = e; sum += e; }
     float inverse = 1.0f / sum;
-    for (int i = 0; i < length; i++) out[i] *= inverse;
+    for (int i = 0; i < body; i += 8) vstore8(vload8(0, out + i) * inverse, 0, out + i);
+    for (int i = body; i < length; i++) out[i] *= inverse;
 }
 
 // dx = y · (dy − Σ dy·y)
@@ -860,9 +1175,15 @@ kernel void softmax_backward(global float *dx, global const float *y, global con
     int r = get_global_id(0);
     if (r >= rows) return;
     long base = (long)r * length;
-    float dot = 0.0f;
-    for (int i = 0; i < length; i++) dot += dy[base + i] * y[base + i];
-    for (int i = 0; i < length; i++) dx[base + i] = y[base + i] * (dy[base + i] - dot);
+    global const float *yr = y + base, *dyr = dy + base;
+    global float *out = dx + base;
+    int body = length & ~7;
+    float8 d8 = (float8)(0.0f);
+    for (int i = 0; i < body; i += 8) d8 = fma(vload8(0, dyr + i), vload8(0, yr + i), d8);
+    float dot = sum8(d8);
+    for (int i = body; i < length; i++) dot = fma(dyr[i], yr[i], dot);
+    for (int i = 0; i < body; i += 8) vstore8(vload8(0, yr + i) * (vload8(0, dyr + i) - dot), 0, out + i);
+    for (int i = body; i < length; i++) out[i] = yr[i] * (dyr[i] - dot);
 }
 """#,
     ]

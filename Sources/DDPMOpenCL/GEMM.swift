@@ -30,7 +30,10 @@ public struct GEMMError: Error, CustomStringConvertible {
 /// of C per work-item (work-group size 1). The batch is processed in chunks so the packed panels stay
 /// cache-sized; with sumOverBatch the chunk's items are laid end to end along k.
 /// GPU devices: a local-memory tiled kernel (64×64 tiles, 16×16 work-items) reads the operands directly.
-/// `DDPM_GEMM_VARIANT=cpu|gpu` forces a variant (for testing).
+/// `DDPM_GEMM_VARIANT=cpu|gpu` forces a variant (for testing); `DDPM_GEMM_MR`, `DDPM_GEMM_NR` and
+/// `DDPM_GEMM_OPTIONS` override the CPU tile and build options (for tuning).
+/// Everything is enqueued on the context's in-order queue and `run` never blocks. Not thread-safe:
+/// one GEMM object per queue, calls from one thread (kernel arguments and scratch are shared).
 public final class GEMM {
     public enum Variant: String { case cpu, gpu }
 
@@ -41,7 +44,7 @@ public final class GEMM {
     private let context: CLContext
     private let program: CLProgram
     private let packA: CLKernel?, packB: CLKernel?, micro: CLKernel?
-    private let tiled: CLKernel?
+    private let tiled: CLKernel?, reduce: CLKernel?
     private var scratchA: CLBuffer?, scratchB: CLBuffer?
 
     /// Packed floats (A and B together) per batch chunk; chunks are at least one item.
@@ -71,6 +74,8 @@ public final class GEMM {
     /// Work sizes per CPU work-item (PoCL pays ~0.1 µs per work-group) and the fewest work-items
     /// a launch is split into (2 cores, a few items each for balance).
     static let packFloatsPerItem = 4096, microFMAsPerItem = 32768, minWorkItems = 16
+    /// Work-groups a GPU launch should have at least (about two per SM on an H100).
+    static let gpuGroups = 264
 
     /// Builds the kernels from `source` (the text of Kernels/gemm.cl) for the context's device,
     /// choosing the CPU (register-blocked, packed panels) or GPU (local-memory tiles) path by device kind.
@@ -103,10 +108,11 @@ public final class GEMM {
             packA = try program.kernel("gemm_pack_a")
             packB = try program.kernel("gemm_pack_b")
             micro = try program.kernel("gemm_micro")
-            tiled = nil
+            tiled = nil; reduce = nil
         case .gpu:
             packA = nil; packB = nil; micro = nil
             tiled = try program.kernel("gemm_tiled")
+            reduce = try program.kernel("gemm_reduce")
         }
     }
 
@@ -257,14 +263,40 @@ public final class GEMM {
     private func runTiled(m: Int, n: Int, k: Int, batch: Int, a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
                           alpha: Float, accumulate: Bool, sum: Bool) throws {
         let kernel = tiled!
+        let groupsN = (n + Self.tileN - 1) / Self.tileN, groupsM = (m + Self.tileM - 1) / Self.tileM
+        // sumOverBatch with few output tiles: split the items into slices that write partial sums
+        // (a GPU needs a few hundred work-groups), then add them up.
+        var per = 1, z = batch  // items per work-group slice, slices
+        if sum {
+            let slices = max(1, min(batch, Self.gpuGroups / (groupsN * groupsM)))
+            per = max(1, (batch + slices - 1) / slices)
+            z = max(1, (batch + per - 1) / per)
+        }
+        var out = c, outAlpha = alpha, outAccumulate = accumulate
+        if sum && z > 1 {
+            try Self.check32("partial sums", z * m * n)
+            let partial = try scratch(&scratchA, floats: z * m * n)
+            out = GEMMOperand(buffer: partial, batchStride: m * n, rowStride: n, columnStride: 1)
+            outAlpha = 1; outAccumulate = false
+        } else if sum {
+            out.batchStride = 0
+        }
         try kernel.setArguments([
             .buffer(a.buffer), .int(a.offset), .int(a.batchStride), .int(a.rowStride), .int(a.columnStride),
             .buffer(b.buffer), .int(b.offset), .int(b.batchStride), .int(b.rowStride), .int(b.columnStride),
-            .buffer(c.buffer), .int(c.offset), .int(sum ? 0 : c.batchStride), .int(c.rowStride), .int(c.columnStride),
-            .int(m), .int(n), .int(k), .int(sum ? batch : 1), .float(alpha), .int(accumulate ? 1 : 0),
+            .buffer(out.buffer), .int(out.offset), .int(out.batchStride), .int(out.rowStride), .int(out.columnStride),
+            .int(m), .int(n), .int(k), .int(batch), .int(per), .float(outAlpha), .int(outAccumulate ? 1 : 0),
         ])
-        let groupsN = (n + Self.tileN - 1) / Self.tileN, groupsM = (m + Self.tileM - 1) / Self.tileM
-        try launch(kernel, global: [groupsN * 16, groupsM * 16, sum ? 1 : batch], local: [16, 16, 1])
+        try launch(kernel, global: [groupsN * 16, groupsM * 16, z], local: [16, 16, 1])
+        if sum && z > 1 {
+            let reduce = reduce!
+            try reduce.setArguments([
+                .buffer(out.buffer), .int(z), .int(m), .int(n),
+                .buffer(c.buffer), .int(c.offset), .int(c.rowStride), .int(c.columnStride),
+                .float(alpha), .int(accumulate ? 1 : 0),
+            ])
+            try launch(reduce, global: [(n + 15) / 16 * 16, (m + 15) / 16 * 16], local: [16, 16])
+        }
     }
 
     // MARK: - Checks

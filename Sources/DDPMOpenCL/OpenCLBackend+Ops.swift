@@ -17,7 +17,7 @@ extension OpenCLBackend {
             try conv2dBackwardWeight(y[0], x[0], x[1], s[0], s[1], c)
         case .linear:
             let (n, i, o) = (s[0][0], s[0][1], s[1][0])
-            try launch("fill_channels", "elementwise.cl", count: n * o, [.buffer(y[0]), .buffer(x[2]), .int(n * o), .int(1), .int(o)])
+            try launchSpans("fill_channels", "elementwise.cl", elements: n * o, [.buffer(y[0]), .buffer(x[2]), .int(n * o), .int(1), .int(o)])
             try timedGEMM {
                 try gemm.run(m: n, n: o, k: i, batch: 1,
                              a: GEMMOperand(buffer: x[0], batchStride: 0, rowStride: i, columnStride: 1),
@@ -39,29 +39,22 @@ extension OpenCLBackend {
                              alpha: p.alpha)
             }
         case .groupNorm(let g):
-            let stats = try groupStatistics(x[0], s[0], g)
             let (n, c) = (s[0][0], s[0][1])
-            try launch("group_norm_forward", "group_norm.cl", count: count,
-                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats),
-                        .int(c), .int(g.groups), .int(count / (n * c)), .int(count)])
+            try launch("group_norm_forward", "group_norm.cl", count: n * g.groups, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]),
+                        .int(g.groups), .int(c / g.groups), .int(count / (n * c)), .float(g.eps), .int(n * g.groups)])
         case .groupNormBackward(let g):
-            let stats = try groupStatistics(x[0], s[0], g)
             let (n, c) = (s[0][0], s[0][1])
-            let spatial = count / (n * c)
-            let sums = try scratch("group_norm_sums", floats: 2 * n * g.groups)
-            try launch("group_norm_backward_sums", "group_norm.cl", count: n * g.groups, loops: true,
-                       [.buffer(sums), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats),
-                        .int(g.groups), .int(c / g.groups), .int(spatial), .int(n * g.groups)])
-            try launch("group_norm_backward_input", "group_norm.cl", count: count,
-                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(stats), .buffer(sums),
-                        .int(c), .int(g.groups), .int(spatial), .int(count)])
+            let partial = try scratch("group_norm_partial", floats: 2 * n * c)
+            try launch("group_norm_backward_input", "group_norm.cl", count: n * g.groups, loops: true,
+                       [.buffer(y[0]), .buffer(partial), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]),
+                        .int(g.groups), .int(c / g.groups), .int(count / (n * c)), .float(g.eps), .int(n * g.groups)])
             try launch("group_norm_backward_affine", "group_norm.cl", count: c, loops: true,
-                       [.buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[2]), .buffer(stats),
-                        .int(n), .int(c), .int(g.groups), .int(spatial)])
+                       [.buffer(y[1]), .buffer(y[2]), .buffer(partial), .int(n), .int(c)])
         case .silu:
-            try launch("silu_forward", "silu.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
+            try launchSpans("silu_forward", "silu.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
         case .siluBackward:
-            try launch("silu_backward", "silu.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+            try launchSpans("silu_backward", "silu.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
         case .softmax, .softmaxBackward:
             let length = s[0].dims.last!
             let rows = count / length
@@ -73,16 +66,16 @@ extension OpenCLBackend {
                            [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(rows), .int(length)])
             }
         case .add:
-            try launch("add", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+            try launchSpans("add", "elementwise.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
         case .mul:
-            try launch("mul", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
+            try launchSpans("mul", "elementwise.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
         case .scale(let f):
-            try launch("scale", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .float(f), .int(count)])
+            try launchSpans("scale", "elementwise.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .float(f), .int(count)])
         case .reshape:
-            try launch("copy", "elementwise.cl", count: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
+            try launchSpans("copy", "elementwise.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
         case .addChannels:
             let (_, _, h, w) = s[0].nchw
-            try launch("add_channels", "elementwise.cl", count: count,
+            try launchSpans("add_channels", "elementwise.cl", elements: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count), .int(h * w)])
         case .sumToChannels(let keepBatch):
             let (n, c, h, w) = s[0].nchw
@@ -95,24 +88,24 @@ extension OpenCLBackend {
             }
         case .concatChannels:
             let (_, ca, h, w) = s[0].nchw
-            try launch("concat_channels", "elementwise.cl", count: count,
+            try launchSpans("concat_channels", "elementwise.cl", elements: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(ca), .int(s[1][1]), .int(h * w), .int(count)])
         case .sliceChannels(let start, let n):
             let (_, c, h, w) = s[0].nchw
-            try launch("slice_channels", "elementwise.cl", count: count,
+            try launchSpans("slice_channels", "elementwise.cl", elements: count,
                        [.buffer(y[0]), .buffer(x[0]), .int(c), .int(start), .int(n), .int(h * w), .int(count)])
         case .sliceChannelsBackward(let start, let total):
             let (_, c, h, w) = s[0].nchw
-            try launch("slice_channels_backward", "elementwise.cl", count: count,
+            try launchSpans("slice_channels_backward", "elementwise.cl", elements: count,
                        [.buffer(y[0]), .buffer(x[0]), .int(c), .int(start), .int(total), .int(h * w), .int(count)])
         case .upsampleNearest2x:
-            let (_, _, h, w) = s[0].nchw
-            try launch("upsample_nearest2x", "elementwise.cl", count: count,
-                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(count)])
+            let (n, c, h, w) = s[0].nchw
+            try launchSpans("upsample_nearest2x", "elementwise.cl", elements: n * c * h, unit: 4 * w,
+                            [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(n * c * h)])
         case .upsampleNearest2xBackward:
-            let (_, _, h, w) = outputs[0].shape.nchw
-            try launch("upsample_nearest2x_backward", "elementwise.cl", count: count,
-                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(count)])
+            let (n, c, h, w) = outputs[0].shape.nchw
+            try launchSpans("upsample_nearest2x_backward", "elementwise.cl", elements: n * c * h, unit: 4 * w,
+                            [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(n * c * h)])
         case .timestepEmbedding(let e):
             try launch("timestep_embedding", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .int(e.dim), .int(e.flipSinToCos ? 1 : 0),
@@ -137,11 +130,13 @@ extension OpenCLBackend {
         case .qSample(let q):
             let prediction: Int
             switch q.prediction { case .epsilon: prediction = 0; case .sample: prediction = 1; case .v: prediction = 2 }
-            try launch("q_sample", "diffusion.cl", count: count,
+            // Elements per work-item: a multiple of 4 (one Philox block gives 4 normals); CPUs 256, GPUs 4.
+            let per = count / s[0][0], span = max(4, spanElements / 64 * 4)
+            try launch("q_sample", "diffusion.cl", count: s[0][0] * ((per + span - 1) / span), loops: true,
                        [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
                         .int(q.timesteps), .int(prediction),
                         .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
-                        .uint(step), .int(count / s[0][0]), .int(count)])
+                        .uint(step), .int(per), .int(count), .int(span)])
         case .samplerStep(let p):
             try launch("sampler_step", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]),
@@ -168,15 +163,5 @@ extension OpenCLBackend {
             try launch("ema_update", "optimizer.cl", count: s[0].count,
                        [.buffer(y[0]), .buffer(x[0]), .float(1 - decay), .int(s[0].count)])
         }
-    }
-
-    /// (mean, rstd) per (image, group) into a scratch buffer.
-    private func groupStatistics(_ x: CLBuffer, _ shape: Shape, _ g: GroupNorm) throws -> CLBuffer {
-        let (n, c) = (shape[0], shape[1])
-        let stats = try scratch("group_norm_stats", floats: 2 * n * g.groups)
-        try launch("group_norm_stats", "group_norm.cl", count: n * g.groups, loops: true,
-                   [.buffer(stats), .buffer(x), .int(g.groups), .int(c / g.groups), .int(shape.count / (n * c)),
-                    .float(g.eps), .int(n * g.groups)])
-        return stats
     }
 }

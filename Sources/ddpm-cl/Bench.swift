@@ -22,7 +22,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("sample-batch"), help: "Images per sampling model evaluation (0: skip sampling).")
     var sampleBatch = 64
 
-    @Flag(help: "Profile every kernel (adds a sync per GEMM).")
+    @Flag(help: "Profile every kernel with OpenCL events and print the 20 most expensive.")
     var profile = false
 
     @Option(help: "Write the figures as JSON to this file.")

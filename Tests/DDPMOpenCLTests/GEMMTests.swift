@@ -156,6 +156,7 @@ final class GEMMTests: XCTestCase {
             Case(m: 9, n: 9, k: 5, batch: 0, sum: true, accumulate: true),                // no items: C unchanged
             Case(m: 9, n: 9, k: 5, batch: 0, sum: true),                                  // no items: zeros
             Case(m: 96, n: 96, k: 8, batch: 5, transA: true),                             // attention QᵀK
+            Case(m: 250, n: 650, k: 3, batch: 7, transB: true, sum: true, accumulate: true), // GPU: 2 items per slice
         ]
         return all
     }

@@ -11,7 +11,7 @@ public struct SessionSettings {
     public var sampleEvery = 200
     public var checkpointEvery = 500
     public var sampleCount = 16
-    public var sampleSteps = 25
+    public var sampleSteps = 50
     public init() {}
 }
 
@@ -105,12 +105,13 @@ public final class TrainingSession {
         try log.write()
     }
 
-    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDIM.
+    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral
+    /// sampling in `sampleSteps` steps (sharper than DDIM early in training).
     func writeSamples() throws {
         let checkpoint = try trainer.checkpoint()
         let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: checkpoint.ema,
                                   settings: trainer.options.schedulerSettings, batch: settings.sampleCount)
-        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddim(eta: 0), steps: settings.sampleSteps)
+        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: settings.sampleSteps)
         let c = trainer.options.model
         let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
         try writePNG(grid, to: directory.samples.appendingPathComponent("step-\(trainer.step).png"))
