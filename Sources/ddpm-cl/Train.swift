@@ -48,6 +48,9 @@ struct Train: ParsableCommand {
     @Option(help: "Images per step.")
     var batch = 64
 
+    @Option(name: .customLong("accumulate"), help: "Average gradients over this many batches per optimizer step (effective batch = batch × accumulate).")
+    var accumulate = 1
+
     @Option(help: "Peak learning rate of AdamW.")
     var lr: Float = 5e-4
 
@@ -95,6 +98,7 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let minutes, minutes <= 0 { throw ValidationError("--minutes must be positive") }
         if lr <= 0 { throw ValidationError("--lr must be positive") }
@@ -118,6 +122,7 @@ struct Train: ParsableCommand {
                 options.data = data
                 options.horizontalFlip = flip
                 options.batch = batch
+                options.gradientAccumulation = accumulate > 1 ? accumulate : nil
                 options.learningRate = lr
                 options.warmupSteps = warmup
                 options.weightDecay = weightDecay

@@ -21,6 +21,8 @@ public final class Trainer {
     private let x0Buffer: DeviceBuffer
     private let statsBuffer: DeviceBuffer
     private var parameters: [(name: String, shape: Shape, param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, ema: DeviceBuffer)] = []
+    /// Averaged gradients when accumulating over micro-batches (empty otherwise).
+    private var accumulated: [DeviceBuffer] = []
 
     /// A fresh run (weights initialised from the seed) or a resumed one (from a checkpoint).
     public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil) throws {
@@ -61,20 +63,41 @@ public final class Trainer {
                                try backend.makeBuffer(checkpoint?.adamM.values[name] ?? zeros),
                                try backend.makeBuffer(checkpoint?.adamV.values[name] ?? zeros),
                                try backend.makeBuffer(checkpoint?.ema.values[name] ?? weights.values[name]!)))
+            if options.accumulationSteps > 1 { accumulated.append(try backend.makeBuffer(count: shape.count)) }
         }
     }
 
     /// Runs one step on `batch` (N×C×H×W in [-1, 1]). Nothing is read back.
-    public func trainStep(batch: [Float]) throws {
+    public func trainStep(batch: [Float]) throws { try trainStep(microBatches: [batch]) }
+
+    /// One optimizer step on `accumulationSteps` micro-batches: their gradients are averaged on the
+    /// device. Micro-batch i of step s draws its noise at Philox step (s−1)·k + i + 1.
+    public func trainStep(microBatches: [[Float]]) throws {
+        let k = options.accumulationSteps
+        precondition(microBatches.count == k, "expected \(k) micro-batches")
         step += 1
-        try backend.write(batch, to: x0Buffer)
-        try executor.run(step: UInt32(step))
+        var grads = gradients.map(executor.tensor)
+        for (i, batch) in microBatches.enumerated() {
+            try backend.write(batch, to: x0Buffer)
+            try executor.run(step: UInt32((step - 1) * k + i + 1))
+            guard k > 1 else { break }
+            for (g, acc) in zip(gradients.map(executor.tensor), accumulated) {
+                let target = TensorRef(acc, g.shape)
+                if i == 0 {
+                    try backend.run(.scale(1 / Float(k)), inputs: [g], outputs: [target], step: 0)
+                } else {
+                    try backend.run(.scale(1 / Float(k)), inputs: [g], outputs: [g], step: 0)   // in place, elementwise
+                    try backend.run(.add, inputs: [target, g], outputs: [target], step: 0)
+                }
+            }
+            grads = zip(accumulated, grads).map { TensorRef($0, $1.shape) }
+        }
         let stats = TensorRef(statsBuffer, Shape(2))
-        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: gradients.map(executor.tensor), outputs: [stats], step: 0)
+        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
         let decay = options.emaDecay(step: step)
-        for (p, g) in zip(parameters, gradients) {
-            try backend.run(.adamStep(adam), inputs: [executor.tensor(g), stats],
+        for (p, g) in zip(parameters, grads) {
+            try backend.run(.adamStep(adam), inputs: [g, stats],
                             outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
             try backend.run(.emaUpdate(decay: decay), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
         }
@@ -91,6 +114,14 @@ public final class Trainer {
     public func gradientValues() throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
         for (p, g) in zip(parameters, gradients) { out[p.name] = try backend.read(executor.buffer(g), count: p.shape.count) }
+        return out
+    }
+
+    /// The averaged gradients of the last step when accumulating over micro-batches.
+    public func accumulatedGradientValues() throws -> [String: [Float]] {
+        precondition(!accumulated.isEmpty, "not accumulating")
+        var out: [String: [Float]] = [:]
+        for (p, acc) in zip(parameters, accumulated) { out[p.name] = try backend.read(acc, count: p.shape.count) }
         return out
     }
 

@@ -8,6 +8,9 @@ public struct TrainingOptions: Codable, Equatable {
     public var data = "fashion-mnist"
     public var horizontalFlip = false
     public var batch = 64
+    /// Micro-batches of `batch` images whose gradients are averaged per optimizer step (nil = 1).
+    public var gradientAccumulation: Int?
+    public var accumulationSteps: Int { max(gradientAccumulation ?? 1, 1) }
     public var learningRate: Float = 5e-4
     public var warmupSteps = 100
     public var weightDecay: Float = 0

@@ -43,7 +43,9 @@ public final class TrainingSession {
         var log = TrainingLog(directory: directory, keepingUpTo: trainer.step)
         let start = Date()
         let firstStep = trainer.step + 1
-        let prefetch = BatchPrefetcher(data: data, batch: options.batch, firstStep: firstStep)
+        let k = options.accumulationSteps
+        // The prefetcher counts micro-batches: step s uses micro-batches (s−1)·k + 1 … s·k.
+        let prefetch = BatchPrefetcher(data: data, batch: options.batch, firstStep: (firstStep - 1) * k + 1)
         defer { prefetch.stop() }
         var lastLog = (time: Date(), step: trainer.step)
         var smoothed: Float?
@@ -56,7 +58,7 @@ public final class TrainingSession {
         }
 
         while !finished() {
-            try trainer.trainStep(batch: prefetch.take(step: trainer.step + 1))
+            try trainer.trainStep(microBatches: (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) })
             let step = trainer.step
             let logNow = step % settings.logEvery == 0 || step == settings.steps
             if logNow {
@@ -69,7 +71,7 @@ public final class TrainingSession {
                         """)
                 }
                 let now = Date()
-                let ips = Double((step - lastLog.step) * options.batch) / max(now.timeIntervalSince(lastLog.time), 1e-9)
+                let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
                 smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
                 log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips))
