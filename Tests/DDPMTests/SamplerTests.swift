@@ -51,7 +51,8 @@ final class SamplerTests: XCTestCase {
     }
 
     /// The tiny DDPMPipeline saved by diffusers, sampled for 20 steps with diffusers' noise, gives
-    /// diffusers' images (U-Net and scheduler together). Tolerance as above plus the U-Net's ~1e-6.
+    /// diffusers' images (U-Net and scheduler together). Measured: at most 2e-6 apart; 1e-4 allows for
+    /// other summation orders while any wrong coefficient or layer moves pixels by 1e-2 or more.
     func testPipelineMatchesDiffusers() throws {
         let dir = try fixture("pipeline-tiny")
         let pipeline = try LoadedPipeline.load(dir)
@@ -79,7 +80,7 @@ final class SamplerTests: XCTestCase {
                 for j in 0..<x.count { x[j] += sigma * stepNoise[i * batch * per + j] }
             }
             let worst = zip(x, expected).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(worst, 1e-3, "pipeline-tiny on \(backend.name): max difference \(worst)")
+            XCTAssertLessThan(worst, 1e-4, "pipeline-tiny on \(backend.name): max difference \(worst)")
         }
     }
 
