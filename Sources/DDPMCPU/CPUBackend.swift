@@ -72,9 +72,8 @@ public final class CPUBackend: Backend {
         case .scale(let f):
             elementwise(y[0], count: s[0].count) { i in f * x[0][i] }
         case .addChannels:
-            let (_, c, h, w) = s[0].nchw
+            let (_, _, h, w) = s[0].nchw
             elementwise(y[0], count: s[0].count) { i in x[0][i] + x[1][i / (h * w)] }
-            _ = c
         case .sumToChannels(let keepBatch):
             sumToChannels(y[0], x[0], s[0], keepBatch: keepBatch)
         case .concatChannels:

@@ -17,6 +17,28 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(failures, [], "\(failures.count) of \(ParityCases.all.count) parity cases failed")
     }
 
+    /// Every kernel file is exercised by parity cases of the ops it implements (gemm.cl has GEMMTests,
+    /// philox.cl the bit-identity test below). A new .cl file must be added here with its ops.
+    func testEveryKernelFileHasParityCases() {
+        let families: [String: [OpKind]] = [
+            "conv2d.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
+            "elementwise.cl": [.add, .mul, .scale, .addChannels, .sumToChannels, .concatChannels, .sliceChannels,
+                               .sliceChannelsBackward, .upsampleNearest2x, .upsampleNearest2xBackward, .reshape, .linear],
+            "group_norm.cl": [.groupNorm, .groupNormBackward],
+            "silu.cl": [.silu, .siluBackward],
+            "softmax.cl": [.softmax, .softmaxBackward],
+            "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep],
+            "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
+            "gemm.cl": [.matmul, .linear, .conv2d],
+            "philox.cl": [.qSample, .dropout],
+        ]
+        XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
+        let covered = Set(ParityCases.all.map(\.op.kind))
+        for (file, ops) in families {
+            for op in ops { XCTAssert(covered.contains(op), "\(file): \(op) has no parity case") }
+        }
+    }
+
     /// The Philox normals of philox.cl are bit-identical to the Swift ones.
     func testPhiloxNormalsAreBitIdentical() throws {
         let cl = try requireOpenCLBackend()
