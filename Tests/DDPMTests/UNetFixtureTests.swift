@@ -58,3 +58,17 @@ final class UNetFixtureTests: XCTestCase {
         }
     }
 }
+
+final class UNetConfigTests: XCTestCase {
+    /// attention_head_dim nil (one head per block, as google/ddpm-cifar10-32) survives the checkpoint's
+    /// JSON and the pipeline's config.json: a missing key would read back as diffusers' default 8.
+    func testConfigRoundTripsThroughJSON() throws {
+        for preset in ModelPreset.allCases {
+            let config = preset.config
+            let viaEncoder = try JSONDecoder().decode(UNetConfig.self, from: JSONEncoder().encode(config))
+            XCTAssertEqual(viaEncoder, config, preset.rawValue)
+            let viaDiffusersFile = try JSONDecoder().decode(UNetConfig.self, from: config.jsonData())
+            XCTAssertEqual(viaDiffusersFile, config, preset.rawValue)
+        }
+    }
+}

@@ -96,6 +96,39 @@ public struct UNetConfig: Codable, Equatable {
         attnNormNumGroups = try c.decodeIfPresent(Int.self, forKey: .attnNormNumGroups)
     }
 
+    /// Writes every key, optional ones as null: a missing attention_head_dim reads back as
+    /// diffusers' default 8, so nil must be written explicitly to survive a round trip.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sampleSize, forKey: .sampleSize)
+        try c.encode(inChannels, forKey: .inChannels)
+        try c.encode(outChannels, forKey: .outChannels)
+        try c.encode(blockOutChannels, forKey: .blockOutChannels)
+        try c.encode(layersPerBlock, forKey: .layersPerBlock)
+        try c.encode(downBlockTypes, forKey: .downBlockTypes)
+        try c.encode(upBlockTypes, forKey: .upBlockTypes)
+        try c.encode(normNumGroups, forKey: .normNumGroups)
+        try c.encode(normEps, forKey: .normEps)
+        try c.encode(attentionHeadDim, forKey: .attentionHeadDim)
+        try c.encode(dropout, forKey: .dropout)
+        try c.encode(downsamplePadding, forKey: .downsamplePadding)
+        try c.encode(flipSinToCos, forKey: .flipSinToCos)
+        try c.encode(freqShift, forKey: .freqShift)
+        try c.encode(addAttention, forKey: .addAttention)
+        try c.encode(centerInputSample, forKey: .centerInputSample)
+        try c.encode(midBlockScaleFactor, forKey: .midBlockScaleFactor)
+        try c.encode(actFn, forKey: .actFn)
+        try c.encode(timeEmbeddingType, forKey: .timeEmbeddingType)
+        try c.encode(resnetTimeScaleShift, forKey: .resnetTimeScaleShift)
+        try c.encode(downsampleType, forKey: .downsampleType)
+        try c.encode(upsampleType, forKey: .upsampleType)
+        try c.encode(midBlockType, forKey: .midBlockType)
+        try c.encode(classEmbedType, forKey: .classEmbedType)
+        try c.encode(numClassEmbeds, forKey: .numClassEmbeds)
+        try c.encode(timeEmbeddingDim, forKey: .timeEmbeddingDim)
+        try c.encode(attnNormNumGroups, forKey: .attnNormNumGroups)
+    }
+
     /// Refuses what the builder cannot represent, saying what is supported.
     public func validate(source: String) throws {
         func refuse(_ what: String) -> UserError {
