@@ -105,4 +105,34 @@ kernel void sampler_step(global float *out, global const float *xt, global const
     out[i] = value;
 }
 
+// The k-th smallest |x| of one image's values (rank selection: O(per²), no scratch memory).
+float kth_smallest_abs(global const float *x, int per, int k) {
+    for (int i = 0; i < per; i++) {
+        float v = fabs(x[i]);
+        int less = 0, equal = 0;
+        for (int j = 0; j < per; j++) {
+            float w = fabs(x[j]);
+            less += w < v;
+            equal += w == v;
+        }
+        if (less <= k && k < less + equal) return v;
+    }
+    return 0.0f;
+}
+
+// Dynamic thresholding, one work-item per image: s = clamp(quantile(|x|, ratio), 1, max_value)
+// (linear interpolation between order statistics ⌊ratio·(per−1)⌋ and the next), out = clamp(x, ±s)/s.
+kernel void dynamic_threshold(global float *out, global const float *x, float ratio, float max_value,
+                              int per, int images) {
+    int image = get_global_id(0);
+    if (image >= images) return;
+    global const float *in = x + (long)image * per;
+    float position = ratio * (float)(per - 1);
+    int lo = min((int)position, per - 1), hi = min(lo + 1, per - 1);
+    float a = kth_smallest_abs(in, per, lo), b = kth_smallest_abs(in, per, hi);
+    float quantile = a + (position - (float)lo) * (b - a);
+    float t = fmin(fmax(quantile, 1.0f), max_value);
+    for (int i = 0; i < per; i++) out[(long)image * per + i] = fmin(fmax(in[i], -t), t) / t;
+}
+
 #pragma OPENCL FP_CONTRACT ON

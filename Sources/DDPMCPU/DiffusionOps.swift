@@ -96,6 +96,20 @@ func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>,
     }
 }
 
+/// Per image: s = clamp(quantile(|x|, ratio), 1, maxValue) with torch.quantile's linear
+/// interpolation between the sorted values at ⌊ratio·(D−1)⌋ and the next; out = clamp(x, −s, s) / s.
+func dynamicThreshold(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ s: Shape, ratio: Float, maxValue: Float) {
+    let n = s[0], per = s.count / n
+    parallelFor(n) { image in
+        let sorted = (0..<per).map { abs(x[image * per + $0]) }.sorted()
+        let position = ratio * Float(per - 1)
+        let lo = min(Int(position), per - 1), hi = min(lo + 1, per - 1)
+        let quantile = sorted[lo] + (position - Float(lo)) * (sorted[hi] - sorted[lo])
+        let t = min(max(quantile, 1), maxValue)
+        for i in 0..<per { out[image * per + i] = min(max(x[image * per + i], -t), t) / t }
+    }
+}
+
 /// stats = (‖g‖₂ over all gradients, min(1, maxNorm / (‖g‖ + 1e-6))) as torch's clip_grad_norm_.
 func gradNorm(_ stats: UnsafeMutablePointer<Float>, _ grads: [(UnsafePointer<Float>, Int)], maxNorm: Float) {
     var sum = 0.0

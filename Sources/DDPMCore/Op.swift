@@ -68,6 +68,9 @@ public enum Op: Hashable, Sendable {
     case qSample(QSample)
     /// x_t, model output → x_prev: one reverse step (DDPM or DDIM) with coefficients from the host.
     case samplerStep(SamplerStep)
+    /// x̂0[N, …] → per image s = clamp(quantile(|x̂0|, ratio), 1, maxValue), clamp(x̂0, −s, s) / s
+    /// (Imagen's dynamic thresholding, as diffusers' _threshold_sample; linear-interpolated quantile).
+    case dynamicThreshold(ratio: Float, maxValue: Float)
 
     // MARK: Optimizer (in place: outputs are read and written)
     /// grads g_1…g_P → stats[2] = (global L2 norm, clip factor min(1, maxNorm / (norm + 1e-6)))
@@ -107,6 +110,7 @@ public enum Op: Hashable, Sendable {
         case .mseBackward: return .mseBackward
         case .qSample: return .qSample
         case .samplerStep: return .samplerStep
+        case .dynamicThreshold: return .dynamicThreshold
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
         case .emaUpdate: return .emaUpdate
@@ -120,7 +124,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
-    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep
+    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
 
     /// Ops whose gradient rule must pass a finite-difference check.

@@ -109,6 +109,9 @@ extension Op {
             need(2)
             precondition(s[0] == s[1])
             return [s[0]]
+        case .dynamicThreshold:
+            need(1)
+            return [s[0]]
         case .gradNorm:
             precondition(!s.isEmpty)
             return [Shape(2)]

@@ -144,6 +144,10 @@ extension OpenCLBackend {
                         .float(p.p0), .float(p.pe), .float(p.px), .float(p.sigma),
                         .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
                         .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])
+        case .dynamicThreshold(let ratio, let maxValue):
+            let images = s[0][0]
+            try launch("dynamic_threshold", "diffusion.cl", count: images, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .float(ratio), .float(maxValue), .int(count / images), .int(images)])
         case .gradNorm(let maxNorm):
             let lanes = 64
             let partials = try scratch("grad_norm_partials", floats: inputs.count * lanes)

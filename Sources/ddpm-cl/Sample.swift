@@ -53,6 +53,12 @@ struct Sample: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Clip the predicted x₀ to [-1, 1]. Default: the scheduler's setting.")
     var clipSample: Bool?
 
+    @Option(name: .customLong("dynamic-threshold"), help: "Dynamic thresholding of x₀ (Imagen) at this quantile, e.g. 0.995; replaces clipping. Default: the scheduler's setting.")
+    var dynamicThreshold: Float?
+
+    @Option(name: .customLong("sample-max-value"), help: "Largest threshold with --dynamic-threshold.")
+    var sampleMaxValue: Float?
+
     @Option(help: "Seed of the initial and per-step noise.")
     var seed: UInt64 = 0
 
@@ -70,6 +76,8 @@ struct Sample: ParsableCommand {
         if deviceBatch < 1 { throw ValidationError("--device-batch must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if eta < 0 { throw ValidationError("--eta must be ≥ 0") }
+        if let r = dynamicThreshold, !(r > 0 && r <= 1) { throw ValidationError("--dynamic-threshold takes a quantile in (0, 1]") }
+        if let m = sampleMaxValue, m < 1 { throw ValidationError("--sample-max-value must be at least 1") }
     }
 
     func run() throws {
@@ -88,6 +96,11 @@ struct Sample: ParsableCommand {
             if let variance { pipeline.settings.variance = variance == .beta ? .fixedLarge : .fixedSmall }
             if let spacing { pipeline.settings.spacing = SchedulerSettings.Spacing(rawValue: spacing.rawValue)! }
             if let clipSample { pipeline.settings.clipSample = clipSample }
+            if let dynamicThreshold {
+                pipeline.settings.thresholding = true
+                pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
+            }
+            if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
             let total = pipeline.settings.schedule.timesteps
             let stepCount = steps ?? (sampler == .ddpm ? total : 50)
             guard stepCount <= total else { throw UserError("--steps \(stepCount) exceeds the model's \(total) training timesteps.") }

@@ -27,7 +27,7 @@ final class ParityTests: XCTestCase {
             "group_norm.cl": [.groupNorm, .groupNormBackward],
             "silu.cl": [.silu, .siluBackward],
             "softmax.cl": [.softmax, .softmaxBackward],
-            "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep],
+            "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep, .dynamicThreshold],
             "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
             "gemm.cl": [.matmul, .linear, .conv2d],
             "philox.cl": [.qSample, .dropout],

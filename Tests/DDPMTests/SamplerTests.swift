@@ -13,7 +13,8 @@ final class SamplerTests: XCTestCase {
     func testSchedulerTrajectoriesMatchDiffusers() throws {
         let dir = try fixture("scheduler")
         let cases = ["ddpm-linear-fixed_small", "ddpm-linear-fixed_large", "ddpm-cosine-v", "ddpm-scaled_linear-sample",
-                     "ddpm-leading25-offset1", "ddim-eta0-leading", "ddim-eta1-trailing", "ddim-linspace-v"]
+                     "ddpm-leading25-offset1", "ddim-eta0-leading", "ddim-eta1-trailing", "ddim-linspace-v",
+                     "ddpm-threshold", "ddim-threshold"]
         let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
         for backend in try testBackends() {
             for name in cases {
@@ -37,8 +38,10 @@ final class SamplerTests: XCTestCase {
                     let sigma = op.sigma
                     op.sigma = 0   // add the fixture's noise on the host instead of Philox's
                     let out = try backend.makeBuffer(count: per)
-                    try backend.run(.samplerStep(op), inputs: [TensorRef(try backend.makeBuffer(x), shape), TensorRef(try backend.makeBuffer(model), shape)],
-                                    outputs: [TensorRef(out, shape)], step: 0)
+                    let scratch = try (0..<3).map { _ in try backend.makeBuffer(count: per) }
+                    try Sampler.reverseStep(op, sampler: sampler, settings: settings, backend: backend,
+                                            xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
+                                            out: TensorRef(out, shape), scratch: scratch, step: 0)
                     x = try backend.read(out, count: per)
                     for j in 0..<per { x[j] += sigma * noise[i * per + j] }
                     let expected = Array(trajectory[i * per..<(i + 1) * per])

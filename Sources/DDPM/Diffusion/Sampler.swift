@@ -32,6 +32,42 @@ public final class Sampler {
 
     public var imageShape: Shape { Shape(config.inChannels, config.sampleSize, config.sampleSize) }
 
+    private var scratch: [DeviceBuffer] = []
+
+    private func reverseStep(_ op: SamplerStep, sampler: SamplerKind, t: Int, current: DeviceBuffer, next: DeviceBuffer) throws {
+        let shape = net.graph.shape(net.sample)
+        if settings.thresholding && scratch.isEmpty { scratch = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
+        try Self.reverseStep(op, sampler: sampler, settings: settings, backend: backend, xt: TensorRef(current, shape),
+                             model: executor.tensor(net.output), out: TensorRef(next, shape), scratch: scratch, step: UInt32(t))
+    }
+
+    /// x_t → x_prev with the step's coefficients. With dynamic thresholding the step is split: x̂0
+    /// (and for DDIM ε̂ from the unthresholded output) first, x̂0 thresholded per image, then the
+    /// update from them. `scratch` holds three x_t-sized buffers when thresholding.
+    public static func reverseStep(_ op: SamplerStep, sampler: SamplerKind, settings: SchedulerSettings, backend: Backend,
+                                   xt: TensorRef, model: TensorRef, out: TensorRef, scratch: [DeviceBuffer], step: UInt32) throws {
+        guard settings.thresholding else {
+            return try backend.run(.samplerStep(op), inputs: [xt, model], outputs: [out], step: step)
+        }
+        let shape = xt.shape
+        let (x0, thresholded, eps) = (TensorRef(scratch[0], shape), TensorRef(scratch[1], shape), TensorRef(scratch[2], shape))
+        func only(p0: Float = 0, pe: Float = 0) -> SamplerStep {
+            SamplerStep(kx: op.kx, km: op.km, clip: 0, ex: op.ex, em: op.em, p0: p0, pe: pe, px: 0, sigma: 0, seed: 0, firstImage: 0)
+        }
+        try backend.run(.samplerStep(only(p0: 1)), inputs: [xt, model], outputs: [x0], step: 0)
+        try backend.run(.dynamicThreshold(ratio: settings.dynamicThresholdingRatio, maxValue: settings.sampleMaxValue),
+                        inputs: [x0], outputs: [thresholded], step: 0)
+        var final = op
+        (final.kx, final.km, final.clip) = (0, 1, 0)      // x̂0 := the thresholded input
+        if case .ddim = sampler {
+            try backend.run(.samplerStep(only(pe: 1)), inputs: [xt, model], outputs: [eps], step: 0)
+            (final.ex, final.em) = (1, 0)                 // ε̂ := the first input; DDIM has px = 0
+            try backend.run(.samplerStep(final), inputs: [eps, thresholded], outputs: [out], step: step)
+        } else {
+            try backend.run(.samplerStep(final), inputs: [xt, thresholded], outputs: [out], step: step)
+        }
+    }
+
     /// The initial noise of image `index`: Philox normals of the initial-noise stream.
     public func initialNoise(image index: Int, seed: UInt64) -> [Float] {
         (0..<imageShape.count).map { Philox.normal(seed: seed, index: $0, image: UInt32(index), step: 0, stream: RandomStream.initialNoise) }
@@ -66,9 +102,7 @@ public final class Sampler {
                 try executor.run(step: 0)
                 var op = step.op
                 op.firstImage = UInt32(first)
-                let shape = net.graph.shape(net.sample)
-                try backend.run(.samplerStep(op), inputs: [TensorRef(current, shape), executor.tensor(net.output)],
-                                outputs: [TensorRef(next, shape)], step: UInt32(step.t))
+                try reverseStep(op, sampler: sampler, t: step.t, current: current, next: next)
                 swap(&current, &next)
                 if snapshotAt.contains(index + 1) { trajectory?(step.previous, try backend.read(current, count: n * per)) }
                 done += 1

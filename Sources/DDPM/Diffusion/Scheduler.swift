@@ -14,6 +14,10 @@ public struct SchedulerSettings: Equatable {
     public var spacing: Spacing = .leading
     public var stepsOffset = 0
     public var setAlphaToOne = true
+    /// Dynamic thresholding of x̂0 (replaces clipping when on), diffusers' thresholding settings.
+    public var thresholding = false
+    public var dynamicThresholdingRatio: Float = 0.995
+    public var sampleMaxValue: Float = 1
 
     public init(schedule: NoiseSchedule) { self.schedule = schedule }
 
@@ -30,9 +34,9 @@ public struct SchedulerSettings: Equatable {
             }
             variance = value
         }
-        if let thresholding = json["thresholding"] as? Bool, thresholding {
-            throw UserError("\(source): thresholding is not supported; set it to false.")
-        }
+        thresholding = json["thresholding"] as? Bool ?? false
+        dynamicThresholdingRatio = (json["dynamic_thresholding_ratio"] as? NSNumber)?.floatValue ?? 0.995
+        sampleMaxValue = (json["sample_max_value"] as? NSNumber)?.floatValue ?? 1
         clipSample = json["clip_sample"] as? Bool ?? true
         clipSampleRange = (json["clip_sample_range"] as? NSNumber)?.floatValue ?? 1
         if let s = json["timestep_spacing"] as? String {
@@ -49,7 +53,8 @@ public struct SchedulerSettings: Equatable {
          "num_train_timesteps": schedule.timesteps, "beta_start": Double(schedule.betaStart), "beta_end": Double(schedule.betaEnd),
          "beta_schedule": schedule.kind.rawValue, "trained_betas": NSNull(), "variance_type": variance.rawValue,
          "clip_sample": clipSample, "clip_sample_range": Double(clipSampleRange), "prediction_type": prediction.rawValue,
-         "thresholding": false, "dynamic_thresholding_ratio": 0.995, "sample_max_value": 1.0,
+         "thresholding": thresholding, "dynamic_thresholding_ratio": Double(dynamicThresholdingRatio),
+         "sample_max_value": Double(sampleMaxValue),
          "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset, "rescale_betas_zero_snr": false]
     }
 
@@ -97,7 +102,7 @@ extension SchedulerSettings {
             case .sample: (kx, km, ex, em) = (0, 1, 1 / b.squareRoot(), -(a / b).squareRoot())
             case .v: (kx, km, ex, em) = (a.squareRoot(), -b.squareRoot(), b.squareRoot(), a.squareRoot())
             }
-            let clip: Float = clipSample ? clipSampleRange : 0
+            let clip: Float = clipSample && !thresholding ? clipSampleRange : 0
             var p0 = 0.0, pe = 0.0, px = 0.0, sigma = 0.0
             let previous: Int
             switch sampler {
