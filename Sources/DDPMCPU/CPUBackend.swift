@@ -121,7 +121,7 @@ public final class CPUBackend: Backend {
         case .qSample(let q):
             qSample(y[0], y[1], y[2], x[0], x[1], s[0], q, step: step)
         case .samplerStep(let p):
-            samplerStep(y[0], x[0], x[1], s[0], p, step: step)
+            samplerStep(y[0], x[0], x[1], p.learnedVariance ? x[2] : nil, s[0], p, step: step)
         case .dynamicThreshold(let ratio, let maxValue):
             dynamicThreshold(y[0], x[0], s[0], ratio: ratio, maxValue: maxValue)
         case .gradNorm(let maxNorm):

@@ -77,7 +77,7 @@ func qSample(_ xt: UnsafeMutablePointer<Float>, _ target: UnsafeMutablePointer<F
 
 /// One reverse step; see SamplerStep for the formula. z for image n uses stream (firstImage + n).
 func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>, _ model: UnsafePointer<Float>,
-                 _ s: Shape, _ p: SamplerStep, step: UInt32) {
+                 _ v: UnsafePointer<Float>?, _ s: Shape, _ p: SamplerStep, step: UInt32) {
     let n = s[0], per = s.count / n
     parallelFor(n) { image in
         for i in 0..<per {
@@ -89,7 +89,12 @@ func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>,
             if p.sigma != 0 {
                 let z = Philox.normal(seed: p.seed, index: i, image: p.firstImage + UInt32(image), step: step,
                                       stream: RandomStream.samplerNoise)
-                value = value + p.sigma * z
+                var scale = p.sigma
+                if let v {
+                    let f = (v[j] + 1) / 2
+                    scale = scale * expf(0.5 * (f * p.maxLog + (1 - f) * p.minLog))
+                }
+                value = value + scale * z
             }
             out[j] = value
         }

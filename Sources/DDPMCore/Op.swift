@@ -66,7 +66,8 @@ public enum Op: Hashable, Sendable {
     /// x0[N,C,H,W], table[2,T] (√ᾱ_t, √(1−ᾱ_t)) → x_t, target, t[N]: draws t ~ U{0..T−1} and
     /// ε ~ N(0, I) with Philox (seed, step) and forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and the target.
     case qSample(QSample)
-    /// x_t, model output → x_prev: one reverse step (DDPM or DDIM) with coefficients from the host.
+    /// x_t, model output (, v with learnedVariance) → x_prev: one reverse step (DDPM or DDIM) with
+    /// coefficients from the host.
     case samplerStep(SamplerStep)
     /// x̂0[N, …] → per image s = clamp(quantile(|x̂0|, ratio), 1, maxValue), clamp(x̂0, −s, s) / s
     /// (Imagen's dynamic thresholding, as diffusers' _threshold_sample; linear-interpolated quantile).
@@ -216,7 +217,9 @@ public struct QSample: Hashable, Sendable {
 /// One reverse step written as a few coefficients that the host computes from the schedule:
 ///   x̂0 = clamp(kx·x_t + km·m, ±clip)          (clip ≤ 0: no clamp; m the model output)
 ///   ε̂  = ex·x_t + em·m                       (the noise estimate, from the unclipped prediction)
-///   x_prev = p0·x̂0 + pe·ε̂ + px·x_t + σ·z,  z ~ N(0, I) from Philox(seed, image index, step)
+///   x_prev = p0·x̂0 + pe·ε̂ + px·x_t + σ·σ_v·z,  z ~ N(0, I) from Philox(seed, image index, step)
+/// σ_v is 1, or with `learnedVariance` (Improved DDPM, diffusers "learned_range") a third input v gives
+///   σ_v = exp(½·(f·maxLog + (1−f)·minLog)),  f = (v + 1)/2.
 /// The per-image noise stream is `firstImage + n`, so image i depends only on (seed, i).
 public struct SamplerStep: Hashable, Sendable {
     public var kx: Float, km: Float, clip: Float
@@ -224,10 +227,13 @@ public struct SamplerStep: Hashable, Sendable {
     public var p0: Float, pe: Float, px: Float, sigma: Float
     public var seed: UInt64
     public var firstImage: UInt32
+    public var learnedVariance: Bool
+    public var minLog: Float, maxLog: Float
     public init(kx: Float, km: Float, clip: Float, ex: Float, em: Float, p0: Float, pe: Float, px: Float,
-                sigma: Float, seed: UInt64, firstImage: UInt32) {
+                sigma: Float, seed: UInt64, firstImage: UInt32, learnedVariance: Bool = false, minLog: Float = 0, maxLog: Float = 0) {
         self.kx = kx; self.km = km; self.clip = clip; self.ex = ex; self.em = em
         self.p0 = p0; self.pe = pe; self.px = px; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
+        self.learnedVariance = learnedVariance; self.minLog = minLog; self.maxLog = maxLog
     }
 }
 

@@ -105,9 +105,9 @@ extension Op {
             need(2)
             precondition(s[1].dims == [2, q.timesteps], "qSample table \(s[1]) must be [2, \(q.timesteps)]")
             return [s[0], s[0], Shape(s[0][0])]
-        case .samplerStep:
-            need(2)
-            precondition(s[0] == s[1])
+        case .samplerStep(let p):
+            need(p.learnedVariance ? 3 : 2)
+            precondition(s.allSatisfy { $0 == s[0] }, "samplerStep inputs differ: \(s)")
             return [s[0]]
         case .dynamicThreshold:
             need(1)

@@ -244,7 +244,8 @@ kernel void q_sample(global float *xt, global float *target, global float *t_out
 // x̂0 = clamp(kx·x_t + km·m); ε̂ = ex·x_t + em·m; out = p0·x̂0 + pe·ε̂ + px·x_t + σ·z
 kernel void sampler_step(global float *out, global const float *xt, global const float *model,
                          float kx, float km, float clip, float ex, float em, float p0, float pe, float px,
-                         float sigma, uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
+                         float sigma, uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n,
+                         int learned, float min_log, float max_log, global const float *v) {
     int i = get_global_id(0);
     if (i >= n) return;
     float x0 = kx * xt[i] + km * model[i];
@@ -253,7 +254,12 @@ kernel void sampler_step(global float *out, global const float *xt, global const
     float value = p0 * x0 + pe * eps + px * xt[i];
     if (sigma != 0.0f) {
         float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise
-        value = value + sigma * z;
+        float scale = sigma;
+        if (learned) {   // Improved DDPM learned range: log σ² between log β̃ and log β
+            float f = (v[i] + 1.0f) / 2.0f;
+            scale = scale * exp(0.5f * (f * max_log + (1.0f - f) * min_log));
+        }
+        value = value + scale * z;
     }
     out[i] = value;
 }

@@ -143,7 +143,8 @@ extension OpenCLBackend {
                         .float(p.kx), .float(p.km), .float(p.clip), .float(p.ex), .float(p.em),
                         .float(p.p0), .float(p.pe), .float(p.px), .float(p.sigma),
                         .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
-                        .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])
+                        .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count),
+                        .int(p.learnedVariance ? 1 : 0), .float(p.minLog), .float(p.maxLog), .buffer(p.learnedVariance ? x[2] : x[0])])
         case .dynamicThreshold(let ratio, let maxValue):
             let images = s[0][0]
             try launch("dynamic_threshold", "diffusion.cl", count: images, loops: true,

@@ -122,6 +122,9 @@ public enum ParityCases {
         noClip.clip = 0
         noClip.sigma = 0
         cases.append(ParityCase(.samplerStep(noClip), [(Shape(1, 1, 3, 3), n), (Shape(1, 1, 3, 3), n)]))
+        var learned = step
+        (learned.learnedVariance, learned.minLog, learned.maxLog) = (true, -6.2, -3.1)
+        cases.append(ParityCase(.samplerStep(learned), [(x, n), (x, n), (x, .uniform(-1, 1))]))
         // Values spread beyond ±1 so the threshold bites; ties and 1-element images as edge cases.
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.9, maxValue: 1.5), [(Shape(3, 2, 5, 7), .normal(scale: 2))]))
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.995, maxValue: 3), [(Shape(2, 1, 4, 4), .values((0..<32).map { Float($0 % 5) - 2 }))]))

@@ -5,7 +5,7 @@ import Foundation
 
 enum SamplerChoice: String, ExpressibleByArgument, CaseIterable { case ddpm, ddim }
 enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
-    case beta, betaTilde = "beta-tilde"
+    case beta, betaTilde = "beta-tilde", learned
 }
 enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, trailing, linspace }
 
@@ -44,7 +44,7 @@ struct Sample: ParsableCommand {
     @Option(help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
     var eta: Float = 0
 
-    @Option(help: "DDPM variance: beta-tilde (σ²=β̃, diffusers fixed_small) or beta (σ²=β, fixed_large). Default: the scheduler's.")
+    @Option(help: "DDPM variance: beta-tilde (σ²=β̃, diffusers fixed_small), beta (σ²=β, fixed_large) or learned (the model's second half of channels, Improved DDPM's learned_range). Default: the scheduler's.")
     var variance: VarianceChoice?
 
     @Option(help: "Timestep spacing for fewer steps than training: leading, trailing, linspace. Default: the scheduler's.")
@@ -93,7 +93,20 @@ struct Sample: ParsableCommand {
                 print("using the newest run: \(newest.path)")
             }
             var pipeline = try LoadedPipeline.load(source)
-            if let variance { pipeline.settings.variance = variance == .beta ? .fixedLarge : .fixedSmall }
+            if let variance {
+                switch variance {
+                case .beta: pipeline.settings.variance = .fixedLarge
+                case .betaTilde: pipeline.settings.variance = .fixedSmall
+                case .learned: pipeline.settings.variance = .learnedRange
+                }
+            }
+            let c0 = pipeline.config
+            if pipeline.settings.variance == .learnedRange && c0.outChannels != 2 * c0.inChannels {
+                throw UserError("learned variance needs a model whose out_channels (\(c0.outChannels)) are twice its in_channels (\(c0.inChannels)): ε and the variance. This model predicts a fixed variance; use --variance beta or beta-tilde.")
+            }
+            if c0.outChannels != c0.inChannels && c0.outChannels != 2 * c0.inChannels {
+                throw UserError("the model has in_channels \(c0.inChannels) and out_channels \(c0.outChannels); ddpm-cl samples models with out_channels equal to in_channels, or twice that (learned variance).")
+            }
             if let spacing { pipeline.settings.spacing = SchedulerSettings.Spacing(rawValue: spacing.rawValue)! }
             if let clipSample { pipeline.settings.clipSample = clipSample }
             if let dynamicThreshold {

@@ -14,7 +14,7 @@ final class SamplerTests: XCTestCase {
         let dir = try fixture("scheduler")
         let cases = ["ddpm-linear-fixed_small", "ddpm-linear-fixed_large", "ddpm-cosine-v", "ddpm-scaled_linear-sample",
                      "ddpm-leading25-offset1", "ddim-eta0-leading", "ddim-eta1-trailing", "ddim-linspace-v",
-                     "ddpm-threshold", "ddim-threshold"]
+                     "ddpm-threshold", "ddim-threshold", "ddpm-learned_range"]
         let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
         for backend in try testBackends() {
             for name in cases {
@@ -39,11 +39,18 @@ final class SamplerTests: XCTestCase {
                     op.sigma = 0   // add the fixture's noise on the host instead of Philox's
                     let out = try backend.makeBuffer(count: per)
                     let scratch = try (0..<3).map { _ in try backend.makeBuffer(count: per) }
+                    // The learned-variance case's model also outputs v = 0.8·tanh(0.7x) (make-fixtures).
+                    let variance = op.learnedVariance ? TensorRef(try backend.makeBuffer(x.map { 0.8 * tanhf(0.7 * $0) }), shape) : nil
                     try Sampler.reverseStep(op, sampler: sampler, settings: settings, backend: backend,
                                             xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
-                                            out: TensorRef(out, shape), scratch: scratch, step: 0)
+                                            variance: variance, out: TensorRef(out, shape), scratch: scratch, step: 0)
+                    let v = x.map { 0.8 * tanhf(0.7 * $0) }
                     x = try backend.read(out, count: per)
-                    for j in 0..<per { x[j] += sigma * noise[i * per + j] }
+                    for j in 0..<per {
+                        let f = (v[j] + 1) / 2
+                        let learned = op.learnedVariance ? expf(0.5 * (f * op.maxLog + (1 - f) * op.minLog)) : 1
+                        x[j] += sigma * learned * noise[i * per + j]
+                    }
                     let expected = Array(trajectory[i * per..<(i + 1) * per])
                     let worst = zip(x, expected).map { abs($0 - $1) }.max()!
                     XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")

@@ -34,20 +34,37 @@ public final class Sampler {
 
     private var scratch: [DeviceBuffer] = []
 
+    private var halves: [DeviceBuffer] = []
+
     private func reverseStep(_ op: SamplerStep, sampler: SamplerKind, t: Int, current: DeviceBuffer, next: DeviceBuffer) throws {
         let shape = net.graph.shape(net.sample)
         if settings.thresholding && scratch.isEmpty { scratch = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
+        var model = executor.tensor(net.output)
+        var variance: TensorRef?
+        if config.outChannels == 2 * config.inChannels {
+            // A learned-variance model outputs [ε (or x₀, v), v_σ]: split the halves.
+            if halves.isEmpty { halves = try (0..<2).map { _ in try backend.makeBuffer(count: shape.count) } }
+            let c = config.inChannels
+            try backend.run(.sliceChannels(start: 0, count: c), inputs: [model], outputs: [TensorRef(halves[0], shape)], step: 0)
+            try backend.run(.sliceChannels(start: c, count: c), inputs: [model], outputs: [TensorRef(halves[1], shape)], step: 0)
+            model = TensorRef(halves[0], shape)
+            variance = TensorRef(halves[1], shape)
+        }
         try Self.reverseStep(op, sampler: sampler, settings: settings, backend: backend, xt: TensorRef(current, shape),
-                             model: executor.tensor(net.output), out: TensorRef(next, shape), scratch: scratch, step: UInt32(t))
+                             model: model, variance: op.learnedVariance ? variance : nil, out: TensorRef(next, shape),
+                             scratch: scratch, step: UInt32(t))
     }
 
     /// x_t → x_prev with the step's coefficients. With dynamic thresholding the step is split: x̂0
     /// (and for DDIM ε̂ from the unthresholded output) first, x̂0 thresholded per image, then the
     /// update from them. `scratch` holds three x_t-sized buffers when thresholding.
     public static func reverseStep(_ op: SamplerStep, sampler: SamplerKind, settings: SchedulerSettings, backend: Backend,
-                                   xt: TensorRef, model: TensorRef, out: TensorRef, scratch: [DeviceBuffer], step: UInt32) throws {
+                                   xt: TensorRef, model: TensorRef, variance: TensorRef? = nil, out: TensorRef,
+                                   scratch: [DeviceBuffer], step: UInt32) throws {
+        precondition(op.learnedVariance == (variance != nil), "a learned-variance step needs the model's variance half")
+        let extra = variance.map { [$0] } ?? []
         guard settings.thresholding else {
-            return try backend.run(.samplerStep(op), inputs: [xt, model], outputs: [out], step: step)
+            return try backend.run(.samplerStep(op), inputs: [xt, model] + extra, outputs: [out], step: step)
         }
         let shape = xt.shape
         let (x0, thresholded, eps) = (TensorRef(scratch[0], shape), TensorRef(scratch[1], shape), TensorRef(scratch[2], shape))
@@ -62,9 +79,9 @@ public final class Sampler {
         if case .ddim = sampler {
             try backend.run(.samplerStep(only(pe: 1)), inputs: [xt, model], outputs: [eps], step: 0)
             (final.ex, final.em) = (1, 0)                 // ε̂ := the first input; DDIM has px = 0
-            try backend.run(.samplerStep(final), inputs: [eps, thresholded], outputs: [out], step: step)
+            try backend.run(.samplerStep(final), inputs: [eps, thresholded] + extra, outputs: [out], step: step)
         } else {
-            try backend.run(.samplerStep(final), inputs: [xt, thresholded], outputs: [out], step: step)
+            try backend.run(.samplerStep(final), inputs: [xt, thresholded] + extra, outputs: [out], step: step)
         }
     }
 

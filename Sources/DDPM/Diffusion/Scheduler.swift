@@ -3,7 +3,9 @@ import Foundation
 
 /// The reverse-process settings of diffusers' DDPMScheduler/DDIMScheduler (scheduler_config.json).
 public struct SchedulerSettings: Equatable {
-    public enum Variance: String { case fixedSmall = "fixed_small", fixedLarge = "fixed_large" }
+    /// σ² = β̃ (fixed_small), β (fixed_large), or learned: the model's second half of channels
+    /// interpolates log σ² between log β̃ and log β (Improved DDPM, diffusers learned_range).
+    public enum Variance: String { case fixedSmall = "fixed_small", fixedLarge = "fixed_large", learnedRange = "learned_range" }
     public enum Spacing: String, CaseIterable { case leading, trailing, linspace }
 
     public var schedule: NoiseSchedule
@@ -30,7 +32,7 @@ public struct SchedulerSettings: Equatable {
         }
         if let v = json["variance_type"] as? String {
             guard let value = Variance(rawValue: v) else {
-                throw UserError("\(source): variance_type \"\(v)\" is not supported (fixed_small or fixed_large).")
+                throw UserError("\(source): variance_type \"\(v)\" is not supported (fixed_small, fixed_large or learned_range).")
             }
             variance = value
         }
@@ -104,6 +106,7 @@ extension SchedulerSettings {
             }
             let clip: Float = clipSample && !thresholding ? clipSampleRange : 0
             var p0 = 0.0, pe = 0.0, px = 0.0, sigma = 0.0
+            var minLog = 0.0, maxLog = 0.0
             let previous: Int
             switch sampler {
             case .ddpm:
@@ -114,7 +117,13 @@ extension SchedulerSettings {
                 p0 = aPrev.squareRoot() * beta / b
                 px = alpha.squareRoot() * bPrev / b
                 if t > 0 {
-                    sigma = variance == .fixedSmall ? max(bPrev / b * beta, 1e-20).squareRoot() : beta.squareRoot()
+                    switch variance {
+                    case .fixedSmall: sigma = max(bPrev / b * beta, 1e-20).squareRoot()
+                    case .fixedLarge: sigma = beta.squareRoot()
+                    case .learnedRange:
+                        sigma = 1   // scaled per element by the model's variance output
+                        (minLog, maxLog) = (log(max(bPrev / b * beta, 1e-20)), log(beta))
+                    }
                 }
             case .ddim(let eta):
                 previous = t - schedule.timesteps / count
@@ -125,7 +134,9 @@ extension SchedulerSettings {
                 pe = max(1 - aPrev - sigma * sigma, 0).squareRoot()
             }
             let op = SamplerStep(kx: Float(kx), km: Float(km), clip: clip, ex: Float(ex), em: Float(em),
-                                 p0: Float(p0), pe: Float(pe), px: Float(px), sigma: Float(sigma), seed: seed, firstImage: 0)
+                                 p0: Float(p0), pe: Float(pe), px: Float(px), sigma: Float(sigma), seed: seed, firstImage: 0,
+                                 learnedVariance: variance == .learnedRange && sampler == .ddpm,
+                                 minLog: Float(minLog), maxLog: Float(maxLog))
             return ReverseStep(t: t, previous: previous, op: op)
         }
     }
