@@ -112,6 +112,29 @@ final class SamplerTests: XCTestCase {
         for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
     }
 
+    /// A model with out_channels = 2·in_channels (ε and the variance weight) samples with learned
+    /// variance, the same on every backend, and the variance half changes the result.
+    func testLearnedVarianceModelSamples() throws {
+        var config = ModelPreset.tiny.config
+        config.outChannels = 2
+        let net = UNet(config: config, batch: 1)
+        var weights = Weights(graph: net.graph)
+        weights.initialize(seed: 9)
+        var learned = SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 20))
+        learned.variance = .learnedRange
+        var fixed = learned
+        fixed.variance = .fixedSmall
+        var results: [[Float]] = []
+        for backend in try testBackends() {
+            let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: learned, batch: 2)
+            results.append(try sampler.sample(count: 2, seed: 5, sampler: .ddpm, steps: 20))
+        }
+        XCTAssert(results[0].allSatisfy(\.isFinite))
+        for r in results.dropFirst() { XCTAssertLessThan(nmse(r, results[0]), 1e-8) }
+        let plain = try Sampler(backend: CPUBackend(), config: config, weights: weights, settings: fixed, batch: 2)
+        XCTAssertNotEqual(try plain.sample(count: 2, seed: 5, sampler: .ddpm, steps: 20), results[0])
+    }
+
     func testTimestepSpacingsMatchDiffusers() {
         var s = SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
         s.spacing = .trailing
