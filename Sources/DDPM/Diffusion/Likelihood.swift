@@ -123,7 +123,12 @@ public final class UNetNoisePredictor: NoisePredictor {
         executor.bind(net.sample, to: try backend.makeBuffer(x))
         executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: Float(t), count: batch)))
         try executor.run(step: 0)
-        let out = try backend.read(executor.buffer(net.output), count: x.count)
+        var out = try backend.read(executor.buffer(net.output), count: net.graph.shape(net.output).count)
+        if out.count == 2 * x.count {
+            // A learned-variance model outputs [prediction, variance] per image: keep the prediction half.
+            let per = x.count / batch
+            out = (0..<batch).flatMap { out[($0 * 2 * per)..<($0 * 2 * per + per)] }
+        }
         let a = Double(settings.schedule.alphasCumprod[t]), b = 1 - a
         switch settings.prediction {
         case .epsilon: return out
