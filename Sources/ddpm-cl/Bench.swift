@@ -56,7 +56,7 @@ struct Bench: ParsableCommand {
             if profile { printKernelTimes(backend, steps: steps) }
             backend.setProfiling(false)
             if sampleBatch > 0 {
-                let weights = try trainer.checkpoint().ema
+                let weights = try trainer.emaWeights()
                 let sampler = try Sampler(backend: backend, config: c, weights: weights, settings: options.schedulerSettings, batch: sampleBatch)
                 _ = try sampler.sample(count: sampleBatch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
                 let evaluations = 5

@@ -20,7 +20,12 @@ public final class Trainer {
     private let executor: Executor
     private let x0Buffer: DeviceBuffer
     private let statsBuffer: DeviceBuffer
-    private var parameters: [(name: String, shape: Shape, param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, ema: DeviceBuffer)] = []
+    /// A parameter's device state: its value, Adam moments and EMA.
+    private struct ParameterState {
+        let name: String, shape: Shape
+        let param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, ema: DeviceBuffer
+    }
+    private var parameters: [ParameterState] = []
     /// Averaged gradients when accumulating over micro-batches (empty otherwise).
     private var accumulated: [DeviceBuffer] = []
 
@@ -59,10 +64,10 @@ public final class Trainer {
             let zeros = [Float](repeating: 0, count: shape.count)
             let p = try backend.makeBuffer(weights.values[name]!)
             executor.bind(value, to: p)
-            parameters.append((name, shape, p,
-                               try backend.makeBuffer(checkpoint?.adamM.values[name] ?? zeros),
-                               try backend.makeBuffer(checkpoint?.adamV.values[name] ?? zeros),
-                               try backend.makeBuffer(checkpoint?.ema.values[name] ?? weights.values[name]!)))
+            parameters.append(ParameterState(name: name, shape: shape, param: p,
+                                             m: try backend.makeBuffer(checkpoint?.adamM.values[name] ?? zeros),
+                                             v: try backend.makeBuffer(checkpoint?.adamV.values[name] ?? zeros),
+                                             ema: try backend.makeBuffer(checkpoint?.ema.values[name] ?? weights.values[name]!)))
             if options.accumulationSteps > 1 { accumulated.append(try backend.makeBuffer(count: shape.count)) }
         }
     }
@@ -127,13 +132,17 @@ public final class Trainer {
 
     /// Host copies of the weights (raw or EMA), the Adam moments: everything a checkpoint needs.
     public func checkpoint() throws -> Checkpoint {
-        func read(_ pick: (Int) -> DeviceBuffer) throws -> Weights {
-            var w = Weights(graph: graph)
-            for (i, p) in parameters.enumerated() { w.values[p.name] = try backend.read(pick(i), count: p.shape.count) }
-            return w
-        }
-        return Checkpoint(step: step, options: options, model: try read { parameters[$0].param }, ema: try read { parameters[$0].ema },
-                          adamM: try read { parameters[$0].m }, adamV: try read { parameters[$0].v })
+        Checkpoint(step: step, options: options, model: try read { $0.param }, ema: try emaWeights(),
+                   adamM: try read { $0.m }, adamV: try read { $0.v })
+    }
+
+    /// The EMA weights only (what sample grids and exports use).
+    public func emaWeights() throws -> Weights { try read { $0.ema } }
+
+    private func read(_ pick: (ParameterState) -> DeviceBuffer) throws -> Weights {
+        var w = Weights(graph: graph)
+        for p in parameters { w.values[p.name] = try backend.read(pick(p), count: p.shape.count) }
+        return w
     }
 
     /// Floating-point operations of one step: 2 per multiply-add of the convolutions and matrix

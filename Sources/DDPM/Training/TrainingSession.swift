@@ -110,8 +110,7 @@ public final class TrainingSession {
     /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral
     /// sampling in `sampleSteps` steps (sharper than DDIM early in training).
     func writeSamples() throws {
-        let checkpoint = try trainer.checkpoint()
-        let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: checkpoint.ema,
+        let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: try trainer.emaWeights(),
                                   settings: trainer.options.schedulerSettings, batch: settings.sampleCount)
         let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: settings.sampleSteps)
         let c = trainer.options.model
