@@ -36,21 +36,15 @@ final class GradientCheckTests: XCTestCase {
 
 /// A CPU backend whose scale op negates its factor whenever it is applied to a gradient (the second
 /// application in the graph): a deliberately wrong gradient rule.
-private final class FlippedScaleBackend: Backend {
-    let cpu = CPUBackend()
+private final class FlippedScaleBackend: ForwardingBackend {
     var scaleCalls = 0
-    var name: String { "flipped" }
-    func makeBuffer(count: Int) throws -> DeviceBuffer { try cpu.makeBuffer(count: count) }
-    func write(_ values: [Float], to buffer: DeviceBuffer) throws { try cpu.write(values, to: buffer) }
-    func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try cpu.read(buffer, count: count) }
-    func synchronize() throws {}
-    func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+    override func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
         if case .scale(let f) = op, f == 2, inputs[0].shape.count == 5 {
             scaleCalls += 1
             // The forward scale(2) runs first, then scale(count) of the loss, then the backward scale(2).
             let backward = scaleCalls % 2 == 0
-            return try cpu.run(.scale(backward ? -f : f), inputs: inputs, outputs: outputs, step: step)
+            return try reference.run(.scale(backward ? -f : f), inputs: inputs, outputs: outputs, step: step)
         }
-        try cpu.run(op, inputs: inputs, outputs: outputs, step: step)
+        try reference.run(op, inputs: inputs, outputs: outputs, step: step)
     }
 }

@@ -61,29 +61,17 @@ final class ParityTests: XCTestCase {
 }
 
 /// silu computed as x·sigmoid(2x): close, but wrong.
-private final class WrongSiluBackend: Backend {
-    let cpu = CPUBackend()
-    var name: String { "wrong" }
-    func makeBuffer(count: Int) throws -> DeviceBuffer { try cpu.makeBuffer(count: count) }
-    func write(_ values: [Float], to buffer: DeviceBuffer) throws { try cpu.write(values, to: buffer) }
-    func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try cpu.read(buffer, count: count) }
-    func synchronize() throws {}
-    func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+private final class WrongSiluBackend: ForwardingBackend {
+    override func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
         let x = try read(inputs[0].buffer, count: inputs[0].shape.count)
         try write(x.map { $0 / (1 + exp(-2 * $0)) }, to: outputs[0].buffer)
     }
 }
 
 /// Writes one element past the end of its output.
-private final class OverrunBackend: Backend {
-    let cpu = CPUBackend()
-    var name: String { "overrun" }
-    func makeBuffer(count: Int) throws -> DeviceBuffer { try cpu.makeBuffer(count: count) }
-    func write(_ values: [Float], to buffer: DeviceBuffer) throws { try cpu.write(values, to: buffer) }
-    func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try cpu.read(buffer, count: count) }
-    func synchronize() throws {}
-    func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
-        try cpu.run(op, inputs: inputs, outputs: outputs, step: step)
+private final class OverrunBackend: ForwardingBackend {
+    override func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
+        try reference.run(op, inputs: inputs, outputs: outputs, step: step)
         var y = try read(outputs[0].buffer, count: outputs[0].shape.count + 1)
         y[y.count - 1] = 0
         try write(y, to: outputs[0].buffer)
