@@ -8,7 +8,7 @@ BIN := .build/release/ddpm-cl
 # PoCL caches compiled kernels here so repeated runs and CI do not pay LLVM twice.
 export POCL_CACHE_DIR ?= $(CURDIR)/.build/pocl-cache
 
-.PHONY: deps kernels build test run bench dist clean
+.PHONY: deps kernels build test run bench tune dist clean
 
 deps:
 	@scripts/install-deps
@@ -20,10 +20,10 @@ build: deps kernels
 	swift build -c release
 
 # Tests run in release: the CPU reference is the spec and is slow in a debug build.
-# The CLI tests run the binary this builds.
+# The CLI tests run the binary this builds; its device-profile cache goes under .build, not ~/.cache.
 test: deps
 	swift build -c release --build-tests
-	swift test -c release --skip-build
+	XDG_CACHE_HOME=$(CURDIR)/.build/cache swift test -c release --skip-build
 
 # A 10-minute budget on a CPU sees ~15k images: small batches (more updates) and a higher learning
 # rate than the defaults get further. DDPM ancestral sampling in 100 steps looks cleaner than DDIM
@@ -35,6 +35,10 @@ run: build
 
 bench: build
 	$(BIN) bench --device $(DEVICE)
+
+# Redo the GEMM timing search for the device and cache the winners (~/.cache/ddpm-cl/profiles).
+tune: build
+	$(BIN) tune --device $(DEVICE)
 
 # A self-contained binary for another Linux x86_64 machine (needs only an OpenCL ICD loader,
 # a driver, libpng16 and zlib there).

@@ -40,6 +40,8 @@ int clshim_list_devices(clshim_device_info *out, int capacity, cl_int *status) {
             clGetDeviceInfo(devices[d], CL_DEVICE_GLOBAL_MEM_SIZE, sizeof info->global_mem_bytes, &info->global_mem_bytes, NULL);
             clGetDeviceInfo(devices[d], CL_DEVICE_LOCAL_MEM_SIZE, sizeof info->local_mem_bytes, &info->local_mem_bytes, NULL);
             clGetDeviceInfo(devices[d], CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof info->max_work_group_size, &info->max_work_group_size, NULL);
+            clGetDeviceInfo(devices[d], CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof info->max_alloc_bytes, &info->max_alloc_bytes, NULL);
+            clGetDeviceInfo(devices[d], CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof info->native_vector_width_float, &info->native_vector_width_float, NULL);
         }
         free(devices);
     }

@@ -33,6 +33,9 @@ public struct CLDeviceInfo: @unchecked Sendable {
     public let globalMemoryBytes: UInt64
     public let localMemoryBytes: UInt64
     public let maxWorkGroupSize: Int
+    public let maxAllocationBytes: UInt64
+    /// Float lanes of one SIMD register (CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT): 8 with AVX2, 16 with AVX-512.
+    public let nativeVectorWidthFloat: Int
     // Opaque handles; they never leave this module.
     let platformID: cl_platform_id?
     let deviceID: cl_device_id?
@@ -63,6 +66,8 @@ public enum CLDevices {
                 computeUnits: Int(info.compute_units), clockMHz: Int(info.clock_mhz),
                 globalMemoryBytes: UInt64(info.global_mem_bytes), localMemoryBytes: UInt64(info.local_mem_bytes),
                 maxWorkGroupSize: Int(info.max_work_group_size),
+                maxAllocationBytes: UInt64(info.max_alloc_bytes),
+                nativeVectorWidthFloat: Int(info.native_vector_width_float),
                 platformID: info.platform, deviceID: info.device)
         }
         let rank: [CLDeviceInfo.Kind: Int] = [.gpu: 0, .accelerator: 1, .other: 2, .cpu: 3]

@@ -530,7 +530,26 @@ kernel void upsample_nearest2x_backward(global float *out, global const float *d
 #ifndef NR
 #define NR 24
 #endif
-#define NV (NR / 8)
+// VW: floats per vector in the micro-kernel, the device's native SIMD width (8 with AVX2, 16 with
+// AVX-512: PoCL reaches the FMA peak of an AVX-512 core only with float16 code). NR % VW == 0.
+#ifndef VW
+#define VW 8
+#endif
+#if VW == 16
+#define floatv float16
+#define vloadv vload16
+#define vstorev vstore16
+#elif VW == 8
+#define floatv float8
+#define vloadv vload8
+#define vstorev vstore8
+#else
+#error "VW must be 8 or 16"
+#endif
+#if NR % VW != 0 || NR % 8 != 0
+#error "NR must be a multiple of VW and of 8"
+#endif
+#define NV (NR / VW)
 
 // ---------------------------------------------------------------------------------------------
 // Pack kernels. Panel element (p, r) of item t goes to dst[t*dstItem + panel*dstPanel + p*W + r],
@@ -682,10 +701,10 @@ PACK_KERNEL(gemm_pack_b, NR)
 
 #define STEP(kk)                                                                    \
     {                                                                               \
-        float8 bv[NV];                                                              \
+        floatv bv[NV];                                                              \
         _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = pb[(kk) * NV + v];   \
         _Pragma("unroll") for (int r = 0; r < MR; ++r) {                            \
-            const float8 av = (float8)(pa[(kk) * MR + r]);                          \
+            const floatv av = (floatv)(pa[(kk) * MR + r]);                          \
             _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]); \
         }                                                                           \
     }
@@ -703,13 +722,13 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
     const int nbEnd = min((int)get_global_id(1) * nbPer + nbPer, nBlocks);
     for (int nb = get_global_id(1) * nbPer; nb < nbEnd; ++nb) {
         const __global float* pa = Ap + t * aItem + mb * aPanel;
-        const __global float8* pb = (const __global float8*)(Bp + t * bItem + nb * bPanel);
+        const __global floatv* pb = (const __global floatv*)(Bp + t * bItem + nb * bPanel);
 
-        float8 acc[MR][NV];
+        floatv acc[MR][NV];
         #pragma unroll
         for (int r = 0; r < MR; ++r) {
             #pragma unroll
-            for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);
+            for (int v = 0; v < NV; ++v) acc[r][v] = (floatv)(0.0f);
         }
         int k = 0;
         for (; k + 4 <= K; k += 4) {
@@ -733,9 +752,9 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
                 __global float* cr = c + r * cRowStride;
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) {
-                    float8 x = alpha * acc[r][v];
-                    if (accumulate) x += vload8(v, cr);
-                    vstore8(x, v, cr);
+                    floatv x = alpha * acc[r][v];
+                    if (accumulate) x += vloadv(v, cr);
+                    vstorev(x, v, cr);
                 }
             }
         } else {
@@ -744,7 +763,7 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
                 if (r < rows) {
                     float row[NR];
                     #pragma unroll
-                    for (int v = 0; v < NV; ++v) vstore8(acc[r][v], v, row);
+                    for (int v = 0; v < NV; ++v) vstorev(acc[r][v], v, row);
                     __global float* cr = c + r * cRowStride;
                     for (int j = 0; j < cols; ++j) {
                         float x = alpha * row[j];

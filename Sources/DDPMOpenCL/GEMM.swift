@@ -25,35 +25,47 @@ public struct GEMMError: Error, CustomStringConvertible {
 
 /// Strided batched SGEMM on one OpenCL context (kernels: Kernels/gemm.cl).
 ///
-/// CPU devices (PoCL): the operands are packed into zero-padded panels (A as [M/mr][K][mr], B as
+/// CPU path (PoCL): the operands are packed into zero-padded panels (A as [M/mr][K][mr], B as
 /// [N/nr][K][nr]) by two pack kernels, then a register-blocked micro-kernel computes one mr×nr block
 /// of C per work-item (work-group size 1). The batch is processed in chunks so the packed panels stay
 /// cache-sized; with sumOverBatch the chunk's items are laid end to end along k.
-/// GPU devices: a local-memory tiled kernel (64×64 tiles, 16×16 work-items) reads the operands directly.
-/// `DDPM_GEMM_VARIANT=cpu|gpu` forces a variant (for testing); `DDPM_GEMM_MR`, `DDPM_GEMM_NR` and
-/// `DDPM_GEMM_OPTIONS` override the CPU tile and build options (for tuning).
-/// Everything is enqueued on the context's in-order queue and `run` never blocks. Not thread-safe:
-/// one GEMM object per queue, calls from one thread (kernel arguments and scratch are shared).
+/// GPU path: a local-memory tiled kernel (tm×tn tiles, 16×16 work-items) reads the operands directly.
+/// Which path and tiles serve a call is the device profile's choice per shape class
+/// (`DeviceProfile.tiles(for:)`); with a tuner attached, a class is timed on its first call
+/// (GEMM+Tuning.swift). Every CPU tile shape sums each output over k in the same order with fma, so
+/// they all give bit-identical results.
+/// Everything is enqueued on the context's in-order queue and `run` never blocks (except during a
+/// timing search). Not thread-safe: one GEMM object per queue, calls from one thread.
 public final class GEMM {
-    public enum Variant: String { case cpu, gpu }
+    public typealias Variant = GEMMTiles.Variant
 
-    public let variant: Variant
-    /// Rows and columns of C per micro-kernel work-item (CPU variant).
-    public let mr: Int, nr: Int
+    /// The kernels of one build of gemm.cl.
+    struct Kernels {
+        let tiles: GEMMTiles
+        let packA: CLKernel?, packB: CLKernel?, micro: CLKernel?
+        let tiled: CLKernel?, reduce: CLKernel?
+    }
 
-    private let context: CLContext
-    private let program: CLProgram
-    private let packA: CLKernel?, packB: CLKernel?, micro: CLKernel?
-    private let tiled: CLKernel?, reduce: CLKernel?
+    let context: CLContext
+    private let source: String
+    public private(set) var profile: DeviceProfile
+    private var builds: [GEMMTiles: Kernels] = [:]
     private var scratchA: CLBuffer?, scratchB: CLBuffer?
+    /// Set while tuning: classes not yet searched are timed on their first large call.
+    public var tuner: GEMMTuner?
 
-    /// Packed floats (A and B together) per batch chunk; chunks are at least one item.
+    /// The path used for calls of the general class (the one conv and linear layers take).
+    public var variant: Variant { profile.tiles(for: .general).variant }
+
+    /// Packed floats (A and B together, unpadded) per batch chunk; chunks are at least one item.
     /// Measured on PoCL (2-core Zen 3): cache-sized chunks beat packing the whole batch at once.
+    /// Counted without the tiles' padding, so that the chunks (and the order of sums) do not
+    /// depend on the tile shape.
     public var chunkBudgetFloats = 1 << 20
 
     /// When set, every launch records a profiling event; read them with `takeProfile()` after the
     /// caller has finished the queue (for benchmarks).
-    public var profile = false
+    public var profiling = false
     private var events: [(String, CLEvent)] = []
 
     /// Seconds per kernel name since the last call, summed over launches (queue must be finished).
@@ -65,55 +77,47 @@ public final class GEMM {
     }
 
     private func launch(_ kernel: CLKernel, global: [Int], local: [Int]) throws {
-        if let event = try context.launch(kernel, global: global, local: local, profile: profile) {
+        if let event = try context.launch(kernel, global: global, local: local, profile: profiling) {
             events.append((kernel.name, event))
         }
     }
 
-    private static let tileM = 64, tileN = 64, tileK = 16
     /// Work sizes per CPU work-item (PoCL pays ~0.1 µs per work-group) and the fewest work-items
     /// a launch is split into (2 cores, a few items each for balance).
     static let packFloatsPerItem = 4096, microFMAsPerItem = 32768, minWorkItems = 16
     /// Work-groups a GPU launch should have at least (about two per SM on an H100).
     static let gpuGroups = 264
 
-    /// Builds the kernels from `source` (the text of Kernels/gemm.cl) for the context's device,
-    /// choosing the CPU (register-blocked, packed panels) or GPU (local-memory tiles) path by device kind.
-    public init(context: CLContext, source: String) throws {
+    /// `source` is the text of Kernels/gemm.cl. Builds the kernels of every tile shape the profile
+    /// names now, so that a broken driver shows up here, not in the middle of a step.
+    public init(context: CLContext, source: String, profile: DeviceProfile) throws {
         self.context = context
-        let env = ProcessInfo.processInfo.environment
-        if let forced = env["DDPM_GEMM_VARIANT"], !forced.isEmpty {
-            guard let v = Variant(rawValue: forced.lowercased()) else {
-                throw GEMMError(description: "DDPM_GEMM_VARIANT=\(forced): expected cpu or gpu")
-            }
-            variant = v
-        } else {
-            variant = context.device.kind == .gpu ? .gpu : .cpu
-        }
-        // Tile overrides are for tuning runs only.
-        mr = Int(env["DDPM_GEMM_MR"] ?? "") ?? 4
-        nr = Int(env["DDPM_GEMM_NR"] ?? "") ?? 24
-        guard (1...16).contains(mr), [8, 16, 24, 32].contains(nr) else {
-            throw GEMMError(description: "GEMM tiles mr=\(mr) nr=\(nr) out of range")
-        }
-        let extra = env["DDPM_GEMM_OPTIONS"] ?? ""
-        let options: String
-        switch variant {
-        case .cpu: options = "-DMR=\(mr) -DNR=\(nr) \(extra)"
-        case .gpu: options = "-DTM=\(Self.tileM) -DTN=\(Self.tileN) -DTK=\(Self.tileK) \(extra)"
-        }
-        program = try context.buildProgram(source: source, options: options, file: "Kernels/gemm.cl")
-        switch variant {
+        self.source = source
+        self.profile = profile
+        for tiles in Set([profile.defaultGEMM] + Array(profile.gemm.values)) { _ = try kernels(for: tiles) }
+    }
+
+    /// Uses `tiles` for one shape class from now on (the tuner's choice).
+    public func choose(_ tiles: GEMMTiles, for shape: GEMMShapeClass) throws {
+        _ = try kernels(for: tiles)
+        profile.gemm[shape.rawValue] = tiles
+    }
+
+    func kernels(for tiles: GEMMTiles) throws -> Kernels {
+        if let k = builds[tiles] { return k }
+        if let problem = tiles.problem { throw GEMMError(description: "GEMM tiles \(tiles): \(problem)") }
+        let program = try context.buildProgram(source: source, options: tiles.buildOptions, file: "Kernels/gemm.cl")
+        let k: Kernels
+        switch tiles.variant {
         case .cpu:
-            packA = try program.kernel("gemm_pack_a")
-            packB = try program.kernel("gemm_pack_b")
-            micro = try program.kernel("gemm_micro")
-            tiled = nil; reduce = nil
+            k = Kernels(tiles: tiles, packA: try program.kernel("gemm_pack_a"), packB: try program.kernel("gemm_pack_b"),
+                        micro: try program.kernel("gemm_micro"), tiled: nil, reduce: nil)
         case .gpu:
-            packA = nil; packB = nil; micro = nil
-            tiled = try program.kernel("gemm_tiled")
-            reduce = try program.kernel("gemm_reduce")
+            k = Kernels(tiles: tiles, packA: nil, packB: nil, micro: nil,
+                        tiled: try program.kernel("gemm_tiled"), reduce: try program.kernel("gemm_reduce"))
         }
+        builds[tiles] = k
+        return k
     }
 
     /// C[b] = alpha * A[b] (m×k) · B[b] (k×n)  [+ C[b] when accumulate], for b in 0..<batch.
@@ -129,27 +133,42 @@ public final class GEMM {
         try Self.validate("A", a, rows: m, cols: k, items: batch)
         try Self.validate("B", b, rows: k, cols: n, items: batch)
         try Self.validate("C", c, rows: m, cols: n, items: cItems)
-        switch variant {
-        case .cpu:
-            try runPacked(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c,
-                          alpha: alpha, accumulate: accumulate, sum: sumOverBatch)
-        case .gpu:
-            try runTiled(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c,
-                         alpha: alpha, accumulate: accumulate, sum: sumOverBatch)
+        let call = Call(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c, alpha: alpha, accumulate: accumulate,
+                        sum: sumOverBatch)
+        let shape = GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: sumOverBatch)
+        if let tuner, tuner.wantsSearch(shape, flops: call.flops) { try search(shape, on: call, tuner: tuner) }
+        try run(call, with: try kernels(for: profile.tiles(for: shape)))
+    }
+
+    /// One GEMM call's arguments.
+    struct Call {
+        var m, n, k, batch: Int
+        var a, b, c: GEMMOperand
+        var alpha: Float
+        var accumulate, sum: Bool
+        var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(max(batch, 1)) }
+    }
+
+    func run(_ call: Call, with kernels: Kernels) throws {
+        switch kernels.tiles.variant {
+        case .cpu: try runPacked(call, kernels)
+        case .gpu: try runTiled(call, kernels)
         }
     }
 
     // MARK: - CPU: packed panels + register-blocked micro-kernel
 
-    private func runPacked(m: Int, n: Int, k: Int, batch: Int, a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
-                           alpha: Float, accumulate: Bool, sum: Bool) throws {
-        let packA = packA!, packB = packB!, micro = micro!
+    private func runPacked(_ call: Call, _ kernels: Kernels) throws {
+        let (m, n, k, batch, a, b, c) = (call.m, call.n, call.k, call.batch, call.a, call.b, call.c)
+        let (alpha, accumulate, sum) = (call.alpha, call.accumulate, call.sum)
+        let packA = kernels.packA!, packB = kernels.packB!, micro = kernels.micro!
+        let mr = kernels.tiles.mr, nr = kernels.tiles.nr
         let mBlocks = (m + mr - 1) / mr, nBlocks = (n + nr - 1) / nr
         let aPer = mBlocks * mr * k, bPer = nBlocks * nr * k   // packed floats per item
         // An operand shared by all items (batchStride 0) is packed once, unless items are summed.
         let aShared = !sum && a.batchStride == 0 && batch > 1
         let bShared = !sum && b.batchStride == 0 && batch > 1
-        let perItem = (aShared ? 0 : aPer) + (bShared ? 0 : bPer)
+        let perItem = (aShared ? 0 : m * k) + (bShared ? 0 : n * k)   // unpadded: see chunkBudgetFloats
         let chunk = max(1, min(max(batch, 1), perItem == 0 ? batch : chunkBudgetFloats / perItem))
         let aFloats = aShared ? aPer : aPer * chunk
         let bFloats = bShared ? bPer : bPer * chunk
@@ -175,7 +194,7 @@ public final class GEMM {
         }
 
         if batch == 0 {  // sumOverBatch over no items: C = alpha*0 [+ C]
-            try launchMicro(micro, scratchA, 0, 0, scratchB, 0, 0, k: 0, c: c, cOffset: c.offset, items: 1,
+            try launchMicro(micro, mr: mr, nr: nr, scratchA, 0, 0, scratchB, 0, 0, k: 0, c: c, cOffset: c.offset, items: 1,
                             m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             return
         }
@@ -193,11 +212,11 @@ public final class GEMM {
                          blocks: nBlocks, width: nr, scratch: scratchB, chunkItems: count)
             }
             if sum {
-                try launchMicro(micro, scratchA, 0, count * k * mr, scratchB, 0, count * k * nr, k: count * k,
+                try launchMicro(micro, mr: mr, nr: nr, scratchA, 0, count * k * mr, scratchB, 0, count * k * nr, k: count * k,
                                 c: c, cOffset: c.offset, items: 1, m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks,
                                 alpha: alpha, accumulate: accumulate || start > 0)
             } else {
-                try launchMicro(micro, scratchA, aShared ? 0 : aPer, k * mr, scratchB, bShared ? 0 : bPer, k * nr,
+                try launchMicro(micro, mr: mr, nr: nr, scratchA, aShared ? 0 : aPer, k * mr, scratchB, bShared ? 0 : bPer, k * nr,
                                 k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
                                 m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             }
@@ -229,7 +248,7 @@ public final class GEMM {
         return (panelsPer, pPer)
     }
 
-    private func launchMicro(_ micro: CLKernel, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
+    private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
                              _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, k: Int,
                              c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
                              mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
@@ -260,10 +279,12 @@ public final class GEMM {
 
     // MARK: - GPU: local-memory tiles
 
-    private func runTiled(m: Int, n: Int, k: Int, batch: Int, a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
-                          alpha: Float, accumulate: Bool, sum: Bool) throws {
-        let kernel = tiled!
-        let groupsN = (n + Self.tileN - 1) / Self.tileN, groupsM = (m + Self.tileM - 1) / Self.tileM
+    private func runTiled(_ call: Call, _ kernels: Kernels) throws {
+        let (m, n, k, batch, a, b, c) = (call.m, call.n, call.k, call.batch, call.a, call.b, call.c)
+        let (alpha, accumulate, sum) = (call.alpha, call.accumulate, call.sum)
+        let kernel = kernels.tiled!
+        let tileM = kernels.tiles.tm, tileN = kernels.tiles.tn
+        let groupsN = (n + tileN - 1) / tileN, groupsM = (m + tileM - 1) / tileM
         // sumOverBatch with few output tiles: split the items into slices that write partial sums
         // (a GPU needs a few hundred work-groups), then add them up.
         var per = 1, z = batch  // items per work-group slice, slices
@@ -289,7 +310,7 @@ public final class GEMM {
         ])
         try launch(kernel, global: [groupsN * 16, groupsM * 16, z], local: [16, 16, 1])
         if sum && z > 1 {
-            let reduce = reduce!
+            let reduce = kernels.reduce!
             try reduce.setArguments([
                 .buffer(out.buffer), .int(z), .int(m), .int(n),
                 .buffer(c.buffer), .int(c.offset), .int(c.rowStride), .int(c.columnStride),

@@ -4,15 +4,11 @@ import Foundation
 /// Convolutions as im2col + GEMM. 1×1 stride-1 unpadded convolutions skip im2col. The im2col
 /// buffer covers a chunk of images at a time so its size stays bounded.
 extension OpenCLBackend {
-    /// Floats of im2col scratch per chunk (at least one image). CPUs: 4 MiB, small enough that the
-    /// column buffer stays in cache between im2col (or the GEMM that writes it) and the GEMM's packing
-    /// (or col2im) that reads it; measured on PoCL, whole-batch columns (up to 226 MB) were slower.
-    /// GPUs: 256 MiB, so that each launch has plenty of work-items.
-    /// `DDPM_CL_COLUMN_FLOATS` overrides (tuning, tests).
-    private var columnBudget: Int {
-        if let forced = Int(ProcessInfo.processInfo.environment["DDPM_CL_COLUMN_FLOATS"] ?? ""), forced > 0 { return forced }
-        return device.kind == .gpu ? 64 << 20 : 1 << 20
-    }
+    /// Floats of im2col scratch per chunk (at least one image), from the profile. CPUs: 4 MiB, small
+    /// enough that the column buffer stays in cache between im2col (or the GEMM that writes it) and
+    /// the GEMM's packing (or col2im) that reads it; measured on PoCL, whole-batch columns (up to
+    /// 226 MB) were slower. GPUs: 256 MiB, so that each launch has plenty of work-items.
+    private var columnBudget: Int { max(1, baseProfile.columnFloats) }
 
     private func isPointwise(_ c: Conv2D) -> Bool {
         c.kernel == 1 && c.stride == 1 && c.padTop == 0 && c.padLeft == 0 && c.padBottom == 0 && c.padRight == 0

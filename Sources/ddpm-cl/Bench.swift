@@ -31,22 +31,14 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let backend = try device.makeBackend()
-            var options = TrainingOptions(model: try loadModelConfig(model))
-            options.batch = batch
-            let trainer = try Trainer(backend: backend, options: options)
-            let c = options.model
-            var random = SplitMix64(seed: 1)
-            let batchValues = (0..<(batch * c.inChannels * c.sampleSize * c.sampleSize)).map { _ in Float(random.uniform() * 2 - 1) }
+            let probe = try SpeedProbe(backend: backend, model: try loadModelConfig(model), batch: batch)
+            let trainer = probe.trainer
             print("device: \(backend.name)")
             print("model: \(model), \(trainer.parameterCount) parameters; batch \(batch); \(trainer.graph.nodes.count) graph nodes")
             print(String(format: "planned activations + gradients: %.1f MiB", Double(trainer.plannedBytes) / 1_048_576))
-            try trainer.trainStep(batch: batchValues)
-            _ = try trainer.readLossAndGradientNorm()
+            try probe.warmUp()
             backend.setProfiling(profile)
-            let start = Date()
-            for _ in 0..<steps { try trainer.trainStep(batch: batchValues) }
-            _ = try trainer.readLossAndGradientNorm()
-            let seconds = Date().timeIntervalSince(start) / Double(steps)
+            let seconds = try probe.secondsPerTrainingStep(steps: steps)
             let gflops = trainer.flopsPerStep / seconds / 1e9
             print(String(format: "train: %.3f s/step, %.1f img/s, %.1f GFLOP/s (%.1f GFLOP per step)",
                          seconds, Double(batch) / seconds, gflops, trainer.flopsPerStep / 1e9))
@@ -56,13 +48,7 @@ struct Bench: ParsableCommand {
             if profile { printKernelTimes(backend, steps: steps) }
             backend.setProfiling(false)
             if sampleBatch > 0 {
-                let weights = try trainer.emaWeights()
-                let sampler = try Sampler(backend: backend, config: c, weights: weights, settings: options.schedulerSettings, batch: sampleBatch)
-                _ = try sampler.sample(count: sampleBatch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
-                let evaluations = 5
-                let t0 = Date()
-                _ = try sampler.sample(count: sampleBatch, seed: 0, sampler: .ddim(eta: 0), steps: evaluations)
-                let perEvaluation = Date().timeIntervalSince(t0) / Double(evaluations)
+                let perEvaluation = try probe.secondsPerSamplingEvaluation(batch: sampleBatch)
                 let ips = Double(sampleBatch) / perEvaluation
                 print(String(format: "sample: %.3f s per model evaluation of %d images = %.1f img/s per denoising step", perEvaluation, sampleBatch, ips))
                 print(String(format: "        DDIM 50 steps: %.2f img/s, DDPM 1000 steps: %.3f img/s", ips / 50, ips / 1000))

@@ -2,6 +2,7 @@ import ArgumentParser
 import DDPMCore
 import DDPMCPU
 import DDPMOpenCL
+import Foundation
 
 /// `--device`, shared by every subcommand that computes.
 struct DeviceOptions: ParsableArguments {
@@ -17,8 +18,28 @@ struct DeviceOptions: ParsableArguments {
     }
 
     /// The chosen backend. No silent fallback: a missing device is an error listing what exists.
+    /// An OpenCL device runs with its cached profile (ProfileCache); GEMM shape classes that have
+    /// no cached choice yet are timed on their first use and the choice is saved.
     func makeBackend() throws -> Backend {
-        guard let index = Int(device) else { return CPUBackend() }
+        guard Int(device) != nil else { return CPUBackend() }
+        let info = try openCLDevice()
+        let cache = ProfileCache(device: info)
+        let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
+        var profile = cache.load()?.profile ?? .defaults(for: info)
+        overrides.apply(to: &profile)
+        let backend = try OpenCLBackend(device: info, profile: profile)
+        let pending = Set(GEMMShapeClass.allCases.filter { profile.gemm[$0.rawValue] == nil })
+        if overrides.gemmTiles == nil && !pending.isEmpty {
+            backend.setGEMMTuner(makeTuner(for: info, pending: pending, cache: cache, quiet: false))
+        }
+        return backend
+    }
+
+    /// The OpenCL device --device names.
+    func openCLDevice() throws -> CLDeviceInfo {
+        guard let index = Int(device) else {
+            throw UserError("--device cpu-reference is the plain-Swift reference backend; this needs an OpenCL device (--device N).")
+        }
         let devices = try listDevices()
         guard devices.indices.contains(index) else {
             let present = devices.enumerated().map { "  \($0.offset): \($0.element.kind.rawValue) \($0.element.name) (\($0.element.platform))" }
@@ -28,7 +49,57 @@ struct DeviceOptions: ParsableArguments {
                 Use --device N with one of these indices, or --device cpu-reference.
                 """, exitCode: 2)
         }
-        return try OpenCLBackend(device: devices[index])
+        return devices[index]
+    }
+}
+
+/// A tuner that saves each choice into the device's cache file as soon as it is made.
+func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: ProfileCache, quiet: Bool) -> GEMMTuner {
+    let tuner = GEMMTuner(candidates: DeviceProfile.gemmCandidates(for: device), pending: pending)
+    tuner.onChoice = { profile, search in
+        if !quiet {
+            printError(String(format: "tuned GEMM %@ on %@: %@ (%.2fx the default); cached in %@",
+                              search.shape.rawValue, search.call, search.winner.description, search.speedup, cache.file.path))
+        }
+        var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion, profile: profile, searches: [])
+        entry.profile = profile
+        entry.searches.removeAll { $0.shape == search.shape }
+        entry.searches.append(search)
+        do { try cache.save(entry) } catch { printError("could not write the tuning cache \(cache.file.path): \(error)") }
+    }
+    return tuner
+}
+
+/// Environment variables that force parts of the device profile, for tuning experiments and
+/// tests. Read here and nowhere else.
+/// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
+/// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
+/// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk.
+struct ProfileOverrides {
+    var gemmTiles: GEMMTiles?
+    var spanElements: Int?
+    var columnFloats: Int?
+
+    init(environment: [String: String]) throws {
+        func positive(_ name: String) throws -> Int? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let value = Int(text), value > 0 else { throw UserError("\(name)=\(text): expected a positive whole number.") }
+            return value
+        }
+        if let text = environment["DDPM_GEMM_TILES"], !text.isEmpty {
+            guard let tiles = GEMMTiles(parsing: text) else {
+                throw UserError("DDPM_GEMM_TILES=\(text): expected cpu:MRxNRxVW (e.g. cpu:8x32x16; MR 1-16, VW 8 or 16, NR a multiple of VW up to 64) or gpu:TMxTNxTK (e.g. gpu:64x64x16).")
+            }
+            gemmTiles = tiles
+        }
+        spanElements = try positive("DDPM_CL_SPAN")
+        columnFloats = try positive("DDPM_CL_COLUMN_FLOATS")
+    }
+
+    func apply(to profile: inout DeviceProfile) {
+        if let gemmTiles { profile.gemm = [:]; profile.defaultGEMM = gemmTiles }
+        if let spanElements { profile.spanElements = spanElements }
+        if let columnFloats { profile.columnFloats = columnFloats }
     }
 }
 

@@ -33,14 +33,22 @@ final class GEMMTests: XCTestCase {
         return try CLContext(device: device)
     }
 
-    /// A GEMM object with the variant forced through DDPM_GEMM_VARIANT.
-    private func makeGEMM(_ context: CLContext, _ variant: GEMM.Variant) throws -> GEMM {
-        let old = ProcessInfo.processInfo.environment["DDPM_GEMM_VARIANT"]
-        setenv("DDPM_GEMM_VARIANT", variant.rawValue, 1)
-        defer { if let old { setenv("DDPM_GEMM_VARIANT", old, 1) } else { unsetenv("DDPM_GEMM_VARIANT") } }
-        let gemm = try GEMM(context: context, source: try gemmSource())
-        XCTAssertEqual(gemm.variant, variant)
+    /// A GEMM object that serves every shape class with `tiles`.
+    private func makeGEMM(_ context: CLContext, _ tiles: GEMMTiles) throws -> GEMM {
+        var profile = tiles.variant == .gpu ? DeviceProfile.gpu() : DeviceProfile.cpu(vectorWidth: tiles.vw)
+        profile.defaultGEMM = tiles
+        let gemm = try GEMM(context: context, source: try gemmSource(), profile: profile)
+        XCTAssertEqual(gemm.variant, tiles.variant)
         return gemm
+    }
+
+    /// Every tile shape the tuner may pick, CPU and GPU, whatever this device is.
+    private var allCandidates: [GEMMTiles] {
+        var list: [GEMMTiles] = []
+        for tiles in DeviceProfile.gemmCandidates(kind: .cpu, vectorWidth: 16) + DeviceProfile.gemmCandidates(kind: .gpu, vectorWidth: 1) where !list.contains(tiles) {
+            list.append(tiles)
+        }
+        return list
     }
 
     // MARK: - One checked case
@@ -76,7 +84,9 @@ final class GEMMTests: XCTestCase {
         return Float(Int(rng >> 40) - (1 << 23)) / Float(1 << 23)
     }
 
-    private func check(_ gemm: GEMM, _ context: CLContext, _ t: Case, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Runs one case and checks C (tolerance, NaN, guards); returns what the GEMM wrote.
+    @discardableResult
+    private func check(_ gemm: GEMM, _ context: CLContext, _ t: Case, file: StaticString = #filePath, line: UInt = #line) throws -> [Float] {
         let la = Layout(rows: t.m, cols: t.k, items: t.batch, transposed: t.transA, shared: t.sharedA, offset: 3, pad: 2)
         let lb = Layout(rows: t.k, cols: t.n, items: t.batch, transposed: t.transB, shared: t.sharedB, offset: 11, pad: 1)
         let cItems = t.sum ? 1 : t.batch
@@ -130,6 +140,7 @@ final class GEMMTests: XCTestCase {
         XCTAssertEqual(nans, 0, "\(gemm.variant) \(t): NaN in C", file: file, line: line)
         XCTAssertEqual(guardsHit, 0, "\(gemm.variant) \(t): wrote outside C", file: file, line: line)
         XCTAssertLessThanOrEqual(nmse, Self.tolerance, "\(gemm.variant) \(t): normalized MSE \(nmse)", file: file, line: line)
+        return got
     }
 
     // MARK: - Cases
@@ -161,22 +172,69 @@ final class GEMMTests: XCTestCase {
         return all
     }
 
-    func testCPUVariant() throws {
+    /// Every candidate tile shape of both paths (the GPU ones run on PoCL too).
+    func testEveryCandidateTileShape() throws {
         let context = try makeContext()
-        let gemm = try makeGEMM(context, .cpu)
-        for t in cases() { try check(gemm, context, t) }
+        for tiles in allCandidates {
+            let gemm = try makeGEMM(context, tiles)
+            for t in cases() { try check(gemm, context, t) }
+        }
     }
 
-    func testGPUVariant() throws {
+    /// Every CPU tile shape sums each output over k in the same order with fma, and the batch chunks
+    /// do not depend on the tiles: the results are bit-identical, so a re-tuned profile cannot change
+    /// a training run.
+    func testCPUTileShapesAreBitIdentical() throws {
         let context = try makeContext()
-        let gemm = try makeGEMM(context, .gpu)
-        for t in cases() { try check(gemm, context, t) }
+        let cpuTiles = allCandidates.filter { $0.variant == .cpu }
+        let probes = [Case(m: 37, n: 75, k: 130, batch: 3, sharedA: true, accumulate: true),
+                      Case(m: 32, n: 27, k: 100, batch: 5, transB: true, sum: true),
+                      Case(m: 9, n: 200, k: 40, batch: 2, transA: true, alpha: 0.5)]
+        for probe in probes {
+            var first: [Float]?
+            for tiles in cpuTiles {
+                rng = 0x9E37_79B9_7F4A_7C15  // the same inputs for every tile shape
+                let got = try check(try makeGEMM(context, tiles), context, probe)
+                if let first {
+                    XCTAssertEqual(got.map(\.bitPattern), first.map(\.bitPattern), "\(tiles) differs from \(cpuTiles[0]) on \(probe)")
+                } else {
+                    first = got
+                }
+            }
+        }
+    }
+
+    /// The tuner times every candidate on the first large call of a class, keeps one, leaves the
+    /// call's own output correct, and does not search a class twice.
+    func testTunerChoosesOncePerShapeClass() throws {
+        let context = try makeContext()
+        let gemm = try makeGEMM(context, .cpu(mr: 4, nr: 24, vw: 8))
+        let candidates: [GEMMTiles] = [.cpu(mr: 4, nr: 24, vw: 8), .cpu(mr: 8, nr: 32, vw: 16)]
+        let tuner = GEMMTuner(candidates: candidates, pending: [.general, .reduction])
+        var reported: [GEMMShapeClass] = []
+        tuner.onChoice = { profile, search in
+            reported.append(search.shape)
+            XCTAssertEqual(profile.tiles(for: search.shape), search.winner)
+        }
+        gemm.tuner = tuner
+        try check(gemm, context, Case(m: 8, n: 8, k: 8))  // too small to time: no search
+        XCTAssertEqual(reported, [])
+        try check(gemm, context, Case(m: 128, n: 300, k: 200, batch: 2, accumulate: true))
+        try check(gemm, context, Case(m: 128, n: 300, k: 200, batch: 2))
+        try check(gemm, context, Case(m: 64, n: 90, k: 400, batch: 8, transB: true, sum: true))
+        XCTAssertEqual(reported, [.general, .reduction])
+        XCTAssertEqual(tuner.pending, [])
+        for search in tuner.searches {
+            XCTAssert(candidates.contains(search.winner))
+            XCTAssertEqual(search.seconds.count, 2, "\(search)")
+            XCTAssertGreaterThanOrEqual(search.speedup, 1)
+        }
     }
 
     /// Small chunk budgets split the batch (and, with sumOverBatch, the summed k) into many chunks.
     func testChunking() throws {
         let context = try makeContext()
-        let gemm = try makeGEMM(context, .cpu)
+        let gemm = try makeGEMM(context, DeviceProfile.cpu(vectorWidth: 8).defaultGEMM)
         for budget in [1, 3000, 10000] {
             gemm.chunkBudgetFloats = budget
             try check(gemm, context, Case(m: 20, n: 50, k: 30, batch: 7, transB: true))
@@ -188,7 +246,7 @@ final class GEMMTests: XCTestCase {
 
     func testRejectsOutOfRangeOperand() throws {
         let context = try makeContext()
-        let gemm = try makeGEMM(context, .cpu)
+        let gemm = try makeGEMM(context, DeviceProfile.cpu(vectorWidth: 8).defaultGEMM)
         let small = try context.makeBuffer(bytes: 4 * 15)
         let op = GEMMOperand(buffer: small, batchStride: 0, rowStride: 4, columnStride: 1)
         XCTAssertThrowsError(try gemm.run(m: 4, n: 4, k: 4, batch: 1, a: op, b: op, c: op))
@@ -201,10 +259,13 @@ final class GEMMTests: XCTestCase {
             throw XCTSkip("benchmark: set DDPM_BENCH_GEMM=1")
         }
         let context = try makeContext()
-        let gemm = try GEMM(context: context, source: try gemmSource())
+        let tiles = ProcessInfo.processInfo.environment["DDPM_BENCH_GEMM_TILES"].flatMap(GEMMTiles.init(parsing:))
+        let gemm = try GEMM(context: context, source: try gemmSource(),
+                            profile: tiles.map { t in var p = DeviceProfile.defaults(for: context.device); p.defaultGEMM = t; return p }
+                                ?? .defaults(for: context.device))
         if let budget = Int(ProcessInfo.processInfo.environment["DDPM_BENCH_GEMM_BUDGET"] ?? "") { gemm.chunkBudgetFloats = budget }
         print("GEMM benchmark on \(context.device.name) (\(context.device.driverVersion)), variant \(gemm.variant), "
-              + "mr=\(gemm.mr) nr=\(gemm.nr), chunk budget \(gemm.chunkBudgetFloats) floats")
+              + "\(gemm.profile.defaultGEMM), chunk budget \(gemm.chunkBudgetFloats) floats")
         struct Shape { var name: String; var m, n, k, batch: Int; var a, b: (Int, Int, Int); var shareA = false; var sum = false }
         // Operand strides (batch, row, column) per shape.
         let shapes = [
@@ -256,12 +317,12 @@ final class GEMMTests: XCTestCase {
             times.sort()
             // Per-kernel device time, best of 5 calls.
             var kernelBest: [String: Double] = [:]
-            gemm.profile = true
+            gemm.profiling = true
             for _ in 0..<5 {
                 try call(); try context.finish()
                 for p in gemm.takeProfile() { kernelBest[p.kernel] = min(kernelBest[p.kernel] ?? .infinity, p.seconds) }
             }
-            gemm.profile = false
+            gemm.profiling = false
             let parts = kernelBest.sorted { $0.key < $1.key }.map { String(format: "%@ %.2f ms", $0.key, $0.value * 1e3) }
             let name = s.name.padding(toLength: 34, withPad: " ", startingAt: 0)
             print(name + String(format: " %8.3f ms %7.1f GFLOP/s (best of 15 x %d; median %.1f)", times[0] * 1e3,

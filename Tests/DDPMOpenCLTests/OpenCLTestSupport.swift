@@ -18,13 +18,15 @@ func requireOpenCLDevice() throws -> CLDeviceInfo {
     return device
 }
 
-private var sharedBackend: OpenCLBackend?
+private var sharedBackends: [String: OpenCLBackend] = [:]
 
-/// One backend for the whole test process (kernel builds are cached per program).
-func requireOpenCLBackend() throws -> OpenCLBackend {
-    if let b = sharedBackend { return b }
-    let b = try OpenCLBackend(device: try requireOpenCLDevice())
-    sharedBackend = b
+/// One backend per profile for the whole test process (kernel builds are cached per program).
+/// Without a profile: the device's default profile.
+func requireOpenCLBackend(_ named: (name: String, profile: DeviceProfile)? = nil) throws -> OpenCLBackend {
+    let key = named?.name ?? "default"
+    if let b = sharedBackends[key] { return b }
+    let b = try OpenCLBackend(device: try requireOpenCLDevice(), profile: named?.profile)
+    sharedBackends[key] = b
     return b
 }
 

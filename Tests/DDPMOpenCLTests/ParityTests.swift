@@ -4,17 +4,22 @@ import DDPMOpenCL
 import DDPMParity
 import XCTest
 
-/// Every parity case: CPU reference vs OpenCL, forward and backward ops, with guard regions.
+/// Every parity case: CPU reference vs OpenCL, forward and backward ops, with guard regions,
+/// under every device profile (the CPU ones with float8 and float16 micro-kernels, and the GPU one:
+/// its local-memory kernels are proved correct on PoCL, so CI checks them without a GPU).
 final class ParityTests: XCTestCase {
-    func testEveryOpMatchesTheReference() throws {
-        let cl = try requireOpenCLBackend()
+    func testEveryOpMatchesTheReferenceUnderEveryProfile() throws {
+        let device = try requireOpenCLDevice()
         let cpu = CPUBackend()
-        var failures: [String] = []
-        for c in ParityCases.all {
-            let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
-            if !r.passed { failures.append("\(c.details): \(r.problems.joined(separator: "; ")) (max abs \(r.maxAbsError))") }
+        for named in DeviceProfile.parityProfiles(for: device) {
+            let cl = try requireOpenCLBackend(named)
+            var failures: [String] = []
+            for c in ParityCases.all {
+                let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                if !r.passed { failures.append("\(c.details): \(r.problems.joined(separator: "; ")) (max abs \(r.maxAbsError))") }
+            }
+            XCTAssertEqual(failures, [], "profile \(named.name): \(failures.count) of \(ParityCases.all.count) parity cases failed")
         }
-        XCTAssertEqual(failures, [], "\(failures.count) of \(ParityCases.all.count) parity cases failed")
     }
 
     /// Every kernel file is exercised by parity cases of the ops it implements (gemm.cl has GEMMTests,

@@ -20,6 +20,8 @@ typedef struct {
     cl_ulong global_mem_bytes;
     cl_ulong local_mem_bytes;
     size_t max_work_group_size;
+    cl_ulong max_alloc_bytes;       // CL_DEVICE_MAX_MEM_ALLOC_SIZE
+    cl_uint native_vector_width_float; // CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: SIMD lanes of a float register
 } clshim_device_info;
 
 /// Fills up to `capacity` entries (platform order, then device order) and returns how many devices

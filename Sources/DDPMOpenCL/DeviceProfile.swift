@@ -1,0 +1,148 @@
+import Foundation
+
+/// How the GEMM computes one call: the CPU path (packed panels, register-blocked micro-kernel of
+/// mr×nr outputs in vectors of vw floats) or the GPU path (local-memory tiles of tm×tn, tk deep,
+/// 16×16 work-items). Kernels/gemm.cl is built once per distinct value.
+public struct GEMMTiles: Codable, Hashable, Sendable, CustomStringConvertible {
+    public enum Variant: String, Codable, Sendable { case cpu, gpu }
+    public var variant: Variant
+    public var mr = 4, nr = 24, vw = 8
+    public var tm = 64, tn = 64, tk = 16
+
+    public init(variant: Variant, mr: Int = 4, nr: Int = 24, vw: Int = 8, tm: Int = 64, tn: Int = 64, tk: Int = 16) {
+        (self.variant, self.mr, self.nr, self.vw, self.tm, self.tn, self.tk) = (variant, mr, nr, vw, tm, tn, tk)
+    }
+
+    public static func cpu(mr: Int, nr: Int, vw: Int) -> GEMMTiles { GEMMTiles(variant: .cpu, mr: mr, nr: nr, vw: vw) }
+    public static func gpu(tm: Int, tn: Int, tk: Int) -> GEMMTiles { GEMMTiles(variant: .gpu, tm: tm, tn: tn, tk: tk) }
+
+    public var description: String {
+        switch variant {
+        case .cpu: return "cpu \(mr)x\(nr) float\(vw)"
+        case .gpu: return "gpu tiles \(tm)x\(tn)x\(tk)"
+        }
+    }
+
+    /// Reads "cpu:MRxNRxVW" or "gpu:TMxTNxTK" (the form `description` names), e.g. "cpu:8x32x16".
+    public init?(parsing text: String) {
+        let parts = text.lowercased().split(separator: ":")
+        guard parts.count == 2, let variant = Variant(rawValue: String(parts[0])) else { return nil }
+        let numbers = parts[1].split(separator: "x").compactMap { Int($0) }
+        guard numbers.count == 3 else { return nil }
+        switch variant {
+        case .cpu: self = .cpu(mr: numbers[0], nr: numbers[1], vw: numbers[2])
+        case .gpu: self = .gpu(tm: numbers[0], tn: numbers[1], tk: numbers[2])
+        }
+        if problem != nil { return nil }
+    }
+
+    /// Build options for Kernels/gemm.cl.
+    var buildOptions: String {
+        switch variant {
+        case .cpu: return "-DMR=\(mr) -DNR=\(nr) -DVW=\(vw)"
+        case .gpu: return "-DTM=\(tm) -DTN=\(tn) -DTK=\(tk)"
+        }
+    }
+
+    /// Why these tiles cannot be built, or nil when they can.
+    public var problem: String? {
+        switch variant {
+        case .cpu:
+            guard (1...16).contains(mr) else { return "mr=\(mr): expected 1...16" }
+            guard [8, 16].contains(vw) else { return "vw=\(vw): expected 8 or 16" }
+            guard nr % vw == 0, nr % 8 == 0, (8...64).contains(nr) else { return "nr=\(nr): expected a multiple of vw=\(vw) in 8...64" }
+        case .gpu:
+            for (name, v) in [("tm", tm), ("tn", tn)] where !(v % 16 == 0 && (16...128).contains(v)) {
+                return "\(name)=\(v): expected a multiple of 16 in 16...128"
+            }
+            guard [4, 8, 16, 32].contains(tk) else { return "tk=\(tk): expected 4, 8, 16 or 32" }
+        }
+        return nil
+    }
+}
+
+/// The kinds of GEMM call the U-Net makes, each tuned on its own: the best tile shape for a
+/// conv-shaped product is not the best for attention's short-k products or a weight gradient's
+/// long sum over the batch.
+public enum GEMMShapeClass: String, Codable, CaseIterable, Sendable {
+    /// Weight gradients: C = Σ_b A[b]·B[b] (sumOverBatch).
+    case reduction
+    /// k < 64: attention's QᵀK, 1×1 convolutions on few channels.
+    case shortK
+    /// m < 16: attention's V·Pᵀ per head, narrow layers.
+    case fewRows
+    /// Everything else: convolutions through im2col, linear layers.
+    case general
+
+    public init(m: Int, n: Int, k: Int, sumOverBatch: Bool) {
+        if sumOverBatch { self = .reduction }
+        else if k < 64 { self = .shortK }
+        else if m < 16 { self = .fewRows }
+        else { self = .general }
+    }
+}
+
+/// Kernel variants and work sizes for one device. It starts from the device's facts
+/// (`defaults(for:)`); the GEMM tiles of each shape class are then chosen by a timing search
+/// (GEMMTuner) and cached per device name and driver version (ProfileCache).
+public struct DeviceProfile: Codable, Equatable, Sendable {
+    /// GEMM tiles per shape class (keys: GEMMShapeClass raw values). A class without an entry
+    /// uses `defaultGEMM` (and is searched on first use when tuning is on).
+    public var gemm: [String: GEMMTiles] = [:]
+    public var defaultGEMM: GEMMTiles
+    /// Elements per work-item for the span kernels (elementwise.cl, silu.cl).
+    public var spanElements: Int
+    /// Floats of im2col scratch per image chunk.
+    public var columnFloats: Int
+    /// Work-group size for kernels that loop per item.
+    public var loopLocal: Int
+
+    public func tiles(for shape: GEMMShapeClass) -> GEMMTiles { gemm[shape.rawValue] ?? defaultGEMM }
+
+    /// The starting point on a device, from its facts alone:
+    /// - CPUs (PoCL): the register-blocked GEMM with vectors of the native SIMD width (float16 on
+    ///   AVX-512: measured there, float8 code reaches half the FMA peak), work-items that each move
+    ///   a few thousand elements, cache-sized im2col chunks (4 MiB).
+    /// - GPUs: the local-memory tiled GEMM, one element per work-item, large im2col chunks (256 MiB)
+    ///   so every launch has plenty of work-items.
+    public static func defaults(for device: CLDeviceInfo) -> DeviceProfile {
+        device.kind == .gpu ? gpu() : cpu(vectorWidth: device.nativeVectorWidthFloat)
+    }
+
+    public static func cpu(vectorWidth: Int) -> DeviceProfile {
+        let tiles: GEMMTiles = vectorWidth >= 16 ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
+        return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4)
+    }
+
+    public static func gpu() -> DeviceProfile {
+        DeviceProfile(defaultGEMM: .gpu(tm: 64, tn: 64, tk: 16), spanElements: 1, columnFloats: 64 << 20, loopLocal: 64)
+    }
+
+    /// The GEMM tiles the timing search tries on a device.
+    /// CPUs: accumulators plus B vectors plus one broadcast must fit the vector registers (16 with
+    /// AVX2, 32 with AVX-512); 4×24 float8 was the best shape on a Zen 3 (AVX2), and float16 shapes
+    /// only pay where the native width is 16.
+    /// GPUs: square and tall tiles of 32–128, 8 or 16 deep (local memory ≤ 16 KiB per group).
+    public static func gemmCandidates(for device: CLDeviceInfo) -> [GEMMTiles] {
+        gemmCandidates(kind: device.kind, vectorWidth: device.nativeVectorWidthFloat)
+    }
+
+    public static func gemmCandidates(kind: CLDeviceInfo.Kind, vectorWidth: Int) -> [GEMMTiles] {
+        if kind == .gpu {
+            return [.gpu(tm: 64, tn: 64, tk: 16), .gpu(tm: 32, tn: 32, tk: 16), .gpu(tm: 64, tn: 64, tk: 8),
+                    .gpu(tm: 128, tn: 64, tk: 8), .gpu(tm: 64, tn: 128, tk: 8), .gpu(tm: 128, tn: 128, tk: 8)]
+        }
+        var list: [GEMMTiles] = [.cpu(mr: 4, nr: 24, vw: 8), .cpu(mr: 6, nr: 16, vw: 8)]
+        if vectorWidth >= 16 {
+            list += [.cpu(mr: 8, nr: 32, vw: 16), .cpu(mr: 12, nr: 32, vw: 16), .cpu(mr: 8, nr: 48, vw: 16),
+                     .cpu(mr: 6, nr: 64, vw: 16), .cpu(mr: 4, nr: 64, vw: 16)]
+        }
+        return list
+    }
+
+    /// The profiles the parity suite runs on any device: both CPU micro-kernel widths and the GPU
+    /// path, whatever the device is, so that every kernel variant is checked on CI's PoCL.
+    public static func parityProfiles(for device: CLDeviceInfo) -> [(name: String, profile: DeviceProfile)] {
+        [("cpu float8", cpu(vectorWidth: 8)), ("cpu float16", cpu(vectorWidth: 16)), ("gpu", gpu())]
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import DDPM
+import DDPMOpenCL
+import Foundation
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Search the fastest GEMM kernel variant and tile shape for a device, and cache it.",
+        discussion: """
+            Every command that computes on an OpenCL device uses the device's cached profile; a GEMM
+            shape class with no cached choice is timed on its first use. `tune` redoes the whole search:
+            it runs a training step of --model with every candidate tile shape timed on the first large
+            GEMM of each shape class (convolutions, weight-gradient sums, attention's short-k and
+            few-row products), then times training steps with the starting profile and the tuned one.
+            The cache is one JSON file per device name and driver version under
+            $XDG_CACHE_HOME/ddpm-cl/profiles (default ~/.cache/ddpm-cl/profiles).
+            """)
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Model preset or diffusers config.json whose GEMMs are timed.")
+    var model = "small"
+
+    @Option(help: "Images per training step.")
+    var batch = 64
+
+    @Option(help: "Training steps timed with each profile (after the search).")
+    var steps = 2
+
+    func run() throws {
+        try reportingErrors {
+            let info = try device.openCLDevice()
+            let cache = ProfileCache(device: info)
+            let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
+            var start = DeviceProfile.defaults(for: info)
+            overrides.apply(to: &start)
+            start.gemm = [:]
+            print("device: \(info.name) (\(info.driverVersion)); native float vector width \(info.nativeVectorWidthFloat), \(info.computeUnits) compute units")
+            print("starting profile: GEMM \(start.defaultGEMM) for every shape class")
+            let config = try loadModelConfig(model)
+
+            let baseline = try SpeedProbe(backend: try OpenCLBackend(device: info, profile: start), model: config, batch: batch)
+            try baseline.warmUp()
+            let before = try baseline.secondsPerTrainingStep(steps: steps)
+
+            let backend = try OpenCLBackend(device: info, profile: start)
+            let tuner = makeTuner(for: info, pending: Set(GEMMShapeClass.allCases), cache: cache, quiet: true)
+            backend.setGEMMTuner(tuner)
+            let probe = try SpeedProbe(backend: backend, model: config, batch: batch)
+            try probe.warmUp()
+            backend.setGEMMTuner(nil)
+            let after = try probe.secondsPerTrainingStep(steps: steps)
+
+            for search in tuner.searches {
+                print("\n\(search.shape.rawValue) (timed on \(search.call)): \(search.winner), \(String(format: "%.2f", search.speedup))x the starting choice")
+                for (tiles, seconds) in search.seconds.sorted(by: { $0.value < $1.value }) {
+                    print("  " + tiles.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%9.3f ms", seconds * 1e3))
+                }
+            }
+            let untouched = tuner.pending.map(\.rawValue).sorted()
+            if !untouched.isEmpty { print("\nnot searched (no large call in this model): \(untouched.joined(separator: ", ")); they keep \(start.defaultGEMM)") }
+            print(String(format: "\ntraining step, %@ at batch %d: %.3f s with the starting profile, %.3f s tuned (%.2fx)",
+                         model, batch, before, after, before / after))
+            print("cached in \(cache.file.path)")
+        }
+    }
+}
