@@ -8,7 +8,7 @@ BIN := .build/release/ddpm-cl
 # PoCL caches compiled kernels here so repeated runs and CI do not pay LLVM twice.
 export POCL_CACHE_DIR ?= $(CURDIR)/.build/pocl-cache
 
-.PHONY: deps kernels build test run bench tune dist clean
+.PHONY: deps kernels build test run bench bench-compare tune dist clean
 
 deps:
 	@scripts/install-deps
@@ -35,6 +35,11 @@ run: build
 
 bench: build
 	$(BIN) bench --device $(DEVICE)
+
+# ddpm-cl against PyTorch (diffusers' UNet2DModel) on this machine: medians and ratios of 3
+# alternated rounds for small at batch 64 and cifar10 at batch 16. Installs torch into .build/torch-venv.
+bench-compare: build
+	scripts/bench-compare
 
 # Redo the GEMM timing search for the device and cache the winners (~/.cache/ddpm-cl/profiles).
 tune: build

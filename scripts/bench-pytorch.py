@@ -2,7 +2,7 @@
 """PyTorch CPU baseline for ddpm-cl's `small` preset (reference figures only).
 
     pip install torch diffusers
-    python3 scripts/bench-pytorch.py [--threads 2] [--batch 64] [--json out.json]
+    python3 scripts/bench-pytorch.py [--model small|cifar10] [--threads 2] [--batch 64] [--json out.json]
 
 Measures, on CPU with torch.set_num_threads(--threads):
   (a) one training step (UNet forward, MSE loss vs. the noise, backward, AdamW
@@ -10,17 +10,20 @@ Measures, on CPU with torch.set_num_threads(--threads):
       warm-up steps, reported as images/s;
   (b) one sampling forward pass (no_grad, eval) at --batch images, i.e. one
       denoising step: images/s per denoising step;
-  (c) the parameter count.
-The model is diffusers' UNet2DModel with the `small` preset: sample_size 32,
-in/out 1, block_out_channels (32, 64, 64), layers_per_block 2, down
+  (c) the parameter count and the process's peak resident memory.
+The model is diffusers' UNet2DModel with ddpm-cl's preset of the same name
+(Sources/DDPM/Model/Presets.swift, kept equal by hand): `small` is sample_size
+32, in/out 1, block_out_channels (32, 64, 64), layers_per_block 2, down
 (DownBlock2D, AttnDownBlock2D, DownBlock2D), up (UpBlock2D, AttnUpBlock2D,
-UpBlock2D), norm_num_groups 8, default attention_head_dim (8).
+UpBlock2D), norm_num_groups 8, attention_head_dim 32 (2 heads at 16x16);
+`cifar10` is google/ddpm-cifar10-32's configuration.
 """
 
 import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import time
 
@@ -39,7 +42,26 @@ SMALL = dict(
     down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
     norm_num_groups=8,
+    attention_head_dim=32,
 )
+
+CIFAR10 = dict(
+    sample_size=32,
+    in_channels=3,
+    out_channels=3,
+    block_out_channels=(128, 256, 256, 256),
+    layers_per_block=2,
+    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    norm_num_groups=32,
+    norm_eps=1e-6,
+    attention_head_dim=None,
+    downsample_padding=0,
+    flip_sin_to_cos=False,
+    freq_shift=1,
+)
+
+PRESETS = {"small": SMALL, "cifar10": CIFAR10}
 
 
 def timed(fn, warmup, steps):
@@ -55,6 +77,7 @@ def timed(fn, warmup, steps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=sorted(PRESETS), default="small")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--warmup", type=int, default=2)
@@ -64,12 +87,14 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = UNet2DModel(**SMALL)
+    config = PRESETS[args.model]
+    model = UNet2DModel(**config)
     n_params = sum(p.numel() for p in model.parameters())
     sched = DDPMScheduler(num_train_timesteps=1000)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
     b = args.batch
-    x0 = torch.randn(b, 1, 32, 32).clamp(-1, 1)
+    c = config["in_channels"]
+    x0 = torch.randn(b, c, 32, 32).clamp(-1, 1)
 
     def train_step():
         noise = torch.randn_like(x0)
@@ -85,7 +110,7 @@ def main():
     train_times = timed(train_step, args.warmup, args.steps)
 
     model.eval()
-    xs = torch.randn(b, 1, 32, 32)
+    xs = torch.randn(b, c, 32, 32)
 
     def sample_step():
         with torch.no_grad():
@@ -96,8 +121,9 @@ def main():
     tr = statistics.median(train_times)
     sa = statistics.median(sample_times)
     res = {
-        "model": "UNet2DModel small preset",
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()},
+        "model": args.model,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "params": n_params,
         "batch": b,
         "threads": args.threads,

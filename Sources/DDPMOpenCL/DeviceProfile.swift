@@ -61,6 +61,26 @@ public struct GEMMTiles: Codable, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The direct 3×3 convolution's blocking (Kernels/conv3x3.cl): rows × vw output pixels × cob output
+/// channels per work-item, rows·cob vector accumulators.
+/// The weight gradient's work-item owns gradCob output channels of one input channel (9·gradCob
+/// vector accumulators).
+public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible {
+    public var vw: Int, rows: Int, cob: Int, gradCob: Int
+    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil) {
+        (self.vw, self.rows, self.cob) = (vw, rows, cob)
+        self.gradCob = gradCob ?? (vw >= 16 ? 2 : 1)
+    }
+    public var description: String { "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob))" }
+    var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob)" }
+    public var problem: String? {
+        guard [8, 16].contains(vw) else { return "vw=\(vw): expected 8 or 16" }
+        guard (1...8).contains(rows), (1...8).contains(cob) else { return "rows=\(rows), cob=\(cob): expected 1...8 each" }
+        guard (1...3).contains(gradCob) else { return "gradCob=\(gradCob): expected 1...3" }
+        return nil
+    }
+}
+
 /// The kinds of GEMM call the U-Net makes, each tuned on its own: the best tile shape for a
 /// conv-shaped product is not the best for attention's short-k products or a weight gradient's
 /// long sum over the batch.
@@ -96,6 +116,9 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
     public var columnFloats: Int
     /// Work-group size for kernels that loop per item.
     public var loopLocal: Int
+    /// 3×3 stride-1 convolutions padded by 1 (most of a U-Net), forward and input gradient: a direct
+    /// kernel with this blocking, or nil for im2col + GEMM (GPUs: their tiled GEMM is the fast path).
+    public var conv3x3: Conv3x3Tiles?
 
     public func tiles(for shape: GEMMShapeClass) -> GEMMTiles { gemm[shape.rawValue] ?? defaultGEMM }
 
@@ -110,8 +133,10 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
     }
 
     public static func cpu(vectorWidth: Int) -> DeviceProfile {
-        let tiles: GEMMTiles = vectorWidth >= 16 ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
-        return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4)
+        let wide = vectorWidth >= 16
+        let tiles: GEMMTiles = wide ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
+        return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4,
+                             conv3x3: Conv3x3Tiles(vw: wide ? 16 : 8, rows: 4, cob: 4))
     }
 
     public static func gpu() -> DeviceProfile {

@@ -67,6 +67,8 @@ public final class GEMM {
     /// caller has finished the queue (for benchmarks).
     public var profiling = false
     private var events: [(String, CLEvent)] = []
+    /// The shape class of the call being enqueued, for profile names ("reduction gemm_pack_b").
+    private var currentShape: GEMMShapeClass?
 
     /// Seconds per kernel name since the last call, summed over launches (queue must be finished).
     public func takeProfile() -> [(kernel: String, launches: Int, seconds: Double)] {
@@ -78,7 +80,7 @@ public final class GEMM {
 
     private func launch(_ kernel: CLKernel, global: [Int], local: [Int]) throws {
         if let event = try context.launch(kernel, global: global, local: local, profile: profiling) {
-            events.append((kernel.name, event))
+            events.append(((currentShape.map { "\($0.rawValue) " } ?? "") + kernel.name, event))
         }
     }
 
@@ -137,6 +139,8 @@ public final class GEMM {
                         sum: sumOverBatch)
         let shape = GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: sumOverBatch)
         if let tuner, tuner.wantsSearch(shape, flops: call.flops) { try search(shape, on: call, tuner: tuner) }
+        currentShape = shape
+        defer { currentShape = nil }
         try run(call, with: try kernels(for: profile.tiles(for: shape)))
     }
 

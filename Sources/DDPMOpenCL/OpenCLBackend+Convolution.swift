@@ -36,6 +36,9 @@ extension OpenCLBackend {
         let co = ws[0], k = ci * c.kernel * c.kernel
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
+        if usesDirect3x3(c) {
+            return try conv3x3Direct(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        }
         if let b {
             try launchSpans("fill_channels", "elementwise.cl", elements: n * co * p,
                        [.buffer(y), .buffer(b), .int(n * co * p), .int(p), .int(co)])
@@ -69,6 +72,9 @@ extension OpenCLBackend {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.kernel * c.kernel, p = ho * wo
+        if usesDirect3x3(c) {
+            return try conv3x3Direct(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        }
         let weightsT = GEMMOperand(buffer: w, batchStride: 0, rowStride: 1, columnStride: k)
         if isPointwise(c) {
             try timedGEMM {
@@ -99,6 +105,9 @@ extension OpenCLBackend {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.kernel * c.kernel, p = ho * wo
+        if usesDirect3x3(c) {
+            return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
+        }
         let out = GEMMOperand(buffer: dw, batchStride: 0, rowStride: k, columnStride: 1)
         if isPointwise(c) {
             try timedGEMM {

@@ -110,10 +110,14 @@ public final class OpenCLBackend: Backend {
     /// Files whose kernels draw random numbers get philox.cl in front of them.
     private static let needsPhilox: Set<String> = ["diffusion.cl"]
 
-    func kernel(_ name: String, in file: String) throws -> CLKernel {
-        if let k = kernels[name] { return k }
+    /// Kernel `name` of `file` built with `options` (build constants such as tile sizes); each
+    /// distinct (file, options) is one program.
+    func kernel(_ name: String, in file: String, options: String = "") throws -> CLKernel {
+        let programKey = options.isEmpty ? file : file + " " + options
+        let kernelKey = name + " " + options
+        if let k = kernels[kernelKey] { return k }
         let program: CLProgram
-        if let p = programs[file] {
+        if let p = programs[programKey] {
             program = p
         } else {
             var source = try KernelSources.source(file)
@@ -122,18 +126,18 @@ public final class OpenCLBackend: Backend {
             } else {
                 source = "#line 1 \"\(file)\"\n" + source
             }
-            program = try buildProgram(source, file: file)
-            programs[file] = program
+            program = try buildProgram(source, file: file, options: options)
+            programs[programKey] = program
         }
         let k = try program.kernel(name)
-        kernels[name] = k
+        kernels[kernelKey] = k
         return k
     }
 
     /// Correctly rounded division and sqrt where the device offers it (so Adam's arithmetic matches
     /// the CPU reference); some drivers reject the option, then the default applies.
-    private func buildProgram(_ source: String, file: String) throws -> CLProgram {
-        let base = "-cl-std=CL1.2"
+    private func buildProgram(_ source: String, file: String, options: String) throws -> CLProgram {
+        let base = "-cl-std=CL1.2 " + options
         if let p = try? context.buildProgram(source: source, options: base + " -cl-fp32-correctly-rounded-divide-sqrt", file: file) {
             return p
         }
@@ -141,13 +145,21 @@ public final class OpenCLBackend: Backend {
     }
 
     /// Launches `name` over `count` items (rounded up to the work-group size; kernels bounds-check).
-    func launch(_ name: String, _ file: String, count: Int, loops: Bool = false, _ arguments: [CLArgument]) throws {
+    func launch(_ name: String, _ file: String, options: String = "", count: Int, loops: Bool = false,
+                _ arguments: [CLArgument]) throws {
         guard count > 0 else { return }
-        let k = try kernel(name, in: file)
-        try k.setArguments(arguments)
         let local = loops ? loopLocal : elementLocal
-        let global = (count + local - 1) / local * local
-        if let event = try context.launch(k, global: [global], local: [local], profile: profiling) {
+        try launchGrid(name, file, options: options, global: [(count + local - 1) / local * local], local: [local], arguments)
+    }
+
+    /// Launches `name` over an exact grid; `local` defaults to work-groups of one item (the
+    /// register-blocked CPU kernels: never let PoCL choose, see DESIGN.md).
+    func launchGrid(_ name: String, _ file: String, options: String = "", global: [Int], local: [Int]? = nil,
+                    _ arguments: [CLArgument]) throws {
+        guard !global.contains(0) else { return }
+        let k = try kernel(name, in: file, options: options)
+        try k.setArguments(arguments)
+        if let event = try context.launch(k, global: global, local: local ?? global.map { _ in 1 }, profile: profiling) {
             pendingEvents.append((name, event))
         }
     }

@@ -3,17 +3,18 @@ import Foundation
 /// Tuned device profiles on disk, one JSON file per device name and driver version under
 /// `$XDG_CACHE_HOME/ddpm-cl/profiles` (default `~/.cache/ddpm-cl/profiles`). A new driver or another
 /// CPU (these machines change from day to day) gets a file of its own, so a choice measured on one
-/// never applies to another.
+/// never applies to another. Only what was measured is cached (the GEMM tiles per shape class);
+/// the rest of a profile always comes from the device's facts (`DeviceProfile.defaults(for:)`).
 public struct ProfileCache {
-    /// What a cache file holds: the profile and the searches that chose it.
+    /// What a cache file holds: the chosen GEMM tiles per shape class and the searches that chose them.
     public struct Entry: Codable {
         public var device: String
         public var driver: String
-        public var profile: DeviceProfile
+        public var gemm: [String: GEMMTiles]
         public var searches: [GEMMTuner.Search]
 
-        public init(device: String, driver: String, profile: DeviceProfile, searches: [GEMMTuner.Search]) {
-            (self.device, self.driver, self.profile, self.searches) = (device, driver, profile, searches)
+        public init(device: String, driver: String, gemm: [String: GEMMTiles], searches: [GEMMTuner.Search]) {
+            (self.device, self.driver, self.gemm, self.searches) = (device, driver, gemm, searches)
         }
     }
 
@@ -36,10 +37,18 @@ public struct ProfileCache {
     }
 
     /// The cached entry, or nil when there is none or it cannot be read (a stale or damaged cache
-    /// is only a cache: it is searched again and rewritten).
+    /// is only a cache: it is searched again and rewritten). Tiles this build cannot use are dropped.
     public func load() -> Entry? {
-        guard let data = try? Data(contentsOf: file) else { return nil }
-        return try? JSONDecoder().decode(Entry.self, from: data)
+        guard let data = try? Data(contentsOf: file), var entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
+        entry.gemm = entry.gemm.filter { GEMMShapeClass(rawValue: $0.key) != nil && $0.value.problem == nil }
+        return entry
+    }
+
+    /// The device's profile from its facts, with the cached GEMM choices.
+    public func profile(for device: CLDeviceInfo) -> DeviceProfile {
+        var profile = DeviceProfile.defaults(for: device)
+        profile.gemm = load()?.gemm ?? [:]
+        return profile
     }
 
     /// Writes the entry atomically (temporary file, then rename).

@@ -18,6 +18,9 @@ public enum ParityCases {
         (Shape(3, 6, 5, 7), Shape(5, 6, 1, 1), Conv2D(kernel: 1, padding: 0)),
         (Shape(2, 3, 9, 9), Shape(7, 3, 3, 3), Conv2D(kernel: 3, padding: 1, bias: false)),
         (Shape(2, 32, 16, 16), Shape(64, 32, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // Direct 3×3 kernel (conv3x3.cl): a width over two vectors with a partial third, a height
+        // that is not a multiple of its row block, channels that are not a multiple of its channel block.
+        (Shape(2, 5, 11, 35), Shape(6, 5, 3, 3), Conv2D(kernel: 3, padding: 1)),
     ]
 
     static var convolution: [ParityCase] {

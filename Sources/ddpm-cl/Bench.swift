@@ -54,6 +54,9 @@ struct Bench: ParsableCommand {
                 print(String(format: "        DDIM 50 steps: %.2f img/s, DDPM 1000 steps: %.3f img/s", ips / 50, ips / 1000))
                 figures["sample_images_per_second_per_step"] = ips
             }
+            let peak = peakResidentBytes()
+            print(String(format: "peak resident memory: %.0f MiB (host; on a CPU device this includes the device buffers)", Double(peak) / 1_048_576))
+            figures["peak_rss_bytes"] = peak
             if let json {
                 try writeAtomically(JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys]),
                                     to: URL(fileURLWithPath: json))
@@ -70,4 +73,11 @@ struct Bench: ParsableCommand {
                          t.seconds * 1000 / Double(steps), 100 * t.seconds / max(total, 1e-12)))
         }
     }
+}
+
+/// The process's peak resident set size in bytes (getrusage; Linux reports kilobytes).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024
 }

@@ -25,7 +25,7 @@ struct DeviceOptions: ParsableArguments {
         let info = try openCLDevice()
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
-        var profile = cache.load()?.profile ?? .defaults(for: info)
+        var profile = cache.profile(for: info)
         overrides.apply(to: &profile)
         let backend = try OpenCLBackend(device: info, profile: profile)
         let pending = Set(GEMMShapeClass.allCases.filter { profile.gemm[$0.rawValue] == nil })
@@ -56,13 +56,13 @@ struct DeviceOptions: ParsableArguments {
 /// A tuner that saves each choice into the device's cache file as soon as it is made.
 func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: ProfileCache, quiet: Bool) -> GEMMTuner {
     let tuner = GEMMTuner(candidates: DeviceProfile.gemmCandidates(for: device), pending: pending)
-    tuner.onChoice = { profile, search in
+    tuner.onChoice = { _, search in
         if !quiet {
             printError(String(format: "tuned GEMM %@ on %@: %@ (%.2fx the default); cached in %@",
                               search.shape.rawValue, search.call, search.winner.description, search.speedup, cache.file.path))
         }
-        var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion, profile: profile, searches: [])
-        entry.profile = profile
+        var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion, gemm: [:], searches: [])
+        entry.gemm[search.shape.rawValue] = search.winner
         entry.searches.removeAll { $0.shape == search.shape }
         entry.searches.append(search)
         do { try cache.save(entry) } catch { printError("could not write the tuning cache \(cache.file.path): \(error)") }
@@ -74,9 +74,11 @@ func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: Pr
 /// tests. Read here and nowhere else.
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
-/// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk.
+/// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB`: im2col + GEMM for 3×3 convolutions, or the direct kernel's blocking.
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
+    var conv3x3: Conv3x3Tiles??
     var spanElements: Int?
     var columnFloats: Int?
 
@@ -92,6 +94,16 @@ struct ProfileOverrides {
             }
             gemmTiles = tiles
         }
+        if let text = environment["DDPM_CONV3X3"], !text.isEmpty {
+            let numbers = text.lowercased().split(separator: "x").compactMap { Int($0) }
+            if text.lowercased() == "off" {
+                conv3x3 = .some(nil)
+            } else if numbers.count == 3, Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2]).problem == nil {
+                conv3x3 = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2])
+            } else {
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB (e.g. 16x4x4; VW 8 or 16, ROWS and COB 1-8).")
+            }
+        }
         spanElements = try positive("DDPM_CL_SPAN")
         columnFloats = try positive("DDPM_CL_COLUMN_FLOATS")
     }
@@ -100,6 +112,7 @@ struct ProfileOverrides {
         if let gemmTiles { profile.gemm = [:]; profile.defaultGEMM = gemmTiles }
         if let spanElements { profile.spanElements = spanElements }
         if let columnFloats { profile.columnFloats = columnFloats }
+        if let conv3x3 { profile.conv3x3 = conv3x3 }
     }
 }
 

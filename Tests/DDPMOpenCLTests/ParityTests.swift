@@ -27,6 +27,7 @@ final class ParityTests: XCTestCase {
     func testEveryKernelFileHasParityCases() {
         let families: [String: [OpKind]] = [
             "conv2d.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
+            "conv3x3.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "elementwise.cl": [.add, .mul, .scale, .addChannels, .sumToChannels, .concatChannels, .sliceChannels,
                                .sliceChannelsBackward, .upsampleNearest2x, .upsampleNearest2xBackward, .reshape, .linear],
             "group_norm.cl": [.groupNorm, .groupNormBackward],

@@ -1,0 +1,199 @@
+// Direct 3×3 stride-1 convolution with padding 1 on every side, for CPUs (PoCL): no im2col
+// columns and no GEMM packing. The input gradient of such a convolution is the same convolution
+// of dy with the weights transposed (ci ↔ co) and flipped (ky, kx → 2−ky, 2−kx), so one kernel
+// serves the forward pass and the input gradient (Sources/DDPMOpenCL/OpenCLBackend+Conv3x3.swift).
+//
+//   conv3x3_pad_planes   xp[n][c][1 + iy][1 + ix] = x[n][c][iy][ix], zeros around (and in the slack
+//                        rows and columns that let the main kernel load whole vectors)
+//   conv3x3_pack_weights wp[cob][ci][ky][kx][j] = W[co = cob·COB + j][ci][ky][kx] (zero for co ≥ Co);
+//                        flip = 1 packs the transposed, flipped weights of the input gradient instead
+//   conv3x3_direct       y[n][co][oy][ox] = (bias[co]) + Σ_{ci,ky,kx} wp · xp[n][ci][oy + ky][ox + kx]
+//   conv3x3_grad_weight  dw = Σ over the batch and the pixels of dy · shifted x (at the end of this file)
+//
+// conv3x3_direct: one work-item (work-group size 1) computes ROWS output rows × VW output columns
+// × COB output channels in ROWS·COB vector accumulators. Per input channel and tap (ky, kx) it
+// broadcasts COB weights and loads ROWS input vectors: ROWS·COB FMAs for ROWS + COB loads, which
+// keeps the FMA units fed (4×4 on AVX-512: 16 FMAs per 8 loads). Rows past the image and lanes
+// past its width are computed on the zero slack and not stored.
+//
+// Build constants: VW (8 or 16: floats per vector), ROWS (1..8), COB (1..8; the weight gradient
+// holds 9·GCOB accumulators: GCOB 1..3, 2 fits AVX-512's 32 registers, 1 AVX2's 16).
+
+#ifndef VW
+#define VW 16
+#endif
+#ifndef ROWS
+#define ROWS 4
+#endif
+#ifndef COB
+#define COB 4
+#endif
+#ifndef GCOB
+#define GCOB 2
+#endif
+#if VW == 16
+#define floatv float16
+#define vloadv vload16
+#define vstorev vstore16
+#elif VW == 8
+#define floatv float8
+#define vloadv vload8
+#define vstorev vstore8
+#else
+#error "VW must be 8 or 16"
+#endif
+
+// One work-item per plane (n, c): items = N·C; Hp, Wp are the padded plane's sizes. A plane per
+// work-item keeps PoCL's per-work-group cost small; interior rows move in float8 pieces.
+kernel void conv3x3_pad_planes(global float *xp, global const float *x, int h, int w, int hp, int wp, int items) {
+    int plane = get_global_id(0);
+    if (plane >= items) return;
+    global float *o = xp + (long)plane * hp * wp;
+    global const float *in = x + (long)plane * h * w;
+    for (int i = 0; i < wp; i++) o[i] = 0.0f;
+    for (int py = h + 1; py < hp; py++)
+        for (int i = 0; i < wp; i++) o[py * wp + i] = 0.0f;
+    for (int iy = 0; iy < h; iy++) {
+        global float *r = o + (iy + 1) * wp;
+        global const float *src = in + iy * w;
+        r[0] = 0.0f;
+        int i = 0;
+        for (; i + 8 <= w; i += 8) vstore8(vload8(0, src + i), 0, r + 1 + i);
+        for (; i < w; i++) r[1 + i] = src[i];
+        for (i = w + 1; i < wp; i++) r[i] = 0.0f;
+    }
+}
+
+// One work-item per packed float: items = coBlocks·Ci·9·COB. Ci and Co are the convolution's
+// (forward: W is [Co][Ci][3][3]); with flip the roles swap: the packed "input channels" are W's Co
+// and the "output channels" W's Ci.
+kernel void conv3x3_pack_weights(global float *wp, global const float *wt, int cin, int cout, int flip, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int j = r % COB, rest = r / COB;
+    int tap = rest % 9; rest /= 9;
+    int ci = rest % cin, cob = rest / cin;
+    int co = cob * COB + j;
+    float v = 0.0f;
+    if (co < cout) {
+        // forward: W[co][ci][tap]; flipped: W'[co][ci][tap] = W[ci][co][8 − tap] with W as [cin][cout][3][3]
+        v = flip ? wt[((long)ci * cout + co) * 9 + (8 - tap)] : wt[((long)co * cin + ci) * 9 + tap];
+    }
+    wp[r] = v;
+}
+
+// Global (ceil(W/VW), ceil(H/ROWS), N·coBlocks), work-group (1, 1, 1).
+kernel void conv3x3_direct(global float *y, global const float *xp, global const float *wp, global const float *bias,
+                           int has_bias, int cin, int cout, int h, int w, int hp, int wpad, int co_blocks) {
+    const int ox0 = get_global_id(0) * VW;
+    const int oy0 = get_global_id(1) * ROWS;
+    const int n = get_global_id(2) / co_blocks, cob = get_global_id(2) % co_blocks;
+    floatv acc[ROWS][COB];
+    #pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        #pragma unroll
+        for (int j = 0; j < COB; j++) acc[r][j] = (floatv)(0.0f);
+    }
+    const long plane = (long)hp * wpad;
+    global const float *xb = xp + (long)n * cin * plane + (long)oy0 * wpad + ox0;
+    global const float *wb = wp + (long)cob * cin * 9 * COB;
+    for (int ci = 0; ci < cin; ci++, xb += plane, wb += 9 * COB) {
+        #pragma unroll
+        for (int ky = 0; ky < 3; ky++) {
+            #pragma unroll
+            for (int kx = 0; kx < 3; kx++) {
+                floatv wv[COB];
+                #pragma unroll
+                for (int j = 0; j < COB; j++) wv[j] = (floatv)(wb[(ky * 3 + kx) * COB + j]);
+                #pragma unroll
+                for (int r = 0; r < ROWS; r++) {
+                    const floatv xv = vloadv(0, xb + (r + ky) * wpad + kx);
+                    #pragma unroll
+                    for (int j = 0; j < COB; j++) acc[r][j] = fma(xv, wv[j], acc[r][j]);
+                }
+            }
+        }
+    }
+    const int cols = min(VW, w - ox0);
+    #pragma unroll
+    for (int j = 0; j < COB; j++) {
+        const int co = cob * COB + j;
+        if (co >= cout) break;
+        const float b = has_bias ? bias[co] : 0.0f;
+        #pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            const int oy = oy0 + r;
+            if (oy >= h) break;
+            global float *o = y + (((long)n * cout + co) * h + oy) * w + ox0;
+            const floatv v = acc[r][j] + b;
+            if (cols == VW) {
+                vstorev(v, 0, o);
+            } else {
+                float tmp[VW];
+                vstorev(v, 0, tmp);
+                for (int i = 0; i < cols; i++) o[i] = tmp[i];
+            }
+        }
+    }
+}
+
+// Weight gradient: dw[co][ci][ky][kx] = Σ_{n,oy,ox} dy[n][co][oy][ox] · x[n][ci][oy + ky − 1][ox + kx − 1],
+// from both operands padded by conv3x3_pad_planes (same plane geometry), so that whole vectors can
+// be loaded and the slack lanes hold zeros. One work-item (work-group size 1) owns GCOB output
+// channels of one input channel and sums over the whole batch (no partial sums: deterministic):
+// 9·GCOB vector accumulators, reduced across lanes at the end.
+// Global (Ci, coBlocks), work-group (1, 1).
+kernel void conv3x3_grad_weight(global float *dw, global const float *dyp, global const float *xp,
+                                int n_images, int cin, int cout, int h, int w, int hp, int wpad) {
+    const int ci = get_global_id(0), cob = get_global_id(1);
+    const int segs = (w + VW - 1) / VW;
+    const long plane = (long)hp * wpad;
+    floatv acc[GCOB][9];
+    #pragma unroll
+    for (int j = 0; j < GCOB; j++) {
+        #pragma unroll
+        for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
+    }
+    for (int n = 0; n < n_images; n++) {
+        global const float *xb = xp + ((long)n * cin + ci) * plane;
+        global const float *db[GCOB];
+        #pragma unroll
+        for (int j = 0; j < GCOB; j++) {
+            const int co = min(cob * GCOB + j, cout - 1);  // past cout: a real plane, result not stored
+            db[j] = dyp + ((long)n * cout + co) * plane + wpad + 1;
+        }
+        // Input row iy (padded coordinates 0 … h+1) meets output rows oy = iy − ky: its three
+        // shifted vectors are loaded once and used for all three taps rows.
+        for (int iy = 0; iy < h + 2; iy++) {
+            for (int s = 0; s < segs; s++) {
+                floatv xv[3];
+                #pragma unroll
+                for (int kx = 0; kx < 3; kx++) xv[kx] = vloadv(0, xb + iy * wpad + s * VW + kx);
+                #pragma unroll
+                for (int ky = 0; ky < 3; ky++) {
+                    const int oy = iy - ky;
+                    if (oy < 0 || oy >= h) continue;
+                    #pragma unroll
+                    for (int j = 0; j < GCOB; j++) {
+                        const floatv dv = vloadv(0, db[j] + oy * wpad + s * VW);
+                        #pragma unroll
+                        for (int kx = 0; kx < 3; kx++) acc[j][ky * 3 + kx] = fma(dv, xv[kx], acc[j][ky * 3 + kx]);
+                    }
+                }
+            }
+        }
+    }
+    #pragma unroll
+    for (int j = 0; j < GCOB; j++) {
+        const int co = cob * GCOB + j;
+        if (co >= cout) break;
+        #pragma unroll
+        for (int t = 0; t < 9; t++) {
+            float lanes[VW];
+            vstorev(acc[j][t], 0, lanes);
+            float sum = 0.0f;
+            for (int l = 0; l < VW; l++) sum += lanes[l];
+            dw[((long)co * cin + ci) * 9 + t] = sum;
+        }
+    }
+}
