@@ -8,15 +8,12 @@ BIN := .build/release/ddpm-cl
 # PoCL caches compiled kernels here so repeated runs and CI do not pay LLVM twice.
 export POCL_CACHE_DIR ?= $(CURDIR)/.build/pocl-cache
 
-.PHONY: deps kernels build test run bench bench-compare tune dist clean
+.PHONY: deps build test run bench bench-compare tune dist clean
 
 deps:
 	@scripts/install-deps
 
-kernels:
-	@scripts/embed-kernels
-
-build: deps kernels
+build: deps
 	swift build -c release
 
 # Tests run in release: the CPU reference is the spec and is slow in a debug build.
@@ -47,7 +44,7 @@ tune: build
 
 # A self-contained binary for another Linux x86_64 machine (needs only an OpenCL ICD loader,
 # a driver, libpng16 and zlib there).
-dist: deps kernels
+dist: deps
 	swift build -c release --static-swift-stdlib --scratch-path .build-dist
 	mkdir -p dist && cp .build-dist/release/ddpm-cl dist/
 

@@ -24,8 +24,10 @@ let package = Package(
         // The parity suite (op cases, guard regions, NMSE) and finite-difference gradient checks,
         // shared by the tests and `ddpm-cl check`.
         .target(name: "DDPMParity", dependencies: ["DDPMCore", "DDPMCPU"]),
-        // The OpenCL backend: one launcher per op, kernels embedded from Kernels/.
-        .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"]),
+        // The OpenCL backend: one launcher per op. Kernels/*.cl are compiled into the binary
+        // (Sources/DDPMOpenCL/Kernels is a link to the top-level Kernels/).
+        .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"],
+                resources: [.embedInCode("Kernels")]),
         // The domain: U-Net, schedules, diffusion, training, sampling, file formats.
         .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib"]),
         .executableTarget(name: "ddpm-cl", dependencies: [

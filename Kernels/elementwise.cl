@@ -8,24 +8,6 @@
     if (i >= (n)) return;                 \
     int end = min((n), i + (per));
 
-inline void fill_span(global float *o, float v, int n) {
-    int j = 0;
-    for (; j + 8 <= n; j += 8) vstore8((float8)(v), 0, o + j);
-    for (; j < n; j++) o[j] = v;
-}
-
-inline void copy_span(global float *o, global const float *x, int n) {
-    int j = 0;
-    for (; j + 8 <= n; j += 8) vstore8(vload8(0, x + j), 0, o + j);
-    for (; j < n; j++) o[j] = x[j];
-}
-
-inline float sum8(float8 v) {
-    float4 m = v.lo + v.hi;
-    float2 n = m.lo + m.hi;
-    return n.x + n.y;
-}
-
 // Σ x[j] for j < n
 inline float sum_span(global const float *x, int n) {
     float8 a = (float8)(0.0f), b = (float8)(0.0f);

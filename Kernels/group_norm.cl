@@ -3,12 +3,6 @@
 // from cache, and the whole op is one read and one write of memory. Loops run over float8 pieces
 // with a scalar tail (any spatial size), with several accumulators so sums do not wait on each other.
 
-inline float sum8(float8 v) {
-    float4 m = v.lo + v.hi;
-    float2 n = m.lo + m.hi;
-    return n.x + n.y;
-}
-
 // Σ p[i] for i < len.
 inline float group_sum(global const float *p, int len) {
     float8 a = (float8)(0.0f), b = (float8)(0.0f);

@@ -8,12 +8,6 @@ inline float max8(float8 v) {
     return fmax(n.x, n.y);
 }
 
-inline float sum8(float8 v) {
-    float4 m = v.lo + v.hi;
-    float2 n = m.lo + m.hi;
-    return n.x + n.y;
-}
-
 kernel void softmax_forward(global float *y, global const float *x, int rows, int length) {
     int r = get_global_id(0);
     if (r >= rows) return;

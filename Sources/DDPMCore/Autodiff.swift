@@ -18,7 +18,9 @@ extension Graph {
             let outGrads = node.outputs.map { grad[$0] }
             guard outGrads.contains(where: { $0 != nil }),
                   node.inputs.contains(where: needsGrad.contains) else { continue }
-            let inGrads = vjp(node, outGrads)
+            guard let dy = outGrads[0] else { preconditionFailure("\(node.op): only the first output is differentiable") }
+            guard let rule = node.op.gradientRule else { preconditionFailure("\(node.op.kind) has no gradient rule") }
+            let inGrads = rule(self, node.inputs, node.outputs, dy)
             for (input, g) in zip(node.inputs, inGrads) {
                 guard let g, needsGrad.contains(input) else { continue }
                 if let existing = grad[input] { grad[input] = self(.add, existing, g) } else { grad[input] = g }
@@ -29,67 +31,87 @@ extension Graph {
             return g
         }
     }
+}
 
-    /// The gradient rule of one node: input gradients from output gradients (nil = not needed).
-    private func vjp(_ node: Node, _ outGrads: [Value?]) -> [Value?] {
-        let x = node.inputs
-        guard let dy = outGrads[0] else { preconditionFailure("\(node.op): only the first output is differentiable") }
-        switch node.op {
+/// The inputs' gradients of one node from its first output's gradient dy, as more nodes in the
+/// graph (nil where an input needs none): (graph, inputs, outputs, dy) → input gradients.
+public typealias GradientRule = (Graph, [Value], [Value], Value) -> [Value?]
+
+extension Op {
+    /// Whether the op has a gradient rule; derived from the rule itself, so that a new op with a
+    /// rule cannot escape the gradient-coverage test.
+    public var isDifferentiable: Bool { gradientRule != nil }
+
+    /// The op's gradient rule (its vector-Jacobian product), or nil for ops that are never
+    /// differentiated (the backward ops themselves, optimizer and diffusion steps).
+    public var gradientRule: GradientRule? {
+        switch self {
         case .conv2d(let c):
-            let s = shape(x[0])
-            let dx = self(.conv2dBackwardInput(c, height: s[2], width: s[3]), dy, x[1])
-            let dw = self(.conv2dBackwardWeight(c), dy, x[0])
-            return c.bias ? [dx, dw, self(.sumToChannels(keepBatch: false), dy)] : [dx, dw]
+            return { g, x, _, dy in
+                let s = g.shape(x[0])
+                let dx = g(.conv2dBackwardInput(c, height: s[2], width: s[3]), dy, x[1])
+                let dw = g(.conv2dBackwardWeight(c), dy, x[0])
+                return c.bias ? [dx, dw, g(.sumToChannels(keepBatch: false), dy)] : [dx, dw]
+            }
         case .linear:
-            // y = x·wᵀ + b, seen as [1,N,I]·[1,O,I]ᵀ.
-            let (n, i) = (shape(x[0])[0], shape(x[0])[1])
-            let o = shape(x[1])[0]
-            let dy3 = self(.reshape(Shape(1, n, o)), dy)
-            let dx = self(.matmul(MatMul()), dy3, self(.reshape(Shape(1, o, i)), x[1]))
-            let dw = self(.matmul(MatMul(transposeA: true)), dy3, self(.reshape(Shape(1, n, i)), x[0]))
-            return [self(.reshape(Shape(n, i)), dx), self(.reshape(Shape(o, i)), dw),
-                    self(.sumToChannels(keepBatch: false), dy)]
+            return { g, x, _, dy in
+                // y = x·wᵀ + b, seen as [1,N,I]·[1,O,I]ᵀ.
+                let (n, i) = (g.shape(x[0])[0], g.shape(x[0])[1])
+                let o = g.shape(x[1])[0]
+                let dy3 = g(.reshape(Shape(1, n, o)), dy)
+                let dx = g(.matmul(MatMul()), dy3, g(.reshape(Shape(1, o, i)), x[1]))
+                let dw = g(.matmul(MatMul(transposeA: true)), dy3, g(.reshape(Shape(1, n, i)), x[0]))
+                return [g(.reshape(Shape(n, i)), dx), g(.reshape(Shape(o, i)), dw), g(.sumToChannels(keepBatch: false), dy)]
+            }
         case .matmul(let p):
-            let (a, b) = (x[0], x[1])
-            let da = p.transposeA
-                ? self(.matmul(MatMul(transposeA: p.transposeB, transposeB: true, alpha: p.alpha)), b, dy)
-                : self(.matmul(MatMul(transposeA: false, transposeB: !p.transposeB, alpha: p.alpha)), dy, b)
-            let db = p.transposeB
-                ? self(.matmul(MatMul(transposeA: true, transposeB: p.transposeA, alpha: p.alpha)), dy, a)
-                : self(.matmul(MatMul(transposeA: !p.transposeA, transposeB: false, alpha: p.alpha)), a, dy)
-            return [da, db]
-        case .groupNorm(let g):
-            let d = apply(.groupNormBackward(g), [x[0], x[1], dy])
-            return [d[0], d[1], d[2]]
+            return { g, x, _, dy in
+                let (a, b) = (x[0], x[1])
+                let da = p.transposeA
+                    ? g(.matmul(MatMul(transposeA: p.transposeB, transposeB: true, alpha: p.alpha)), b, dy)
+                    : g(.matmul(MatMul(transposeA: false, transposeB: !p.transposeB, alpha: p.alpha)), dy, b)
+                let db = p.transposeB
+                    ? g(.matmul(MatMul(transposeA: true, transposeB: p.transposeA, alpha: p.alpha)), dy, a)
+                    : g(.matmul(MatMul(transposeA: !p.transposeA, transposeB: false, alpha: p.alpha)), a, dy)
+                return [da, db]
+            }
+        case .groupNorm(let gn):
+            return { g, x, _, dy in
+                let d = g.apply(.groupNormBackward(gn), [x[0], x[1], dy])
+                return [d[0], d[1], d[2]]
+            }
         case .silu:
-            return [self(.siluBackward, x[0], dy)]
+            return { g, x, _, dy in [g(.siluBackward, x[0], dy)] }
         case .softmax:
-            return [self(.softmaxBackward, node.outputs[0], dy)]
+            return { g, _, y, dy in [g(.softmaxBackward, y[0], dy)] }
         case .add:
-            return [dy, dy]
+            return { _, _, _, dy in [dy, dy] }
         case .mul:
-            return [self(.mul, dy, x[1]), self(.mul, dy, x[0])]
+            return { g, x, _, dy in [g(.mul, dy, x[1]), g(.mul, dy, x[0])] }
         case .scale(let f):
-            return [self(.scale(f), dy)]
+            return { g, _, _, dy in [g(.scale(f), dy)] }
         case .addChannels:
-            return [dy, self(.sumToChannels(keepBatch: true), dy)]
+            return { g, _, _, dy in [dy, g(.sumToChannels(keepBatch: true), dy)] }
         case .concatChannels:
-            let ca = shape(x[0])[1], cb = shape(x[1])[1]
-            return [self(.sliceChannels(start: 0, count: ca), dy), self(.sliceChannels(start: ca, count: cb), dy)]
+            return { g, x, _, dy in
+                let ca = g.shape(x[0])[1], cb = g.shape(x[1])[1]
+                return [g(.sliceChannels(start: 0, count: ca), dy), g(.sliceChannels(start: ca, count: cb), dy)]
+            }
         case .sliceChannels(let start, _):
-            return [self(.sliceChannelsBackward(start: start, total: shape(x[0])[1]), dy)]
+            return { g, x, _, dy in [g(.sliceChannelsBackward(start: start, total: g.shape(x[0])[1]), dy)] }
         case .upsampleNearest2x:
-            return [self(.upsampleNearest2xBackward, dy)]
+            return { g, _, _, dy in [g(.upsampleNearest2xBackward, dy)] }
         case .reshape:
-            return [self(.reshape(shape(x[0])), dy)]
+            return { g, x, _, dy in [g(.reshape(g.shape(x[0])), dy)] }
         case .dropout(let d):
-            return [self(.dropout(d), dy)]
+            return { g, _, _, dy in [g(.dropout(d), dy)] }
         case .mse(let weighted):
-            let dpred = weighted ? self(.mseBackward(weighted: true), x[0], x[1], x[2], dy)
-                                 : self(.mseBackward(weighted: false), x[0], x[1], dy)
-            return [dpred] + Array(repeating: nil, count: x.count - 1)
+            return { g, x, _, dy in
+                let dpred = weighted ? g(.mseBackward(weighted: true), x[0], x[1], x[2], dy)
+                                     : g(.mseBackward(weighted: false), x[0], x[1], dy)
+                return [dpred] + Array(repeating: nil, count: x.count - 1)
+            }
         default:
-            preconditionFailure("\(node.op.kind) has no gradient rule")
+            return nil
         }
     }
 }

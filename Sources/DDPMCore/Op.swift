@@ -127,17 +127,6 @@ public enum OpKind: String, CaseIterable, Sendable {
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
-
-    /// Ops whose gradient rule must pass a finite-difference check.
-    public var isDifferentiable: Bool {
-        switch self {
-        case .conv2d, .linear, .matmul, .groupNorm, .silu, .softmax, .add, .mul, .scale, .addChannels,
-             .concatChannels, .sliceChannels, .upsampleNearest2x, .reshape, .dropout, .mse:
-            return true
-        default:
-            return false
-        }
-    }
 }
 
 // MARK: - Parameters

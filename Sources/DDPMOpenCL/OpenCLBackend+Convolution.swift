@@ -24,7 +24,7 @@ extension OpenCLBackend {
         let (_, ci, h, w) = xs.nchw
         let (ho, wo) = c.outputSize(height: h, width: w)
         let items = count * ci * c.kernel
-        try launch("im2col", "conv2d.cl", count: items, loops: true,
+        try launch("im2col", "im2col.cl", count: items, loops: true,
                    [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernel), .int(c.stride),
                     .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
     }
@@ -93,7 +93,7 @@ extension OpenCLBackend {
                              c: GEMMOperand(buffer: col, batchStride: k * p, rowStride: p, columnStride: 1))
             }
             let items = chunk.count * ci
-            try launch("col2im", "conv2d.cl", count: items, loops: true,
+            try launch("col2im", "im2col.cl", count: items, loops: true,
                        [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernel),
                         .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
         }

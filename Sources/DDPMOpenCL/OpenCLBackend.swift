@@ -107,7 +107,8 @@ public final class OpenCLBackend: Backend {
 
     // MARK: Programs, kernels, launches
 
-    /// Files whose kernels draw random numbers get philox.cl in front of them.
+    /// Files whose kernels draw random numbers get philox.cl in front of them; every file gets
+    /// prelude.cl (shared helpers) first.
     private static let needsPhilox: Set<String> = ["diffusion.cl"]
 
     /// Kernel `name` of `file` built with `options` (build constants such as tile sizes); each
@@ -120,12 +121,9 @@ public final class OpenCLBackend: Backend {
         if let p = programs[programKey] {
             program = p
         } else {
-            var source = try KernelSources.source(file)
-            if Self.needsPhilox.contains(file) {
-                source = try KernelSources.source("philox.cl") + "\n#line 1 \"\(file)\"\n" + source
-            } else {
-                source = "#line 1 \"\(file)\"\n" + source
-            }
+            var source = "#line 1 \"prelude.cl\"\n" + (try KernelSources.source("prelude.cl"))
+            if Self.needsPhilox.contains(file) { source += "\n#line 1 \"philox.cl\"\n" + (try KernelSources.source("philox.cl")) }
+            source += "\n#line 1 \"\(file)\"\n" + (try KernelSources.source(file))
             program = try buildProgram(source, file: file, options: options)
             programs[programKey] = program
         }

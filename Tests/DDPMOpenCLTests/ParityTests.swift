@@ -26,7 +26,7 @@ final class ParityTests: XCTestCase {
     /// philox.cl the bit-identity test below). A new .cl file must be added here with its ops.
     func testEveryKernelFileHasParityCases() {
         let families: [String: [OpKind]] = [
-            "conv2d.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
+            "im2col.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "conv3x3.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "elementwise.cl": [.add, .mul, .scale, .addChannels, .sumToChannels, .concatChannels, .sliceChannels,
                                .sliceChannelsBackward, .upsampleNearest2x, .upsampleNearest2xBackward, .reshape, .linear],
@@ -37,6 +37,7 @@ final class ParityTests: XCTestCase {
             "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
             "gemm.cl": [.matmul, .linear, .conv2d],
             "philox.cl": [.qSample, .dropout],
+            "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
         let covered = Set(ParityCases.all.map(\.op.kind))

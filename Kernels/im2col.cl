@@ -1,20 +1,8 @@
 // Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out, per image of a chunk,
 // col[k = (ci·K + ky)·K + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
 // the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
-// Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
+// (zero_span and copy_span: prelude.cl.) Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
 // (integer division is slow on CPUs) happens once per piece, and rows move in float8 pieces.
-
-// o[j] = 0 for j < n. From 8 on, the last piece overlaps the one before instead of a scalar tail.
-inline void zero_span(global float *o, int n) {
-    if (n < 8) { for (int i = 0; i < n; i++) o[i] = 0.0f; return; }
-    for (int i = 0; i < n; i += 8) vstore8((float8)(0.0f), 0, o + min(i, n - 8));
-}
-
-// o[j] = in[j] for j < n (o and in do not overlap), with the same overlapping last piece.
-inline void copy_span(global float *o, global const float *in, int n) {
-    if (n < 8) { for (int i = 0; i < n; i++) o[i] = in[i]; return; }
-    for (int i = 0; i < n; i += 8) { int j = min(i, n - 8); vstore8(vload8(0, in + j), 0, o + j); }
-}
 
 // Columns ox in [lo, hi) of an output row read inside the input row (ix = ox·s + shift ∈ [0, w)).
 // (Also used for rows: oy in [lo, hi) reads iy = oy·s + shift ∈ [0, h).)

@@ -1,0 +1,29 @@
+// Helpers shared by the kernel files: OpenCLBackend builds every file (but gemm.cl) with this one
+// in front of it.
+
+// Σ of the 8 lanes.
+inline float sum8(float8 v) {
+    float4 m = v.lo + v.hi;
+    float2 n = m.lo + m.hi;
+    return n.x + n.y;
+}
+
+// o[j] = v for j < n.
+inline void fill_span(global float *o, float v, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) vstore8((float8)(v), 0, o + j);
+    for (; j < n; j++) o[j] = v;
+}
+
+// o[j] = 0 for j < n. From 8 on, the last piece overlaps the one before instead of a scalar tail.
+inline void zero_span(global float *o, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = 0.0f; return; }
+    for (int i = 0; i < n; i += 8) vstore8((float8)(0.0f), 0, o + min(i, n - 8));
+}
+
+// o[j] = in[j] for j < n, where o and in do not overlap (outputs never alias inputs), with the same
+// overlapping last piece.
+inline void copy_span(global float *o, global const float *in, int n) {
+    if (n < 8) { for (int i = 0; i < n; i++) o[i] = in[i]; return; }
+    for (int i = 0; i < n; i += 8) { int j = min(i, n - 8); vstore8(vload8(0, in + j), 0, o + j); }
+}
