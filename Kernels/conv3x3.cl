@@ -8,7 +8,8 @@
 //   conv3x3_pack_weights wp[cob][ci][ky][kx][j] = W[co = cob·COB + j][ci][ky][kx] (zero for co ≥ Co);
 //                        flip = 1 packs the transposed, flipped weights of the input gradient instead
 //   conv3x3_direct       y[n][co][oy][ox] = (bias[co]) + Σ_{ci,ky,kx} wp · xp[n][ci][oy + ky][ox + kx]
-//   conv3x3_grad_weight  dw = Σ over the batch and the pixels of dy · shifted x (at the end of this file)
+//   conv3x3_grad_weight  dw = Σ over the batch and the pixels of dy · shifted x (at the end of this file,
+//                        with conv3x3_channels_last)
 //
 // conv3x3_direct: one work-item (work-group size 1) computes ROWS output rows × VW output columns
 // × COB output channels in ROWS·COB vector accumulators. Per input channel and tap (ky, kx) it
@@ -16,8 +17,8 @@
 // keeps the FMA units fed (4×4 on AVX-512: 16 FMAs per 8 loads). Rows past the image and lanes
 // past its width are computed on the zero slack and not stored.
 //
-// Build constants: VW (8 or 16: floats per vector), ROWS (1..8), COB (1..8; the weight gradient
-// holds 9·GCOB accumulators: GCOB 1..3, 2 fits AVX-512's 32 registers, 1 AVX2's 16).
+// Build constants: VW (8 or 16: floats per vector), ROWS (1..8), COB (1..8), GCOB (1..3: the weight
+// gradient holds 9·GCOB accumulators; 3 fits AVX-512's 32 registers, 1 AVX2's 16).
 
 #ifndef VW
 #define VW 16
@@ -137,16 +138,29 @@ kernel void conv3x3_direct(global float *y, global const float *xp, global const
     }
 }
 
-// Weight gradient: dw[co][ci][ky][kx] = Σ_{n,oy,ox} dy[n][co][oy][ox] · x[n][ci][oy + ky − 1][ox + kx − 1],
-// from both operands padded by conv3x3_pad_planes (same plane geometry), so that whole vectors can
-// be loaded and the slack lanes hold zeros. One work-item (work-group size 1) owns GCOB output
-// channels of one input channel and sums over the whole batch (no partial sums: deterministic):
-// 9·GCOB vector accumulators, reduced across lanes at the end.
-// Global (Ci, coBlocks), work-group (1, 1).
-kernel void conv3x3_grad_weight(global float *dw, global const float *dyp, global const float *xp,
-                                int n_images, int cin, int cout, int h, int w, int hp, int wpad) {
-    const int ci = get_global_id(0), cob = get_global_id(1);
-    const int segs = (w + VW - 1) / VW;
+// Weight gradient: dw[co][ci][ky][kx] = Σ_{n,oy,ox} dy[n][co][oy][ox] · x[n][ci][oy + ky − 1][ox + kx − 1].
+// Vectors run along output channels: conv3x3_channels_last writes dy as dyt[n][oy][ox][co] (co
+// padded to a multiple of VW with zeros), x is padded by conv3x3_pad_planes. One work-item
+// (work-group size 1) owns VW output channels × GCOB input channels and sums over the whole batch
+// (no partial sums: deterministic) in 9·GCOB vector accumulators: per pixel one dy vector and
+// 9·GCOB broadcast x values. Each x value is read once per VW output channels, each dy value once
+// per GCOB input channels, which keeps the reads in cache.
+
+// One work-item per (n, oy, ox): items = N·H·W; cpad = Co rounded up to a multiple of VW.
+kernel void conv3x3_channels_last(global float *dyt, global const float *dy, int channels, int cpad, int hw, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int n = r / hw, pix = r % hw;
+    global const float *in = dy + (long)n * channels * hw + pix;
+    global float *o = dyt + (long)r * cpad;
+    for (int c = 0; c < channels; c++) o[c] = in[(long)c * hw];
+    for (int c = channels; c < cpad; c++) o[c] = 0.0f;
+}
+
+// Global (ceil(Ci/GCOB), cpad/VW), work-group (1, 1).
+kernel void conv3x3_grad_weight(global float *dw, global const float *dyt, global const float *xp,
+                                int n_images, int cin, int cout, int cpad, int h, int w, int hp, int wpad) {
+    const int ci0 = get_global_id(0) * GCOB, co0 = get_global_id(1) * VW;
     const long plane = (long)hp * wpad;
     floatv acc[GCOB][9];
     #pragma unroll
@@ -155,29 +169,20 @@ kernel void conv3x3_grad_weight(global float *dw, global const float *dyp, globa
         for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
     }
     for (int n = 0; n < n_images; n++) {
-        global const float *xb = xp + ((long)n * cin + ci) * plane;
-        global const float *db[GCOB];
+        global const float *xc[GCOB];
         #pragma unroll
-        for (int j = 0; j < GCOB; j++) {
-            const int co = min(cob * GCOB + j, cout - 1);  // past cout: a real plane, result not stored
-            db[j] = dyp + ((long)n * cout + co) * plane + wpad + 1;
-        }
-        // Input row iy (padded coordinates 0 … h+1) meets output rows oy = iy − ky: its three
-        // shifted vectors are loaded once and used for all three taps rows.
-        for (int iy = 0; iy < h + 2; iy++) {
-            for (int s = 0; s < segs; s++) {
-                floatv xv[3];
+        for (int j = 0; j < GCOB; j++) xc[j] = xp + ((long)n * cin + min(ci0 + j, cin - 1)) * plane;  // past cin: not stored
+        global const float *d = dyt + (long)n * h * w * cpad + co0;
+        for (int oy = 0; oy < h; oy++) {
+            for (int ox = 0; ox < w; ox++, d += cpad) {
+                const floatv dv = vloadv(0, d);
                 #pragma unroll
-                for (int kx = 0; kx < 3; kx++) xv[kx] = vloadv(0, xb + iy * wpad + s * VW + kx);
-                #pragma unroll
-                for (int ky = 0; ky < 3; ky++) {
-                    const int oy = iy - ky;
-                    if (oy < 0 || oy >= h) continue;
+                for (int j = 0; j < GCOB; j++) {
+                    global const float *xq = xc[j] + oy * wpad + ox;
                     #pragma unroll
-                    for (int j = 0; j < GCOB; j++) {
-                        const floatv dv = vloadv(0, db[j] + oy * wpad + s * VW);
+                    for (int ky = 0; ky < 3; ky++) {
                         #pragma unroll
-                        for (int kx = 0; kx < 3; kx++) acc[j][ky * 3 + kx] = fma(dv, xv[kx], acc[j][ky * 3 + kx]);
+                        for (int kx = 0; kx < 3; kx++) acc[j][ky * 3 + kx] = fma(dv, (floatv)(xq[ky * wpad + kx]), acc[j][ky * 3 + kx]);
                     }
                 }
             }
@@ -185,15 +190,13 @@ kernel void conv3x3_grad_weight(global float *dw, global const float *dyp, globa
     }
     #pragma unroll
     for (int j = 0; j < GCOB; j++) {
-        const int co = cob * GCOB + j;
-        if (co >= cout) break;
+        const int ci = ci0 + j;
+        if (ci >= cin) break;
         #pragma unroll
         for (int t = 0; t < 9; t++) {
             float lanes[VW];
             vstorev(acc[j][t], 0, lanes);
-            float sum = 0.0f;
-            for (int l = 0; l < VW; l++) sum += lanes[l];
-            dw[((long)co * cin + ci) * 9 + t] = sum;
+            for (int l = 0; l < VW && co0 + l < cout; l++) dw[((long)(co0 + l) * cin + ci) * 9 + t] = lanes[l];
         }
     }
 }

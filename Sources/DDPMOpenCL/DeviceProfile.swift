@@ -63,13 +63,13 @@ public struct GEMMTiles: Codable, Hashable, Sendable, CustomStringConvertible {
 
 /// The direct 3×3 convolution's blocking (Kernels/conv3x3.cl): rows × vw output pixels × cob output
 /// channels per work-item, rows·cob vector accumulators.
-/// The weight gradient's work-item owns gradCob output channels of one input channel (9·gradCob
+/// The weight gradient's work-item owns vw output channels of gradCob input channels (9·gradCob
 /// vector accumulators).
 public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible {
     public var vw: Int, rows: Int, cob: Int, gradCob: Int
     public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil) {
         (self.vw, self.rows, self.cob) = (vw, rows, cob)
-        self.gradCob = gradCob ?? (vw >= 16 ? 2 : 1)
+        self.gradCob = gradCob ?? (vw >= 16 ? 3 : 1)
     }
     public var description: String { "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob))" }
     var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob)" }
@@ -136,7 +136,7 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
         let wide = vectorWidth >= 16
         let tiles: GEMMTiles = wide ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
         return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4,
-                             conv3x3: Conv3x3Tiles(vw: wide ? 16 : 8, rows: 4, cob: 4))
+                             conv3x3: wide ? Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3) : Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1))
     }
 
     public static func gpu() -> DeviceProfile {
@@ -161,6 +161,24 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
         if vectorWidth >= 16 {
             list += [.cpu(mr: 8, nr: 32, vw: 16), .cpu(mr: 12, nr: 32, vw: 16), .cpu(mr: 8, nr: 48, vw: 16),
                      .cpu(mr: 6, nr: 64, vw: 16), .cpu(mr: 4, nr: 64, vw: 16)]
+        }
+        return list
+    }
+
+    /// The 3×3 convolution choices the timing search tries on a device (nil: im2col + GEMM). The
+    /// direct kernels are for CPUs (work-groups of one item); a GPU keeps its tiled GEMM.
+    /// Registers: rows·cob accumulators + cob weights + 1 input vector, and 9·gradCob + 1 + gradCob
+    /// for the weight gradient, within 32 (AVX-512) or 16 (AVX2) vector registers.
+    public static func conv3x3Candidates(for device: CLDeviceInfo) -> [Conv3x3Tiles?] {
+        conv3x3Candidates(kind: device.kind, vectorWidth: device.nativeVectorWidthFloat)
+    }
+
+    public static func conv3x3Candidates(kind: CLDeviceInfo.Kind, vectorWidth: Int) -> [Conv3x3Tiles?] {
+        if kind == .gpu { return [nil] }
+        var list: [Conv3x3Tiles?] = [nil, Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1), Conv3x3Tiles(vw: 8, rows: 4, cob: 2, gradCob: 1)]
+        if vectorWidth >= 16 {
+            list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2)]
         }
         return list
     }

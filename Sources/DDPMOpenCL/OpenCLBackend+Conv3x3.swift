@@ -5,16 +5,17 @@ import DDPMCore
 /// transposed, flipped weights) skip im2col, col2im and the GEMM's packing.
 extension OpenCLBackend {
     /// Whether `c` takes the direct path on this backend.
-    func usesDirect3x3(_ c: Conv2D) -> Bool {
-        baseProfile.conv3x3 != nil && c.kernel == 3 && c.stride == 1
-            && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
+    func usesDirect3x3(_ c: Conv2D) -> Bool { conv3x3Tiles != nil && isDirect3x3Shape(c) }
+
+    func isDirect3x3Shape(_ c: Conv2D) -> Bool {
+        c.kernel == 3 && c.stride == 1 && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
     }
 
     /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
     /// [Cin][Cout][3][3] and is used transposed and flipped (the input gradient).
     func conv3x3Direct(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?,
                        n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
-        let tiles = baseProfile.conv3x3!
+        let tiles = conv3x3Tiles!
         let options = tiles.buildOptions
         let (hp, wp) = paddedPlane(h: h, width: width)
         let coBlocks = (cout + tiles.cob - 1) / tiles.cob
@@ -31,20 +32,24 @@ extension OpenCLBackend {
 
     /// dw[Co,Ci,3,3] = Σ_n dy_n ⋆ x_n, for the same convolutions.
     func conv3x3GradWeight(_ dw: CLBuffer, _ dy: CLBuffer, _ x: CLBuffer, n: Int, cin: Int, cout: Int, h: Int, width: Int) throws {
-        let tiles = baseProfile.conv3x3!
+        let tiles = conv3x3Tiles!
         let (hp, wp) = paddedPlane(h: h, width: width)
         let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "conv3x3 input")
-        let dyp = try pad3x3(dy, planes: n * cout, h: h, width: width, into: "conv3x3 gradient")
+        let cpad = (cout + tiles.vw - 1) / tiles.vw * tiles.vw
+        let pixels = n * h * width
+        let dyt = try scratch("conv3x3 gradient", floats: pixels * cpad)
+        try launch("conv3x3_channels_last", "conv3x3.cl", options: tiles.buildOptions, count: pixels,
+                   [.buffer(dyt), .buffer(dy), .int(cout), .int(cpad), .int(h * width), .int(pixels)])
         try launchGrid("conv3x3_grad_weight", "conv3x3.cl", options: tiles.buildOptions,
-                       global: [cin, (cout + tiles.gradCob - 1) / tiles.gradCob],
-                       [.buffer(dw), .buffer(dyp), .buffer(xp), .int(n), .int(cin), .int(cout), .int(h), .int(width),
+                       global: [(cin + tiles.gradCob - 1) / tiles.gradCob, cpad / tiles.vw],
+                       [.buffer(dw), .buffer(dyt), .buffer(xp), .int(n), .int(cin), .int(cout), .int(cpad), .int(h), .int(width),
                         .int(hp), .int(wp)])
     }
 
     /// Rows and columns of a padded plane: a border of 1, rows up to a multiple of the row block and
     /// columns up to a multiple of the vector width (zeros), so whole blocks and vectors can be loaded.
     private func paddedPlane(h: Int, width: Int) -> (Int, Int) {
-        let tiles = baseProfile.conv3x3!
+        let tiles = conv3x3Tiles!
         return ((h + tiles.rows - 1) / tiles.rows * tiles.rows + 2, (width + tiles.vw - 1) / tiles.vw * tiles.vw + 2)
     }
 
@@ -52,7 +57,7 @@ extension OpenCLBackend {
     private func pad3x3(_ x: CLBuffer, planes: Int, h: Int, width: Int, into name: String) throws -> CLBuffer {
         let (hp, wp) = paddedPlane(h: h, width: width)
         let padded = try scratch(name, floats: planes * hp * wp)
-        try launch("conv3x3_pad_planes", "conv3x3.cl", options: baseProfile.conv3x3!.buildOptions, count: planes, loops: true,
+        try launch("conv3x3_pad_planes", "conv3x3.cl", options: conv3x3Tiles!.buildOptions, count: planes, loops: true,
                    [.buffer(padded), .buffer(x), .int(h), .int(width), .int(hp), .int(wp), .int(planes)])
         return padded
     }

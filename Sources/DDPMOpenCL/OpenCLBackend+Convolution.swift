@@ -36,6 +36,12 @@ extension OpenCLBackend {
         let co = ws[0], k = ci * c.kernel * c.kernel
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
+        if let tuner = conv3x3Tuner, tuner.pending, isDirect3x3Shape(c),
+           2.0 * Double(n * co * p) * Double(k) >= Self.conv3x3TuningMinFlops {
+            conv3x3Tuner = nil  // the search itself runs convolutions
+            defer { conv3x3Tuner = tuner }
+            try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
+        }
         if usesDirect3x3(c) {
             return try conv3x3Direct(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }

@@ -20,8 +20,12 @@ public final class OpenCLBackend: Backend {
     public var profile: DeviceProfile {
         var p = baseProfile
         p.gemm = gemm.profile.gemm
+        p.conv3x3 = conv3x3Tiles
         return p
     }
+    /// The direct 3×3 convolution's blocking now (nil: im2col + GEMM); a Conv3x3Tuner may change it.
+    var conv3x3Tiles: Conv3x3Tiles?
+    var conv3x3Tuner: Conv3x3Tuner?
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64
@@ -43,6 +47,7 @@ public final class OpenCLBackend: Backend {
     public init(device: CLDeviceInfo, profile: DeviceProfile? = nil) throws {
         context = try CLContext(device: device)
         baseProfile = profile ?? .defaults(for: device)
+        conv3x3Tiles = baseProfile.conv3x3
         // Build the GEMM now so that a broken driver shows up here, not in the middle of a step.
         gemm = try GEMM(context: context, source: KernelSources.source("gemm.cl"), profile: baseProfile)
     }
@@ -50,6 +55,10 @@ public final class OpenCLBackend: Backend {
     /// Attaches a GEMM timing search (GEMM+Tuning.swift): each shape class in `tuner.pending` is
     /// timed on its first large call. Nil detaches it.
     public func setGEMMTuner(_ tuner: GEMMTuner?) { gemm.tuner = tuner }
+
+    /// Attaches the 3×3 convolution search (OpenCLBackend+Conv3x3Tuning.swift): it runs on the first
+    /// large stride-1 3×3 convolution. Nil detaches it.
+    public func setConv3x3Tuner(_ tuner: Conv3x3Tuner?) { conv3x3Tuner = tuner }
 
     // MARK: Backend
 

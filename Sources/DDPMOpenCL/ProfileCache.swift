@@ -3,7 +3,8 @@ import Foundation
 /// Tuned device profiles on disk, one JSON file per device name and driver version under
 /// `$XDG_CACHE_HOME/ddpm-cl/profiles` (default `~/.cache/ddpm-cl/profiles`). A new driver or another
 /// CPU (these machines change from day to day) gets a file of its own, so a choice measured on one
-/// never applies to another. Only what was measured is cached (the GEMM tiles per shape class);
+/// never applies to another. Only what was measured is cached (the GEMM tiles per shape class, the
+/// 3×3 convolution path);
 /// the rest of a profile always comes from the device's facts (`DeviceProfile.defaults(for:)`).
 public struct ProfileCache {
     /// What a cache file holds: the chosen GEMM tiles per shape class and the searches that chose them.
@@ -12,9 +13,12 @@ public struct ProfileCache {
         public var driver: String
         public var gemm: [String: GEMMTiles]
         public var searches: [GEMMTuner.Search]
+        /// The 3×3 convolution search, when it ran (its winner nil: im2col + GEMM).
+        public var conv3x3: Conv3x3Tuner.Search?
 
-        public init(device: String, driver: String, gemm: [String: GEMMTiles], searches: [GEMMTuner.Search]) {
-            (self.device, self.driver, self.gemm, self.searches) = (device, driver, gemm, searches)
+        public init(device: String, driver: String, gemm: [String: GEMMTiles] = [:], searches: [GEMMTuner.Search] = [],
+                    conv3x3: Conv3x3Tuner.Search? = nil) {
+            (self.device, self.driver, self.gemm, self.searches, self.conv3x3) = (device, driver, gemm, searches, conv3x3)
         }
     }
 
@@ -41,13 +45,16 @@ public struct ProfileCache {
     public func load() -> Entry? {
         guard let data = try? Data(contentsOf: file), var entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
         entry.gemm = entry.gemm.filter { GEMMShapeClass(rawValue: $0.key) != nil && $0.value.problem == nil }
+        if entry.conv3x3?.winner?.problem != nil { entry.conv3x3 = nil }
         return entry
     }
 
-    /// The device's profile from its facts, with the cached GEMM choices.
+    /// The device's profile from its facts, with the cached choices.
     public func profile(for device: CLDeviceInfo) -> DeviceProfile {
         var profile = DeviceProfile.defaults(for: device)
-        profile.gemm = load()?.gemm ?? [:]
+        guard let entry = load() else { return profile }
+        profile.gemm = entry.gemm
+        if let conv = entry.conv3x3 { profile.conv3x3 = conv.winner }
         return profile
     }
 

@@ -32,6 +32,9 @@ struct DeviceOptions: ParsableArguments {
         if overrides.gemmTiles == nil && !pending.isEmpty {
             backend.setGEMMTuner(makeTuner(for: info, pending: pending, cache: cache, quiet: false))
         }
+        if overrides.conv3x3 == nil && cache.load()?.conv3x3 == nil {
+            backend.setConv3x3Tuner(makeConv3x3Tuner(for: info, cache: cache, quiet: false))
+        }
         return backend
     }
 
@@ -61,13 +64,33 @@ func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: Pr
             printError(String(format: "tuned GEMM %@ on %@: %@ (%.2fx the default); cached in %@",
                               search.shape.rawValue, search.call, search.winner.description, search.speedup, cache.file.path))
         }
-        var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion, gemm: [:], searches: [])
-        entry.gemm[search.shape.rawValue] = search.winner
-        entry.searches.removeAll { $0.shape == search.shape }
-        entry.searches.append(search)
-        do { try cache.save(entry) } catch { printError("could not write the tuning cache \(cache.file.path): \(error)") }
+        update(cache, of: device) { entry in
+            entry.gemm[search.shape.rawValue] = search.winner
+            entry.searches.removeAll { $0.shape == search.shape }
+            entry.searches.append(search)
+        }
     }
     return tuner
+}
+
+/// A 3×3 convolution tuner that saves its choice into the device's cache file.
+func makeConv3x3Tuner(for device: CLDeviceInfo, cache: ProfileCache, quiet: Bool) -> Conv3x3Tuner {
+    let tuner = Conv3x3Tuner(candidates: DeviceProfile.conv3x3Candidates(for: device))
+    tuner.onChoice = { search in
+        if !quiet {
+            printError(String(format: "tuned 3x3 convolutions on %@: %@ (%.2fx the default); cached in %@", search.call,
+                              Conv3x3Tuner.label(search.winner), search.speedup, cache.file.path))
+        }
+        update(cache, of: device) { $0.conv3x3 = search }
+    }
+    return tuner
+}
+
+/// Reads the device's cache entry, changes it and writes it back (a failed write is reported, not fatal).
+private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (inout ProfileCache.Entry) -> Void) {
+    var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion)
+    change(&entry)
+    do { try cache.save(entry) } catch { printError("could not write the tuning cache \(cache.file.path): \(error)") }
 }
 
 /// Environment variables that force parts of the device profile, for tuning experiments and
@@ -75,7 +98,7 @@ func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: Pr
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
-/// - `DDPM_CONV3X3=off|VWxROWSxCOB`: im2col + GEMM for 3×3 convolutions, or the direct kernel's blocking.
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB]`: im2col + GEMM for 3×3 convolutions, or the direct kernels' blocking.
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -98,10 +121,12 @@ struct ProfileOverrides {
             let numbers = text.lowercased().split(separator: "x").compactMap { Int($0) }
             if text.lowercased() == "off" {
                 conv3x3 = .some(nil)
-            } else if numbers.count == 3, Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2]).problem == nil {
-                conv3x3 = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2])
+            } else if (3...4).contains(numbers.count),
+                      case let tiles = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count == 4 ? numbers[3] : nil),
+                      tiles.problem == nil {
+                conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB (e.g. 16x4x4; VW 8 or 16, ROWS and COB 1-8).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB] (e.g. 16x4x4x3; VW 8 or 16, ROWS and COB 1-8, GCOB 1-3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")

@@ -36,7 +36,7 @@ struct Tune: ParsableCommand {
             overrides.apply(to: &start)
             start.gemm = [:]
             print("device: \(info.name) (\(info.driverVersion)); native float vector width \(info.nativeVectorWidthFloat), \(info.computeUnits) compute units")
-            print("starting profile: GEMM \(start.defaultGEMM) for every shape class")
+            print("starting profile: GEMM \(start.defaultGEMM) for every shape class; 3x3 convolutions: \(Conv3x3Tuner.label(start.conv3x3))")
             let config = try loadModelConfig(model)
 
             let baseline = try SpeedProbe(backend: try OpenCLBackend(device: info, profile: start), model: config, batch: batch)
@@ -45,11 +45,22 @@ struct Tune: ParsableCommand {
 
             let backend = try OpenCLBackend(device: info, profile: start)
             let tuner = makeTuner(for: info, pending: Set(GEMMShapeClass.allCases), cache: cache, quiet: true)
+            let convTuner = makeConv3x3Tuner(for: info, cache: cache, quiet: true)
             backend.setGEMMTuner(tuner)
+            if overrides.conv3x3 == nil { backend.setConv3x3Tuner(convTuner) }
             let probe = try SpeedProbe(backend: backend, model: config, batch: batch)
             try probe.warmUp()
             backend.setGEMMTuner(nil)
+            backend.setConv3x3Tuner(nil)
             let after = try probe.secondsPerTrainingStep(steps: steps)
+
+            if let search = convTuner.search {
+                print("\n3x3 convolutions (forward + both gradients, timed on \(search.call)): \(Conv3x3Tuner.label(search.winner)), "
+                      + String(format: "%.2fx the starting choice", search.speedup))
+                for (label, seconds) in search.seconds.sorted(by: { $0.value < $1.value }) {
+                    print("  " + label.padding(toLength: 66, withPad: " ", startingAt: 0) + String(format: "%9.3f ms", seconds * 1e3))
+                }
+            }
 
             for search in tuner.searches {
                 print("\n\(search.shape.rawValue) (timed on \(search.call)): \(search.winner), \(String(format: "%.2f", search.speedup))x the starting choice")

@@ -22,6 +22,46 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// Every blocking the 3×3 convolution search may pick passes the convolution parity cases.
+    func testEveryConv3x3CandidateMatchesTheReference() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) }
+        // The candidates of a 16-wide CPU include the 8-wide ones; any device runs them all.
+        for tiles in DeviceProfile.conv3x3Candidates(kind: .cpu, vectorWidth: 16).compactMap({ $0 }) {
+            var profile = DeviceProfile.cpu(vectorWidth: tiles.vw)
+            profile.conv3x3 = tiles
+            let cl = try OpenCLBackend(device: device, profile: profile)
+            for c in cases {
+                let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                XCTAssert(r.passed, "\(tiles) \(c.details): \(r.problems)")
+            }
+        }
+    }
+
+    /// The 3×3 search runs once, on the first large layer, picks one of its candidates, and that
+    /// layer's own output is still right.
+    func testConv3x3TunerChoosesOnceAndKeepsTheOutputRight() throws {
+        let device = try requireOpenCLDevice()
+        let cl = try OpenCLBackend(device: device, profile: .cpu(vectorWidth: 16))
+        let candidates: [Conv3x3Tiles?] = [nil, Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1)]
+        let tuner = Conv3x3Tuner(candidates: candidates)
+        var reported = 0
+        tuner.onChoice = { _ in reported += 1 }
+        cl.setConv3x3Tuner(tuner)
+        let layer = ParityCase(.conv2d(Conv2D(kernel: 3, padding: 1)), [(Shape(4, 32, 32, 32), .normal(scale: 1)),
+                                                                        (Shape(32, 32, 3, 3), .normal(scale: 0.1)), (Shape(32), .normal(scale: 1))])
+        for _ in 0..<2 {
+            let r = try ParityRunner.run(layer, reference: CPUBackend(), candidate: cl)
+            XCTAssert(r.passed, "\(r.problems)")
+        }
+        XCTAssertEqual(reported, 1)
+        let search = try XCTUnwrap(tuner.search)
+        XCTAssertEqual(search.seconds.count, 3, "the starting blocking and both candidates: \(search.seconds)")
+        XCTAssert(([Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3)] + candidates).contains(search.winner))
+        XCTAssertEqual(cl.profile.conv3x3, search.winner)
+    }
+
     /// Every kernel file is exercised by parity cases of the ops it implements (gemm.cl has GEMMTests,
     /// philox.cl the bit-identity test below). A new .cl file must be added here with its ops.
     func testEveryKernelFileHasParityCases() {

@@ -1,0 +1,86 @@
+import DDPMCore
+import Foundation
+
+/// The timing search for 3×3 convolutions: on the first large stride-1 3×3 convolution it times
+/// the forward pass, the input gradient and the weight gradient of that layer with each candidate
+/// (the direct kernels with several blockings, and im2col + GEMM) and keeps the fastest.
+public final class Conv3x3Tuner {
+    /// What was timed and what won (nil tiles: im2col + GEMM).
+    public struct Search: Codable, Sendable {
+        public let call: String
+        /// Seconds for forward + input gradient + weight gradient, per candidate description.
+        public let seconds: [String: Double]
+        public let winner: Conv3x3Tiles?
+        /// How much faster the winner was than the starting choice (1 = the same).
+        public let speedup: Double
+    }
+
+    public let candidates: [Conv3x3Tiles?]
+    public private(set) var search: Search?
+    public var onChoice: ((Search) -> Void)?
+    var pending = true
+
+    public init(candidates: [Conv3x3Tiles?]) { self.candidates = candidates }
+
+    public static func label(_ tiles: Conv3x3Tiles?) -> String { tiles?.description ?? "im2col + GEMM" }
+
+    func record(_ search: Search) {
+        pending = false
+        self.search = search
+        onChoice?(search)
+    }
+}
+
+extension OpenCLBackend {
+    /// Below this many FLOPs per forward pass a layer is too small to time reliably.
+    static let conv3x3TuningMinFlops = 5e7
+
+    /// Times every candidate on this layer's three convolutions (outputs to scratch) and keeps the
+    /// fastest for all 3×3 convolutions from now on. Blocks: it finishes the queue per measurement.
+    func searchConv3x3(_ tuner: Conv3x3Tuner, x: CLBuffer, w: CLBuffer, xs: Shape, ws: Shape, c: Conv2D) throws {
+        let (n, ci, h, width) = xs.nchw
+        let co = ws[0]
+        let y = try context.makeBuffer(bytes: n * co * h * width * 4)
+        let dx = try context.makeBuffer(bytes: n * ci * h * width * 4)
+        let dw = try context.makeBuffer(bytes: co * ci * 9 * 4)
+        try context.write(y, from: [Float](repeating: 0.01, count: n * co * h * width), bytes: n * co * h * width * 4)
+        let ys = Shape(n, co, h, width)
+        let start = conv3x3Tiles
+        // GEMM shape classes are searched on the layers the chosen path runs, not on these trials.
+        let gemmTuner = gemm.tuner
+        gemm.tuner = nil
+        defer { gemm.tuner = gemmTuner }
+        var seconds: [String: Double] = [:]
+        var times: [(Conv3x3Tiles?, Double)] = []
+        func all() throws {
+            try conv2dForward(y, x, w, nil, xs, ws, c)
+            try conv2dBackwardInput(dx, xs, y, w, ys, c)
+            try conv2dBackwardWeight(dw, y, x, ys, xs, c)
+        }
+        for tiles in [start] + tuner.candidates where !times.contains(where: { $0.0 == tiles }) {
+            if let problem = tiles?.problem { throw GEMMError(description: "conv3x3 tiles \(tiles!): \(problem)") }
+            conv3x3Tiles = tiles
+            do {
+                try all(); try context.finish()  // builds, machine code
+                var best = Double.infinity
+                for _ in 0..<3 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try all(); try context.finish()
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                times.append((tiles, best))
+                seconds[Conv3x3Tuner.label(tiles)] = best
+            } catch {
+                continue  // a candidate the driver cannot build or run is skipped
+            }
+        }
+        guard let winner = times.min(by: { $0.1 < $1.1 }) else {
+            conv3x3Tiles = start
+            throw GEMMError(description: "conv3x3 tuning: no candidate ran")
+        }
+        conv3x3Tiles = winner.0
+        let startTime = times.first { $0.0 == start }?.1 ?? winner.1
+        tuner.record(Conv3x3Tuner.Search(call: "\(ci)->\(co) channels at \(h)x\(width) batch \(n)", seconds: seconds,
+                                         winner: winner.0, speedup: startTime / winner.1))
+    }
+}
