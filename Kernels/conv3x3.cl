@@ -65,22 +65,23 @@ kernel void conv3x3_pad_planes(global float *xp, global const float *x, int h, i
     }
 }
 
-// One work-item per packed float: items = coBlocks·Ci·9·COB. Ci and Co are the convolution's
-// (forward: W is [Co][Ci][3][3]); with flip the roles swap: the packed "input channels" are W's Co
-// and the "output channels" W's Ci.
+// One work-item per (output-channel block, input channel): its 9·COB packed floats; items =
+// coBlocks·Ci. Ci and Co are the convolution's (forward: W is [Co][Ci][3][3]); with flip the roles
+// swap: the packed "input channels" are W's Co and the "output channels" W's Ci.
 kernel void conv3x3_pack_weights(global float *wp, global const float *wt, int cin, int cout, int flip, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
-    int j = r % COB, rest = r / COB;
-    int tap = rest % 9; rest /= 9;
-    int ci = rest % cin, cob = rest / cin;
-    int co = cob * COB + j;
-    float v = 0.0f;
-    if (co < cout) {
-        // forward: W[co][ci][tap]; flipped: W'[co][ci][tap] = W[ci][co][8 − tap] with W as [cin][cout][3][3]
-        v = flip ? wt[((long)ci * cout + co) * 9 + (8 - tap)] : wt[((long)co * cin + ci) * 9 + tap];
+    int ci = r % cin, cob = r / cin;
+    global float *o = wp + (long)r * 9 * COB;
+    for (int j = 0; j < COB; j++) {
+        int co = cob * COB + j;
+        for (int tap = 0; tap < 9; tap++) {
+            // forward: W[co][ci][tap]; flipped: W[ci][co][8 − tap] with W as [cin][cout][3][3]
+            float v = 0.0f;
+            if (co < cout) v = flip ? wt[((long)ci * cout + co) * 9 + (8 - tap)] : wt[((long)co * cin + ci) * 9 + tap];
+            o[tap * COB + j] = v;
+        }
     }
-    wp[r] = v;
 }
 
 // Global (ceil(W/VW), ceil(H/ROWS), N·coBlocks), work-group (1, 1, 1).

@@ -5,7 +5,14 @@ import DDPMCore
 /// transposed, flipped weights) skip im2col, col2im and the GEMM's packing.
 extension OpenCLBackend {
     /// Whether `c` takes the direct path on this backend.
-    func usesDirect3x3(_ c: Conv2D) -> Bool { conv3x3Tiles != nil && isDirect3x3Shape(c) }
+    /// The forward pass and the input gradient vectorise along image rows, so rows narrower than a
+    /// vector would leave lanes idle (half of them at 8×8 with 16-float vectors): those layers take
+    /// im2col + GEMM. The weight gradient vectorises along output channels instead.
+    func usesDirect3x3(_ c: Conv2D, width: Int, channels: Int? = nil) -> Bool {
+        guard let tiles = conv3x3Tiles, isDirect3x3Shape(c) else { return false }
+        if let channels { return channels * 2 >= tiles.vw }
+        return width >= tiles.vw
+    }
 
     func isDirect3x3Shape(_ c: Conv2D) -> Bool {
         c.kernel == 3 && c.stride == 1 && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
@@ -21,9 +28,8 @@ extension OpenCLBackend {
         let coBlocks = (cout + tiles.cob - 1) / tiles.cob
         let padded = try pad3x3(x, planes: n * cin, h: h, width: width, into: "conv3x3 input")
         let packed = try scratch("conv3x3 weights", floats: coBlocks * cin * 9 * tiles.cob)
-        let weights = coBlocks * cin * 9 * tiles.cob
-        try launch("conv3x3_pack_weights", "conv3x3.cl", options: options, count: weights,
-                   [.buffer(packed), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(weights)])
+        try launch("conv3x3_pack_weights", "conv3x3.cl", options: options, count: coBlocks * cin, loops: true,
+                   [.buffer(packed), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(coBlocks * cin)])
         try launchGrid("conv3x3_direct", "conv3x3.cl", options: options,
                        global: [(width + tiles.vw - 1) / tiles.vw, (h + tiles.rows - 1) / tiles.rows, n * coBlocks],
                        [.buffer(y), .buffer(padded), .buffer(packed), .buffer(b ?? packed), .int(b == nil ? 0 : 1),

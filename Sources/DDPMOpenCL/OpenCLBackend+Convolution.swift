@@ -42,7 +42,7 @@ extension OpenCLBackend {
             defer { conv3x3Tuner = tuner }
             try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
         }
-        if usesDirect3x3(c) {
+        if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
         if let b {
@@ -78,7 +78,7 @@ extension OpenCLBackend {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.kernel * c.kernel, p = ho * wo
-        if usesDirect3x3(c) {
+        if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
         let weightsT = GEMMOperand(buffer: w, batchStride: 0, rowStride: 1, columnStride: k)
@@ -111,7 +111,7 @@ extension OpenCLBackend {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.kernel * c.kernel, p = ho * wo
-        if usesDirect3x3(c) {
+        if usesDirect3x3(c, width: wo, channels: co) {
             return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
         }
         let out = GEMMOperand(buffer: dw, batchStride: 0, rowStride: k, columnStride: 1)
