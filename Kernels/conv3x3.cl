@@ -17,12 +17,9 @@
 // keeps the FMA units fed (4×4 on AVX-512: 16 FMAs per 8 loads). Rows past the image and lanes
 // past its width are computed on the zero slack and not stored.
 //
-// Build constants: VW (8 or 16: floats per vector), ROWS (1..8), COB (1..8), GCOB (1..3: the weight
+// Build constants: VW (8 or 16: floats per vector, floatv in prelude.cl), ROWS (1..8), COB (1..8), GCOB (1..3: the weight
 // gradient holds 9·GCOB accumulators; 3 fits AVX-512's 32 registers, 1 AVX2's 16).
 
-#ifndef VW
-#define VW 16
-#endif
 #ifndef ROWS
 #define ROWS 4
 #endif
@@ -31,17 +28,6 @@
 #endif
 #ifndef GCOB
 #define GCOB 2
-#endif
-#if VW == 16
-#define floatv float16
-#define vloadv vload16
-#define vstorev vstore16
-#elif VW == 8
-#define floatv float8
-#define vloadv vload8
-#define vstorev vstore8
-#else
-#error "VW must be 8 or 16"
 #endif
 
 // One work-item per plane (n, c): items = N·C; Hp, Wp are the padded plane's sizes. A plane per

@@ -27,22 +27,9 @@
 #ifndef NR
 #define NR 24
 #endif
-// VW: floats per vector in the micro-kernel, the device's native SIMD width (8 with AVX2, 16 with
-// AVX-512: PoCL reaches the FMA peak of an AVX-512 core only with float16 code). NR % VW == 0.
-#ifndef VW
-#define VW 8
-#endif
-#if VW == 16
-#define floatv float16
-#define vloadv vload16
-#define vstorev vstore16
-#elif VW == 8
-#define floatv float8
-#define vloadv vload8
-#define vstorev vstore8
-#else
-#error "VW must be 8 or 16"
-#endif
+// VW (prelude.cl, floatv and its loads and stores): floats per vector in the micro-kernel, the
+// device's native SIMD width (8 with AVX2, 16 with AVX-512: PoCL reaches the FMA peak of an AVX-512
+// core only with float16 code). NR % VW == 0.
 #if NR % VW != 0 || NR % 8 != 0
 #error "NR must be a multiple of VW and of 8"
 #endif

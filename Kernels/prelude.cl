@@ -1,5 +1,22 @@
-// Helpers shared by the kernel files: OpenCLBackend builds every file (but gemm.cl) with this one
-// in front of it.
+// Helpers shared by the kernel files: every file is built with this one in front of it
+// (KernelSources.withPrelude).
+
+// floatv: the vector of VW floats that register-blocked kernels compute in (a build constant: 8
+// for AVX2, 16 for AVX-512), with its unaligned load and store.
+#ifndef VW
+#define VW 8
+#endif
+#if VW == 16
+#define floatv float16
+#define vloadv vload16
+#define vstorev vstore16
+#elif VW == 8
+#define floatv float8
+#define vloadv vload8
+#define vstorev vstore8
+#else
+#error "VW must be 8 or 16"
+#endif
 
 // Σ of the 8 lanes.
 inline float sum8(float8 v) {

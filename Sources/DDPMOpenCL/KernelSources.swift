@@ -42,4 +42,9 @@ public enum KernelSources {
         guard let text = embedded(file) else { preconditionFailure("no embedded kernel file \(file)") }
         return text
     }
+
+    /// prelude.cl, then `file`, with #line markers so that driver logs name the right file and line.
+    public static func withPrelude(_ file: String, after extra: [String] = []) throws -> String {
+        try (["prelude.cl"] + extra + [file]).map { "#line 1 \"\($0)\"\n" + (try source($0)) }.joined(separator: "\n")
+    }
 }

@@ -49,7 +49,7 @@ public final class OpenCLBackend: Backend {
         baseProfile = profile ?? .defaults(for: device)
         conv3x3Tiles = baseProfile.conv3x3
         // Build the GEMM now so that a broken driver shows up here, not in the middle of a step.
-        gemm = try GEMM(context: context, source: KernelSources.source("gemm.cl"), profile: baseProfile)
+        gemm = try GEMM(context: context, source: KernelSources.withPrelude("gemm.cl"), profile: baseProfile)
     }
 
     /// Attaches a GEMM timing search (GEMM+Tuning.swift): each shape class in `tuner.pending` is
@@ -130,9 +130,7 @@ public final class OpenCLBackend: Backend {
         if let p = programs[programKey] {
             program = p
         } else {
-            var source = "#line 1 \"prelude.cl\"\n" + (try KernelSources.source("prelude.cl"))
-            if Self.needsPhilox.contains(file) { source += "\n#line 1 \"philox.cl\"\n" + (try KernelSources.source("philox.cl")) }
-            source += "\n#line 1 \"\(file)\"\n" + (try KernelSources.source(file))
+            let source = try KernelSources.withPrelude(file, after: Self.needsPhilox.contains(file) ? ["philox.cl"] : [])
             program = try buildProgram(source, file: file, options: options)
             programs[programKey] = program
         }

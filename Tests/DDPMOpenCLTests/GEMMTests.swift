@@ -2,12 +2,8 @@ import DDPMOpenCL
 import Foundation
 import XCTest
 
-/// The kernel source, read from disk (package root/Kernels/gemm.cl).
-func gemmSource() throws -> String {
-    try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Kernels/gemm.cl"),
-        encoding: .utf8)
-}
+/// The kernel source: prelude.cl and gemm.cl, as the backend builds it.
+func gemmSource() throws -> String { try KernelSources.withPrelude("gemm.cl") }
 
 final class GEMMTests: XCTestCase {
     static let sentinel: Float = 12345
