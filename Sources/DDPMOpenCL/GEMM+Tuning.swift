@@ -58,10 +58,10 @@ extension GEMM {
                 try run(trial, with: kernels)
                 try context.finish()
                 let once = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                // Best of three short measurements: the machines are shared and noisy.
+                // Best of five short measurements: the machines are shared and noisy.
                 let reps = max(1, min(20, Int(0.02 / max(once, 1e-6))))
                 var best = once
-                for _ in 0..<3 {
+                for _ in 0..<5 {
                     t0 = DispatchTime.now().uptimeNanoseconds
                     for _ in 0..<reps { try run(trial, with: kernels) }
                     try context.finish()
