@@ -24,7 +24,9 @@ func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: S
     try process.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    // A crash (SIGILL from a Swift trap, SIGABRT) reads as the shell shows it: 128 + the signal.
+    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    return (status, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
 final class CLITests: XCTestCase {

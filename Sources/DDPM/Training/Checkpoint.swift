@@ -29,11 +29,18 @@ public struct Checkpoint {
             throw UserError("no checkpoint at \(url.path). Give --resume the run directory of an earlier `ddpm-cl train`.")
         }
         let file = try readSafetensors(url)
-        guard file.metadata["format"] == "ddpm-cl-checkpoint-1", let stepText = file.metadata["step"], let step = Int(stepText),
-              let optionsText = file.metadata["options"],
-              let options = try? JSONDecoder().decode(TrainingOptions.self, from: Data(optionsText.utf8)) else {
-            throw UserError("\(url.path) is not a ddpm-cl checkpoint (its metadata lacks the step or the training options).")
+        guard file.metadata["format"] == "ddpm-cl-checkpoint-1", let stepText = file.metadata["step"],
+              let optionsText = file.metadata["options"] else {
+            throw UserError("\(url.path) is not a ddpm-cl checkpoint (its metadata lacks the format, the step or the training options).")
         }
+        guard let step = Int(stepText), step >= 0 else {
+            throw UserError("\(url.path): the step in its metadata is \"\(stepText)\"; it takes a whole number ≥ 0. The checkpoint was edited or damaged.")
+        }
+        let options = try JSONText.decode(TrainingOptions.self, from: Data(optionsText.utf8),
+                                          source: "\(url.path) (the training options in its metadata)",
+                                          wholeNumbers: ["batch", "gradientAccumulation", "warmupSteps", "timesteps"]
+                                            + UNetConfig.wholeNumberKeys.map { "model." + $0 })
+        try options.validate(.checkpoint(url.path))
         let graph = UNet(config: options.model, batch: 1).graph
         var parts: [Weights] = []
         for prefix in ["model.", "ema.", "adam_m.", "adam_v."] {
