@@ -73,10 +73,10 @@ func npyData(shape: [Int], values: [Float], trailing: Int = 0) -> Data {
 /// Runs the binary and asserts a clear user error: non-zero exit, "error: …" on stderr naming
 /// every word in `words`, no crash trace, and within `seconds`.
 @discardableResult
-func expectUserError(_ arguments: [String], mentioning words: [String], seconds: Double = 60,
+func expectUserError(_ arguments: [String], mentioning words: [String], seconds: Double = 60, environment: [String: String] = [:],
                      file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let start = Date()
-    let r = try runCLI(arguments)
+    let r = try runCLI(arguments, environment: environment)
     let elapsed = Date().timeIntervalSince(start)
     XCTAssertNotEqual(r.status, 0, "\(arguments) should fail: \(r.out)", file: file, line: line)
     XCTAssert(r.status < 128, "\(arguments) died of a signal (status \(r.status)): \(r.err)", file: file, line: line)

@@ -14,10 +14,11 @@ func cliBinary() throws -> URL {
 }
 
 /// Runs the binary the way a user does.
-func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = try cliBinary()
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -40,15 +40,7 @@ public struct SampleRequest {
         if !(s.sampleMaxValue.isFinite && s.sampleMaxValue >= 1) {
             throw UserError("--sample-max-value \(s.sampleMaxValue): it takes a finite number ≥ 1.")
         }
-        let total = s.schedule.timesteps
-        let n = stepCount(s)
-        guard (1...total).contains(n) else {
-            throw UserError("--steps \(n): the model has \(total) training timesteps, so it takes 1…\(total).")
-        }
-        let ts = s.timesteps(count: n)
-        if let bad = ts.first(where: { !(0..<total).contains($0) }) {
-            throw UserError("\(n) steps with \(s.spacing.rawValue) spacing and steps_offset \(s.stepsOffset) reach timestep \(bad), outside 0…\(total - 1). Use fewer --steps, another --spacing, or a smaller steps_offset in scheduler_config.json.")
-        }
+        try s.checkSteps(stepCount(s))
         // The images are kept on the host as floats, bytes and PNG rows (about 13 bytes per value).
         let per = c.inChannels * c.sampleSize * c.sampleSize
         let host = MemoryLimits.host.totalBytes / 2
@@ -70,5 +62,19 @@ public struct SampleRequest {
             throw UserError("--init-noise \(url.path) holds \(array.values[bad]) at element \(bad); the initial noise must be finite (draw it with numpy.random.randn).")
         }
         return array.values
+    }
+}
+
+extension SchedulerSettings {
+    /// A run of `n` steps must stay inside the schedule: 1 ≤ n ≤ T, and every timestep the spacing
+    /// (with steps_offset) picks must lie in 0…T−1.
+    public func checkSteps(_ n: Int) throws {
+        let total = schedule.timesteps
+        guard (1...total).contains(n) else {
+            throw UserError("--steps \(n): the model has \(total) training timesteps, so it takes 1…\(total).")
+        }
+        if let bad = timesteps(count: n).first(where: { !(0..<total).contains($0) }) {
+            throw UserError("--steps \(n) with \(spacing.rawValue) spacing and steps_offset \(stepsOffset) reaches timestep \(bad), outside 0…\(total - 1). Use fewer --steps, another --spacing, or a smaller steps_offset in scheduler_config.json.")
+        }
     }
 }

@@ -36,7 +36,7 @@ public struct UNetConfig: Codable, Equatable {
     public static let supportedDownBlocks: Set<String> = ["DownBlock2D", "AttnDownBlock2D"]
     public static let supportedUpBlocks: Set<String> = ["UpBlock2D", "AttnUpBlock2D"]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
         case blockOutChannels = "block_out_channels", layersPerBlock = "layers_per_block"
         case downBlockTypes = "down_block_types", upBlockTypes = "up_block_types"

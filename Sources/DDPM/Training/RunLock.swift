@@ -11,7 +11,8 @@ import Glibc
 public final class RunLock {
     public static let fileName = ".lock"
     public let url: URL
-    private var held = true
+    /// False until the lock file is ours: a refused init must not remove the owner's lock.
+    private var held = false
 
     /// Set when this lock created the run folder: it is removed again on release if still empty.
     private let createdFolder: URL?
@@ -30,6 +31,7 @@ public final class RunLock {
                 let text = "\(getpid())\n"
                 _ = text.withCString { write(fd, $0, strlen($0)) }
                 close(fd)
+                held = true
                 return
             }
             guard errno == EEXIST else {

@@ -114,9 +114,11 @@ public final class TrainingSession {
         for (name, values) in checkpoint.model.values where !values.allSatisfy(\.isFinite) {
             throw UserError("the weight \(name) is not finite at step \(trainer.step); training stopped and the last good checkpoint is kept in \(directory.checkpoint.path). Try a lower --lr or --grad-clip 1.")
         }
-        try checkpoint.write(to: directory.checkpoint)
+        // The checkpoint goes last: it is the commit point. A kill before it leaves the previous
+        // checkpoint, and resuming redoes the step and rewrites the pipeline and log identically.
         try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings)
         try log.write()
+        try checkpoint.write(to: directory.checkpoint)
     }
 
     /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral

@@ -11,6 +11,9 @@ extension UNetConfig {
     public static let maxLayersPerBlock = 32
     public static let maxParameters = 2_000_000_000
 
+    /// Every config.json key ddpm-cl reads.
+    public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
     /// The config.json keys that take whole numbers (or lists of them).
     public static let wholeNumberKeys = ["sample_size", "in_channels", "out_channels", "block_out_channels", "layers_per_block",
                                          "norm_num_groups", "attention_head_dim", "downsample_padding", "freq_shift",
