@@ -19,7 +19,10 @@ public struct Checkpoint {
         tensors.merge(ema.entries(prefix: "ema."), uniquingKeysWith: { a, _ in a })
         tensors.merge(adamM.entries(prefix: "adam_m."), uniquingKeysWith: { a, _ in a })
         tensors.merge(adamV.entries(prefix: "adam_v."), uniquingKeysWith: { a, _ in a })
-        let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        // Sorted keys: the same run writes the same bytes (Foundation's key order varies by process).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let optionsJSON = String(decoding: try encoder.encode(options), as: UTF8.self)
         try writeSafetensors(tensors, metadata: ["format": "ddpm-cl-checkpoint-1", "step": String(step), "options": optionsJSON], to: url)
     }
 
