@@ -131,14 +131,15 @@ struct Train: ParsableCommand {
             let settings = sessionSettings
             try settings.validate()
             var checkpoint: Checkpoint?
-            var options: TrainingOptions
+            var options: TrainingOptions?
             let directory: RunDirectory
             if let resume {
                 guard !resume.isEmpty else { throw UserError("--resume '': give the run directory to continue.") }
                 directory = RunDirectory(URL(fileURLWithPath: resume))
             } else {
-                options = try newOptions()
-                try options.validate(.flags)
+                let fresh = try newOptions()
+                try fresh.validate(.flags)
+                options = fresh
                 let stamp = DateFormatter.runStamp.string(from: Date())
                 let name = out ?? "runs/\(URL(fileURLWithPath: data).lastPathComponent)-\(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)-\(stamp)"
                 guard !name.isEmpty else { throw UserError("--out '': give the folder to write the run into (it is created).") }
@@ -149,11 +150,11 @@ struct Train: ParsableCommand {
             defer { lock.release() }
             for path in removeStaleTemporaryFiles(under: directory.url) { print("removed \(path), left by a process that was killed while writing it") }
             if let resume {
-                checkpoint = try Checkpoint.read(directory.checkpoint)
-                options = checkpoint!.options
-                print("resuming \(resume) at step \(checkpoint!.step)")
+                let resumed = try Checkpoint.read(directory.checkpoint)
+                checkpoint = resumed
+                options = resumed.options
+                print("resuming \(resume) at step \(resumed.step)")
             } else {
-                options = try newOptions()
                 if FileManager.default.fileExists(atPath: directory.checkpoint.path) {
                     throw UserError("\(directory.url.path) already holds a run. Continue it with --resume \(directory.url.path), or choose another --out.")
                 }
@@ -161,6 +162,7 @@ struct Train: ParsableCommand {
             if let total = settings.steps, let done = checkpoint?.step, total <= done {
                 throw UserError("the run is already at step \(done); give --steps larger than that to continue.")
             }
+            guard let options else { preconditionFailure("options come from the flags or the checkpoint") }
             let backend = try device.makeBackend()
             let need = try MemoryNeed.training(options)
             let advice = " (with --accumulate K to keep the effective batch)"

@@ -80,7 +80,7 @@ final class CLIFaultTests: XCTestCase {
         let images = try trainingImages("kill")
         let run = scratchFolder("kill-run")
         var lastStep = 0
-        for round in 0..<3 {
+        for round in 0..<2 {
             let arguments = round == 0 ? trainArguments(images, run, minutes: 2) : ["train", "--resume", run.path, "--steps", "100000"] + cpu
             let p = try startCLI(arguments)
             XCTAssert(waitFor(run.appendingPathComponent("checkpoint.safetensors")))
