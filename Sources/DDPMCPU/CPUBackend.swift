@@ -22,7 +22,14 @@ public final class CPUBackend: Backend {
 
     public init() {}
 
-    public func makeBuffer(count: Int) throws -> DeviceBuffer { CPUBuffer(count: count) }
+    public func makeBuffer(count: Int) throws -> DeviceBuffer {
+        // Refuse what the host cannot hold instead of crashing in allocate().
+        let limit = MemoryLimits.host.totalBytes
+        guard count <= limit / 4 else { throw DeviceMemoryError(requestedBytes: count > Int.max / 4 ? Int.max : count * 4, reason: "the host has \(formatBytes(limit))") }
+        return CPUBuffer(count: count)
+    }
+
+    public var memoryLimits: MemoryLimits? { .host }
 
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {
         let b = buffer as! CPUBuffer

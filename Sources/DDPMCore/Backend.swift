@@ -32,11 +32,14 @@ public protocol Backend: AnyObject {
     /// Per-kernel time in seconds accumulated since the last reset, when the backend can measure it.
     func kernelTimes() -> [String: (calls: Int, seconds: Double)]
     func setProfiling(_ enabled: Bool)
+    /// The memory this backend can allocate, when it knows (checked before large allocations).
+    var memoryLimits: MemoryLimits? { get }
 }
 
 public extension Backend {
     func kernelTimes() -> [String: (calls: Int, seconds: Double)] { [:] }
     func setProfiling(_ enabled: Bool) {}
+    var memoryLimits: MemoryLimits? { nil }
 
     /// Convenience for one-off calls (tests, host-side helpers): uploads, runs, reads back.
     func makeBuffer(_ values: [Float]) throws -> DeviceBuffer {

@@ -190,7 +190,7 @@ public struct Dropout: Hashable, Sendable {
 }
 
 /// What the network learns to predict (diffusers' prediction_type).
-public enum Prediction: String, Hashable, Sendable, CaseIterable {
+public enum Prediction: String, Hashable, Sendable, CaseIterable, Codable {
     case epsilon, sample, v = "v_prediction"
 }
 

@@ -177,8 +177,8 @@ public final class CLContext {
 public final class CLBuffer {
     let mem: cl_mem
     public let bytes: Int
-    init(mem: cl_mem, bytes: Int) { self.mem = mem; self.bytes = bytes }
-    deinit { clReleaseMemObject(mem) }
+    init(mem: cl_mem, bytes: Int) { self.mem = mem; self.bytes = bytes; LiveBuffers.shared.add(bytes) }
+    deinit { clReleaseMemObject(mem); LiveBuffers.shared.remove(bytes) }
 }
 
 public final class CLProgram {

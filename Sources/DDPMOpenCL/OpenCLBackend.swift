@@ -63,7 +63,7 @@ public final class OpenCLBackend: Backend {
     // MARK: Backend
 
     public func makeBuffer(count: Int) throws -> DeviceBuffer {
-        CLFloatBuffer(storage: try context.makeBuffer(bytes: max(count, 1) * 4), count: count)
+        CLFloatBuffer(storage: try allocate(bytes: max(count, 1) * 4), count: count)
     }
 
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {

@@ -6,14 +6,14 @@ import Foundation
 
 /// `--device`, shared by every subcommand that computes.
 struct DeviceOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
         "Device index from `ddpm-cl devices` (0 is the fastest: GPUs are listed first), or `cpu-reference` for the plain-Swift reference backend.",
         valueName: "N|cpu-reference"))
     var device: String = "0"
 
     func validate() throws {
-        if device != "cpu-reference" && Int(device) == nil {
-            throw ValidationError("--device takes a number from `ddpm-cl devices` or `cpu-reference`, not '\(device)'.")
+        if device != "cpu-reference" && (Int(device) ?? -1) < 0 {
+            throw ValidationError("--device takes a number ≥ 0 from `ddpm-cl devices` or `cpu-reference`, not '\(device)'.")
         }
     }
 

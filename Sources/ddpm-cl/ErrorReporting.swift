@@ -8,6 +8,9 @@ import Foundation
 func reportingErrors(_ body: () throws -> Void) throws {
     // Line-buffered stdout, so log lines reach a file or pipe as they happen.
     setvbuf(stdout, nil, _IOLBF, 0)
+    // A file-size limit (ulimit -f) then makes write() fail with EFBIG, which the writers report
+    // ("File too large; nothing was overwritten"), instead of SIGXFSZ killing the process mid-write.
+    signal(SIGXFSZ, SIG_IGN)
     do {
         try body()
     } catch let error as UserError {
@@ -16,6 +19,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as CLError {
         printError("error: OpenCL: \(error.description)")
         throw ExitCode(1)
+    } catch let error as DeviceMemoryError {
+        printError("error: \(error.description). Use a smaller batch.")
+        throw ExitCode(2)
     }
 }
 

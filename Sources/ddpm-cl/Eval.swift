@@ -26,13 +26,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Fashion-MNIST split.")
     var split: SplitChoice = .test
 
-    @Option(help: "Number of images.")
+    @Option(parsing: .unconditional, help: "Number of images.")
     var n = 64
 
-    @Option(help: "Evaluate every S-th timestep's KL term (1 = the exact bound).")
+    @Option(parsing: .unconditional, help: "Evaluate every S-th timestep's KL term (1 = the exact bound).")
     var stride = 1
 
-    @Option(help: "Seed of the q(x_t|x_0) noise.")
+    @Option(parsing: .unconditional, help: "Seed of the q(x_t|x_0) noise.")
     var seed: UInt64 = 0
 
     @Flag(help: "Print the result as JSON.")
@@ -47,14 +47,19 @@ struct Eval: ParsableCommand {
         try reportingErrors {
             let pipeline = try LoadedPipeline.load(URL(fileURLWithPath: model))
             let c = pipeline.config
+            let bound = VariationalBound(settings: pipeline.settings)
+            try bound.checkStride(stride)
             let data = try TrainingData.load(self.data, size: c.sampleSize, channels: c.inChannels, seed: 0, horizontalFlip: false,
                                              split: split == .train ? .train : .test)
             let count = min(n, data.count)
             let per = c.inChannels * c.sampleSize * c.sampleSize
             let images = Array(data.images.prefix(count * per))
             let backend = try device.makeBackend()
-            let predictor = try UNetNoisePredictor(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: count)
-            let bound = VariationalBound(settings: pipeline.settings)
+            let need = try MemoryNeed.evaluation(c, weights: pipeline.weights, settings: pipeline.settings)
+            try need.check(batch: count, flag: "--n", on: backend, what: "evaluating")
+            let predictor = try need.allocating(batch: count, flag: "--n", on: backend, what: "evaluating") {
+                try UNetNoisePredictor(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: count)
+            }
             let bar = isatty(STDERR_FILENO) == 1 && !json ? ProgressBar() : nil
             let start = Date()
             let r = try bound.evaluate(images: images, count: count, model: predictor, seed: seed, stride: stride) { done, all in

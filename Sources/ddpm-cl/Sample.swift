@@ -29,19 +29,19 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var device: DeviceOptions
 
-    @Option(help: "Number of images.")
+    @Option(parsing: .unconditional, help: "Number of images.")
     var batch = 64
 
-    @Option(name: .customLong("device-batch"), help: "Images per model evaluation (large requests are split).")
+    @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
     @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2) or ddim (Song et al.).")
     var sampler: SamplerChoice = .ddpm
 
-    @Option(help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim).")
+    @Option(parsing: .unconditional, help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim).")
     var steps: Int?
 
-    @Option(help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
+    @Option(parsing: .unconditional, help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
     var eta: Float = 0
 
     @Option(help: "DDPM variance: beta-tilde (σ²=β̃, diffusers fixed_small), beta (σ²=β, fixed_large) or learned (the model's second half of channels, Improved DDPM's learned_range). Default: the scheduler's.")
@@ -53,13 +53,13 @@ struct Sample: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Clip the predicted x₀ to [-1, 1]. Default: the scheduler's setting.")
     var clipSample: Bool?
 
-    @Option(name: .customLong("dynamic-threshold"), help: "Dynamic thresholding of x₀ (Imagen) at this quantile, e.g. 0.995; replaces clipping. Default: the scheduler's setting.")
+    @Option(name: .customLong("dynamic-threshold"), parsing: .unconditional, help: "Dynamic thresholding of x₀ (Imagen) at this quantile, e.g. 0.995; replaces clipping. Default: the scheduler's setting.")
     var dynamicThreshold: Float?
 
-    @Option(name: .customLong("sample-max-value"), help: "Largest threshold with --dynamic-threshold.")
+    @Option(name: .customLong("sample-max-value"), parsing: .unconditional, help: "Largest threshold with --dynamic-threshold.")
     var sampleMaxValue: Float?
 
-    @Option(help: "Seed of the initial and per-step noise.")
+    @Option(parsing: .unconditional, help: "Seed of the initial and per-step noise.")
     var seed: UInt64 = 0
 
     @Option(name: .customLong("init-noise"), help: "A .npy file (float32 N×C×H×W) with the initial noise x_T.")
@@ -70,15 +70,6 @@ struct Sample: ParsableCommand {
 
     @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
     var out: String?
-
-    func validate() throws {
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
-        if deviceBatch < 1 { throw ValidationError("--device-batch must be at least 1") }
-        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
-        if eta < 0 { throw ValidationError("--eta must be ≥ 0") }
-        if let r = dynamicThreshold, !(r > 0 && r <= 1) { throw ValidationError("--dynamic-threshold takes a quantile in (0, 1]") }
-        if let m = sampleMaxValue, m < 1 { throw ValidationError("--sample-max-value must be at least 1") }
-    }
 
     func run() throws {
         try reportingErrors {
@@ -100,13 +91,6 @@ struct Sample: ParsableCommand {
                 case .learned: pipeline.settings.variance = .learnedRange
                 }
             }
-            let c0 = pipeline.config
-            if pipeline.settings.variance == .learnedRange && c0.outChannels != 2 * c0.inChannels {
-                throw UserError("learned variance needs a model whose out_channels (\(c0.outChannels)) are twice its in_channels (\(c0.inChannels)): ε and the variance. This model predicts a fixed variance; use --variance beta or beta-tilde.")
-            }
-            if c0.outChannels != c0.inChannels && c0.outChannels != 2 * c0.inChannels {
-                throw UserError("the model has in_channels \(c0.inChannels) and out_channels \(c0.outChannels); ddpm-cl samples models with out_channels equal to in_channels, or twice that (learned variance).")
-            }
             if let spacing { pipeline.settings.spacing = SchedulerSettings.Spacing(rawValue: spacing.rawValue)! }
             if let clipSample { pipeline.settings.clipSample = clipSample }
             if let dynamicThreshold {
@@ -114,23 +98,20 @@ struct Sample: ParsableCommand {
                 pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
             }
             if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
-            let total = pipeline.settings.schedule.timesteps
-            let stepCount = steps ?? (sampler == .ddpm ? total : 50)
-            guard stepCount <= total else { throw UserError("--steps \(stepCount) exceeds the model's \(total) training timesteps.") }
             let kind: SamplerKind = sampler == .ddpm ? .ddpm : .ddim(eta: eta)
+            let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: steps,
+                                        initialNoise: initNoise.map { URL(fileURLWithPath: $0) })
+            try request.validate(pipeline)
+            let stepCount = request.stepCount(pipeline.settings)
             let c = pipeline.config
-            var given: [Float]?
-            if let initNoise {
-                let array = try readNPY(URL(fileURLWithPath: initNoise))
-                let expected = [batch, c.inChannels, c.sampleSize, c.sampleSize]
-                guard array.shape == expected else {
-                    throw UserError("\(initNoise) has shape \(array.shape); sampling \(batch) images needs \(expected).")
-                }
-                given = array.values
-            }
+            let given = try request.loadInitialNoise(c)
             let backend = try device.makeBackend()
-            let engine = try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings,
-                                     batch: min(deviceBatch, batch))
+            let perCall = min(deviceBatch, batch)
+            let need = try MemoryNeed.sampling(c, weights: pipeline.weights, settings: pipeline.settings)
+            try need.check(batch: perCall, flag: "--device-batch", on: backend, what: "sampling")
+            let engine = try need.allocating(batch: perCall, flag: "--device-batch", on: backend, what: "sampling") {
+                try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: perCall)
+            }
             let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(sampler.rawValue)-\(stepCount)-seed\(seed)").path)
             print("sampling \(batch) images with \(sampler.rawValue) (\(stepCount) steps) on \(backend.name) from \(pipeline.description)")
             let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil

@@ -39,37 +39,37 @@ struct Train: ParsableCommand {
     @Option(help: "Model: a preset (\(ModelPreset.allCases.map(\.rawValue).joined(separator: ", "))) or a diffusers UNet2DModel config.json.")
     var model = "small"
 
-    @Option(help: "Train until this step (counting resumed steps).")
+    @Option(parsing: .unconditional, help: "Train until this step (counting resumed steps).")
     var steps: Int?
 
-    @Option(help: "Train for this many minutes (default 10 when --steps is not given).")
+    @Option(parsing: .unconditional, help: "Train for this many minutes (default 10 when --steps is not given).")
     var minutes: Double?
 
-    @Option(help: "Images per step.")
+    @Option(parsing: .unconditional, help: "Images per step.")
     var batch = 64
 
-    @Option(name: .customLong("accumulate"), help: "Average gradients over this many batches per optimizer step (effective batch = batch × accumulate).")
+    @Option(name: .customLong("accumulate"), parsing: .unconditional, help: "Average gradients over this many batches per optimizer step (effective batch = batch × accumulate).")
     var accumulate = 1
 
-    @Option(help: "Peak learning rate of AdamW.")
+    @Option(parsing: .unconditional, help: "Peak learning rate of AdamW.")
     var lr: Float = 5e-4
 
-    @Option(help: "Linear learning-rate warmup steps.")
+    @Option(parsing: .unconditional, help: "Linear learning-rate warmup steps.")
     var warmup = 100
 
-    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay.")
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "AdamW weight decay.")
     var weightDecay: Float = 0
 
-    @Option(name: .customLong("grad-clip"), help: "Clip the global gradient norm to this (0: off).")
+    @Option(name: .customLong("grad-clip"), parsing: .unconditional, help: "Clip the global gradient norm to this (0: off).")
     var gradClip: Float = 1
 
-    @Option(help: "Maximum EMA decay (the decay warms up as in diffusers' EMAModel, power 2/3).")
+    @Option(parsing: .unconditional, help: "Maximum EMA decay (the decay warms up as in diffusers' EMAModel, power 2/3).")
     var ema: Float = 0.9999
 
     @Option(help: "Noise schedule: \(ScheduleChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
     var schedule: ScheduleChoice = .linear
 
-    @Option(help: "Diffusion timesteps T.")
+    @Option(parsing: .unconditional, help: "Diffusion timesteps T.")
     var timesteps = 1000
 
     @Option(help: "What the network predicts: epsilon (the noise), sample (x₀) or v.")
@@ -84,72 +84,93 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this directory from its checkpoint (other settings come from it).")
     var resume: String?
 
-    @Option(help: "Seed for weights, data order, noise and dropout.")
+    @Option(parsing: .unconditional, help: "Seed for weights, data order, noise and dropout.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("sample-every"), help: "Write a sample grid every N steps (0: only at the end).")
+    @Option(name: .customLong("sample-every"), parsing: .unconditional, help: "Write a sample grid every N steps (0: only at the end).")
     var sampleEvery = 200
 
-    @Option(name: .customLong("checkpoint-every"), help: "Save checkpoint and pipeline every N steps.")
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Save checkpoint and pipeline every N steps.")
     var checkpointEvery = 500
 
-    @Option(name: .customLong("log-every"), help: "Read the loss and log every N steps.")
+    @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Read the loss and log every N steps.")
     var logEvery = 10
 
-    func validate() throws {
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
-        if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
-        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
-        if let minutes, minutes <= 0 { throw ValidationError("--minutes must be positive") }
-        if lr <= 0 { throw ValidationError("--lr must be positive") }
-        if timesteps < 2 { throw ValidationError("--timesteps must be at least 2") }
-        if logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
+    /// The session's flags (how long, what to write); the library checks them.
+    var sessionSettings: SessionSettings {
+        var settings = SessionSettings()
+        settings.steps = steps
+        settings.minutes = steps == nil ? (minutes ?? 10) : minutes
+        settings.sampleEvery = sampleEvery
+        settings.checkpointEvery = checkpointEvery
+        settings.logEvery = logEvery
+        return settings
+    }
+
+    /// The options of a new run from the flags (checked by TrainingOptions.validate).
+    func newOptions() throws -> TrainingOptions {
+        var options = TrainingOptions(model: try loadModelConfig(model))
+        options.data = data
+        options.horizontalFlip = flip
+        options.batch = batch
+        options.gradientAccumulation = accumulate == 1 ? nil : accumulate
+        options.learningRate = lr
+        options.warmupSteps = warmup
+        options.weightDecay = weightDecay
+        options.gradientClip = gradClip
+        options.emaMaxDecay = ema
+        options.schedule = schedule.kind
+        options.timesteps = timesteps
+        options.prediction = prediction.prediction
+        options.seed = seed
+        return options
     }
 
     func run() throws {
         try reportingErrors {
-            let backend = try device.makeBackend()
+            let settings = sessionSettings
+            try settings.validate()
             var checkpoint: Checkpoint?
-            var options: TrainingOptions
+            var options: TrainingOptions?
             let directory: RunDirectory
             if let resume {
+                guard !resume.isEmpty else { throw UserError("--resume '': give the run directory to continue.") }
                 directory = RunDirectory(URL(fileURLWithPath: resume))
-                checkpoint = try Checkpoint.read(directory.checkpoint)
-                options = checkpoint!.options
-                print("resuming \(resume) at step \(checkpoint!.step)")
             } else {
-                options = TrainingOptions(model: try loadModelConfig(model))
-                options.data = data
-                options.horizontalFlip = flip
-                options.batch = batch
-                options.gradientAccumulation = accumulate > 1 ? accumulate : nil
-                options.learningRate = lr
-                options.warmupSteps = warmup
-                options.weightDecay = weightDecay
-                options.gradientClip = gradClip
-                options.emaMaxDecay = ema
-                options.schedule = schedule.kind.rawValue
-                options.timesteps = timesteps
-                options.prediction = prediction.prediction.rawValue
-                options.seed = seed
+                let fresh = try newOptions()
+                try fresh.validate(.flags)
+                options = fresh
                 let stamp = DateFormatter.runStamp.string(from: Date())
                 let name = out ?? "runs/\(URL(fileURLWithPath: data).lastPathComponent)-\(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)-\(stamp)"
+                guard !name.isEmpty else { throw UserError("--out '': give the folder to write the run into (it is created).") }
                 directory = RunDirectory(URL(fileURLWithPath: name))
+            }
+            // One trainer per folder; leftovers of killed writers go first.
+            let lock = try RunLock(directory: directory.url)
+            defer { lock.release() }
+            for path in removeStaleTemporaryFiles(under: directory.url) { print("removed \(path), left by a process that was killed while writing it") }
+            if let resume {
+                let resumed = try Checkpoint.read(directory.checkpoint)
+                checkpoint = resumed
+                options = resumed.options
+                print("resuming \(resume) at step \(resumed.step)")
+            } else {
                 if FileManager.default.fileExists(atPath: directory.checkpoint.path) {
-                    throw UserError("\(name) already holds a run. Continue it with --resume \(name), or choose another --out.")
+                    throw UserError("\(directory.url.path) already holds a run. Continue it with --resume \(directory.url.path), or choose another --out.")
                 }
             }
+            if let total = settings.steps, let done = checkpoint?.step, total <= done {
+                throw UserError("the run is already at step \(done); give --steps larger than that to continue.")
+            }
+            guard let options else { preconditionFailure("options come from the flags or the checkpoint") }
+            let backend = try device.makeBackend()
+            let need = try MemoryNeed.training(options)
+            let advice = " (with --accumulate K to keep the effective batch)"
+            try need.check(batch: options.batch, flag: "--batch", on: backend, what: "training", advice: advice)
             let trainingData = try TrainingData.load(options.data, size: options.model.sampleSize, channels: options.model.inChannels,
                                                      seed: options.seed, horizontalFlip: options.horizontalFlip)
-            let trainer = try Trainer(backend: backend, options: options, resumeFrom: checkpoint)
-            var settings = SessionSettings()
-            settings.steps = steps
-            settings.minutes = steps == nil ? (minutes ?? 10) : minutes
-            settings.sampleEvery = sampleEvery
-            settings.checkpointEvery = checkpointEvery
-            settings.logEvery = logEvery
-            if let total = settings.steps, total <= trainer.step {
-                throw UserError("the run is already at step \(trainer.step); give --steps larger than that to continue.")
+            let trainer = try need.allocating(batch: options.batch, flag: "--batch", on: backend, what: "training", advice: advice) {
+                try Trainer(backend: backend, options: options, resumeFrom: checkpoint)
             }
             print("""
                 training on \(backend.name): \(trainer.parameterCount) parameters, batch \(options.batch), \

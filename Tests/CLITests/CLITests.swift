@@ -14,17 +14,20 @@ func cliBinary() throws -> URL {
 }
 
 /// Runs the binary the way a user does.
-func runCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = try cliBinary()
     process.arguments = arguments
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    // A crash (SIGILL from a Swift trap, SIGABRT) reads as the shell shows it: 128 + the signal.
+    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    return (status, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
 final class CLITests: XCTestCase {

@@ -4,7 +4,7 @@ import Foundation
 /// The forward process q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I) (Ho et al. 2020, eq. 4), with the
 /// β schedules of diffusers' DDPMScheduler. Computed in float32 as diffusers does.
 public struct NoiseSchedule: Equatable {
-    public enum Kind: String, CaseIterable {
+    public enum Kind: String, CaseIterable, Codable {
         /// Ho et al.: β linear from beta_start to beta_end (diffusers "linear").
         case linear
         /// Nichol & Dhariwal's cosine ᾱ with β capped at 0.999 (diffusers "squaredcos_cap_v2").
@@ -58,6 +58,7 @@ public struct NoiseSchedule: Equatable {
     /// Reads diffusers' scheduler_config.json fields (beta_schedule, beta_start, beta_end,
     /// num_train_timesteps); trained_betas are refused.
     public init(schedulerConfig c: [String: Any], source: String) throws {
+        try SchedulerConfigCheck.validateSchedule(c, source: source)
         if let trained = c["trained_betas"], !(trained is NSNull) {
             throw UserError("\(source): trained_betas are not supported; use beta_schedule linear, scaled_linear, squaredcos_cap_v2 or sigmoid.")
         }

@@ -19,13 +19,16 @@ public struct LoadedPipeline {
         var settings: SchedulerSettings?
         if fm.fileExists(atPath: dir.appendingPathComponent("model_index.json").path) {
             unetDir = dir.appendingPathComponent("unet")
+            try checkModelIndex(dir.appendingPathComponent("model_index.json"))
             let schedulerFile = dir.appendingPathComponent("scheduler/scheduler_config.json")
-            if let data = fm.contents(atPath: schedulerFile.path) {
-                guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                    throw UserError("\(schedulerFile.path) is not valid JSON.")
-                }
-                settings = try SchedulerSettings(json: json, source: schedulerFile.path)
+            guard let data = fm.contents(atPath: schedulerFile.path) else {
+                throw UserError("""
+                    \(dir.path) is a pipeline directory (it has model_index.json) but \(schedulerFile.path) is missing \
+                    or unreadable. Copy the scheduler/ folder of the pipeline these weights come from; ddpm-cl does \
+                    not guess the noise schedule.
+                    """)
             }
+            settings = try SchedulerSettings(json: JSONText.object(data, source: schedulerFile.path), source: schedulerFile.path)
         } else if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
             unetDir = dir
         } else {
@@ -49,7 +52,18 @@ public struct LoadedPipeline {
         }
         var weights = Weights(graph: UNet(config: config, batch: 1).graph)
         try weights.load(readSafetensors(weightsFile), source: weightsFile.path)
+        // A bare UNet2DModel directory has no scheduler: diffusers' DDPMScheduler defaults, said so.
         let schedule = settings ?? SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, description: dir.path)
+        let text = settings == nil ? "\(dir.path) (no scheduler_config.json: DDPMScheduler defaults, linear β, T=1000)" : dir.path
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, description: text)
+    }
+
+    /// model_index.json must be a JSON object naming a DDPM or DDIM pipeline (or no class at all).
+    static func checkModelIndex(_ url: URL) throws {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw UserError("cannot read \(url.path). Check its permissions.")
+        }
+        let index = JSONFields(try JSONText.object(data, source: url.path), source: url.path)
+        _ = try index.oneOf("_class_name", ["DDPMPipeline", "DDIMPipeline"])
     }
 }

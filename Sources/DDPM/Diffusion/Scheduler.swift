@@ -25,6 +25,7 @@ public struct SchedulerSettings: Equatable {
 
     /// From a diffusers scheduler_config.json (DDPMScheduler or DDIMScheduler).
     public init(json: [String: Any], source: String) throws {
+        try SchedulerConfigCheck.validateSettings(json, source: source)
         schedule = try NoiseSchedule(schedulerConfig: json, source: source)
         if let p = json["prediction_type"] as? String {
             guard let value = Prediction(rawValue: p) else { throw UserError("\(source): unknown prediction_type \"\(p)\" (epsilon, sample or v_prediction).") }

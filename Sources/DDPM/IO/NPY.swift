@@ -99,6 +99,10 @@ public func readNPY(_ url: URL) throws -> NPYArray {
         throw corrupt("the file is truncated: shape \(shape) needs \(count * dtype.itemSize) bytes "
             + "of data, found \(bytes.count - dataStart)")
     }
+    guard bytes.count - dataStart == count * dtype.itemSize else {
+        throw corrupt("\(bytes.count - dataStart - count * dtype.itemSize) bytes follow the data of shape \(shape); "
+            + "numpy.save writes none, so the file is damaged or not what it seems")
+    }
     var values = [Float](repeating: 0, count: count)
     switch dtype {
     case .float32:

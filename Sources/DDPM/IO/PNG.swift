@@ -92,7 +92,10 @@ public func readPNG(_ url: URL) throws -> Image8 {
         // so 16-bit files are simply scaled down instead of gamma-converted.
         png.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         let width = Int(png.width), height = Int(png.height)
-        guard width > 0, height > 0, width * height <= 1 << 28 else {
+        // deflate expands at most ~1032:1 and a 1-bit pixel takes 1/8 byte, so a file of n bytes
+        // cannot hold more than about 8256·n pixels: a header that claims more is refused before
+        // the pixel buffer is allocated.
+        guard width > 0, height > 0, width * height <= 1 << 28, width * height <= 8300 * raw.count else {
             png_image_free(&png)
             throw corruptPNG(url, "unsupported size \(width)×\(height)")
         }

@@ -111,6 +111,9 @@ public func readSafetensors(_ url: URL) throws -> SafeTensors {
           let header = json as? [String: Any] else {
         throw corrupt("the header is not a JSON object")
     }
+    if let key = JSONText.firstDuplicateKey(headerData) {
+        throw corrupt("the header names \"\(key)\" twice (readers disagree on which one counts)")
+    }
 
     var result = SafeTensors()
     var ranges: [(begin: Int, end: Int, name: String)] = []

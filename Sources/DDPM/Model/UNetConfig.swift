@@ -36,7 +36,7 @@ public struct UNetConfig: Codable, Equatable {
     public static let supportedDownBlocks: Set<String> = ["DownBlock2D", "AttnDownBlock2D"]
     public static let supportedUpBlocks: Set<String> = ["UpBlock2D", "AttnUpBlock2D"]
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case sampleSize = "sample_size", inChannels = "in_channels", outChannels = "out_channels"
         case blockOutChannels = "block_out_channels", layersPerBlock = "layers_per_block"
         case downBlockTypes = "down_block_types", upBlockTypes = "up_block_types"
@@ -89,7 +89,8 @@ public struct UNetConfig: Codable, Equatable {
         resnetTimeScaleShift = try opt(.resnetTimeScaleShift, "default")
         downsampleType = try opt(.downsampleType, "conv")
         upsampleType = try opt(.upsampleType, "conv")
-        midBlockType = try c.decodeIfPresent(String.self, forKey: .midBlockType) ?? "UNetMidBlock2D"
+        // Absent: diffusers' default mid block; an explicit null means no mid block (refused by validate()).
+        midBlockType = c.contains(.midBlockType) ? try c.decodeIfPresent(String.self, forKey: .midBlockType) : "UNetMidBlock2D"
         classEmbedType = try c.decodeIfPresent(String.self, forKey: .classEmbedType)
         numClassEmbeds = try c.decodeIfPresent(Int.self, forKey: .numClassEmbeds)
         timeEmbeddingDim = try c.decodeIfPresent(Int.self, forKey: .timeEmbeddingDim)
@@ -139,6 +140,7 @@ public struct UNetConfig: Codable, Equatable {
                 time embedding, act_fn silu and resnet_time_scale_shift "default".
                 """)
         }
+        try validateRanges(source: source)
         for t in downBlockTypes where !Self.supportedDownBlocks.contains(t) { throw refuse("unsupported down block type \"\(t)\"") }
         for t in upBlockTypes where !Self.supportedUpBlocks.contains(t) { throw refuse("unsupported up block type \"\(t)\"") }
         if downBlockTypes.count != blockOutChannels.count || upBlockTypes.count != blockOutChannels.count {
@@ -148,7 +150,8 @@ public struct UNetConfig: Codable, Equatable {
         if timeEmbeddingType != "positional" { throw refuse("unsupported time_embedding_type \"\(timeEmbeddingType)\"") }
         if resnetTimeScaleShift != "default" { throw refuse("unsupported resnet_time_scale_shift \"\(resnetTimeScaleShift)\"") }
         if downsampleType != "conv" || upsampleType != "conv" { throw refuse("only conv down/upsampling is supported") }
-        if let m = midBlockType, m != "UNetMidBlock2D" { throw refuse("unsupported mid_block_type \"\(m)\"") }
+        guard let m = midBlockType else { throw refuse("mid_block_type null (a U-Net without a mid block) is not supported") }
+        if m != "UNetMidBlock2D" { throw refuse("unsupported mid_block_type \"\(m)\"") }
         if classEmbedType != nil || numClassEmbeds != nil { throw refuse("class-conditional UNets are not supported yet") }
         if timeEmbeddingDim != nil { throw refuse("time_embedding_dim is not supported") }
         if attnNormNumGroups != nil { throw refuse("attn_norm_num_groups is not supported") }
@@ -161,16 +164,14 @@ public struct UNetConfig: Codable, Equatable {
         if sampleSize % (1 << downsamples) != 0 {
             throw refuse("sample_size \(sampleSize) must be divisible by 2^\(downsamples)")
         }
+        try validateSize(source: source)
     }
 
     public static func load(_ url: URL) throws -> UNetConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw UserError("cannot read the model config \(url.path): no such file. Give a diffusers UNet2DModel config.json or a preset name (tiny, small, cifar10).")
         }
-        let config: UNetConfig
-        do { config = try JSONDecoder().decode(UNetConfig.self, from: data) } catch {
-            throw UserError("\(url.path) is not a valid UNet2DModel config.json: \(error)")
-        }
+        let config = try JSONText.decode(UNetConfig.self, from: data, source: url.path, wholeNumbers: wholeNumberKeys)
         try config.validate(source: url.path)
         return config
     }

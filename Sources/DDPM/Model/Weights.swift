@@ -42,6 +42,9 @@ public struct Weights {
             guard entry.shape == shape.dims else {
                 throw UserError("\(source): tensor \"\(prefix + name)\" has shape \(entry.shape), the model expects \(shape.dims).")
             }
+            if let bad = entry.values.firstIndex(where: { !$0.isFinite }) {
+                throw UserError("\(source): tensor \"\(prefix + name)\" holds \(entry.values[bad]) at element \(bad); weights must be finite. The file was written by a run that diverged, or is damaged: use an earlier checkpoint or re-export the model.")
+            }
             values[name] = entry.values
         }
         let unknown = tensors.tensors.keys.filter { $0.hasPrefix(prefix) && shapes[String($0.dropFirst(prefix.count))] == nil }

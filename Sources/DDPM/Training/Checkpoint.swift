@@ -19,7 +19,10 @@ public struct Checkpoint {
         tensors.merge(ema.entries(prefix: "ema."), uniquingKeysWith: { a, _ in a })
         tensors.merge(adamM.entries(prefix: "adam_m."), uniquingKeysWith: { a, _ in a })
         tensors.merge(adamV.entries(prefix: "adam_v."), uniquingKeysWith: { a, _ in a })
-        let optionsJSON = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        // Sorted keys: the same run writes the same bytes (Foundation's key order varies by process).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let optionsJSON = String(decoding: try encoder.encode(options), as: UTF8.self)
         try writeSafetensors(tensors, metadata: ["format": "ddpm-cl-checkpoint-1", "step": String(step), "options": optionsJSON], to: url)
     }
 
@@ -29,11 +32,18 @@ public struct Checkpoint {
             throw UserError("no checkpoint at \(url.path). Give --resume the run directory of an earlier `ddpm-cl train`.")
         }
         let file = try readSafetensors(url)
-        guard file.metadata["format"] == "ddpm-cl-checkpoint-1", let stepText = file.metadata["step"], let step = Int(stepText),
-              let optionsText = file.metadata["options"],
-              let options = try? JSONDecoder().decode(TrainingOptions.self, from: Data(optionsText.utf8)) else {
-            throw UserError("\(url.path) is not a ddpm-cl checkpoint (its metadata lacks the step or the training options).")
+        guard file.metadata["format"] == "ddpm-cl-checkpoint-1", let stepText = file.metadata["step"],
+              let optionsText = file.metadata["options"] else {
+            throw UserError("\(url.path) is not a ddpm-cl checkpoint (its metadata lacks the format, the step or the training options).")
         }
+        guard let step = Int(stepText), step >= 0 else {
+            throw UserError("\(url.path): the step in its metadata is \"\(stepText)\"; it takes a whole number ≥ 0. The checkpoint was edited or damaged.")
+        }
+        let options = try JSONText.decode(TrainingOptions.self, from: Data(optionsText.utf8),
+                                          source: "\(url.path) (the training options in its metadata)",
+                                          wholeNumbers: ["batch", "gradientAccumulation", "warmupSteps", "timesteps"]
+                                            + UNetConfig.wholeNumberKeys.map { "model." + $0 })
+        try options.validate(.checkpoint(url.path))
         let graph = UNet(config: options.model, batch: 1).graph
         var parts: [Weights] = []
         for prefix in ["model.", "ema.", "adam_m.", "adam_v."] {

@@ -19,20 +19,21 @@ public struct TrainingOptions: Codable, Equatable {
     /// diffusers EMAModel warmup: decay = 1 − (1 + step/invGamma)^−power.
     public var emaPower: Float = 2.0 / 3.0
     public var emaInvGamma: Float = 1
-    public var schedule: String = NoiseSchedule.Kind.linear.rawValue
+    /// Typed: a checkpoint whose metadata names an unknown schedule or prediction is refused on
+    /// reading (the JSON holds diffusers' names, e.g. "squaredcos_cap_v2", "v_prediction").
+    public var schedule: NoiseSchedule.Kind = .linear
     public var timesteps = 1000
     public var betaStart: Float = 1e-4
     public var betaEnd: Float = 0.02
-    public var prediction: String = Prediction.epsilon.rawValue
+    public var prediction: Prediction = .epsilon
     public var seed: UInt64 = 0
 
     public init(model: UNetConfig) { self.model = model }
 
     public var noiseSchedule: NoiseSchedule {
-        NoiseSchedule(kind: NoiseSchedule.Kind(rawValue: schedule) ?? .linear, timesteps: timesteps,
-                      betaStart: betaStart, betaEnd: betaEnd)
+        NoiseSchedule(kind: schedule, timesteps: timesteps, betaStart: betaStart, betaEnd: betaEnd)
     }
-    public var predictionType: Prediction { Prediction(rawValue: prediction) ?? .epsilon }
+    public var predictionType: Prediction { prediction }
 
     /// Linear warmup to the base rate, then constant (diffusers' "constant_with_warmup").
     public func learningRate(step: Int) -> Float {

@@ -63,13 +63,7 @@ public final class TrainingSession {
             let logNow = step % settings.logEvery == 0 || step == settings.steps
             if logNow {
                 let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
-                guard loss.isFinite else {
-                    throw UserError("""
-                        the loss became \(loss) at step \(step) (learning rate \(options.learningRate(step: step))). \
-                        Training stopped; the last good checkpoint is kept in \(directory.checkpoint.path). \
-                        Try a lower --lr, a longer --warmup, or --grad-clip 1.
-                        """)
-                }
+                try checkFinite(loss: loss, gradientNorm: gradNorm, step: step)
                 let now = Date()
                 let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
@@ -99,12 +93,32 @@ public final class TrainingSession {
         return .finished(step: trainer.step)
     }
 
-    /// Checkpoint, pipeline (EMA weights), log and plot.
+    /// Stops the run when the loss or the gradient norm is NaN or infinite; nothing is saved after
+    /// that, so the checkpoint on disk stays the last good one.
+    func checkFinite(loss: Float, gradientNorm: Float, step: Int) throws {
+        guard !(loss.isFinite && gradientNorm.isFinite) else { return }
+        let what = loss.isFinite ? "the gradient norm became \(gradientNorm)" : "the loss became \(loss)"
+        throw UserError("""
+            \(what) at step \(step) (learning rate \(trainer.options.learningRate(step: step))). \
+            Training stopped; the last good checkpoint is kept in \(directory.checkpoint.path). \
+            Try a lower --lr, a longer --warmup, or --grad-clip 1.
+            """)
+    }
+
+    /// Checkpoint, pipeline (EMA weights), log and plot — only when the last step and the weights
+    /// are finite (the loss is read here even between log steps, one sync per checkpoint).
     func save(_ log: inout TrainingLog) throws {
+        let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
+        try checkFinite(loss: loss, gradientNorm: gradNorm, step: trainer.step)
         let checkpoint = try trainer.checkpoint()
-        try checkpoint.write(to: directory.checkpoint)
+        for (name, values) in checkpoint.model.values where !values.allSatisfy(\.isFinite) {
+            throw UserError("the weight \(name) is not finite at step \(trainer.step); training stopped and the last good checkpoint is kept in \(directory.checkpoint.path). Try a lower --lr or --grad-clip 1.")
+        }
+        // The checkpoint goes last: it is the commit point. A kill before it leaves the previous
+        // checkpoint, and resuming redoes the step and rewrites the pipeline and log identically.
         try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings)
         try log.write()
+        try checkpoint.write(to: directory.checkpoint)
     }
 
     /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral
@@ -112,7 +126,9 @@ public final class TrainingSession {
     func writeSamples() throws {
         let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: try trainer.emaWeights(),
                                   settings: trainer.options.schedulerSettings, batch: settings.sampleCount)
-        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: settings.sampleSteps)
+        // A model with fewer timesteps than sampleSteps samples with all of them.
+        let steps = min(settings.sampleSteps, trainer.options.timesteps)
+        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: steps)
         let c = trainer.options.model
         let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
         try writePNG(grid, to: directory.samples.appendingPathComponent("step-\(trainer.step).png"))
