@@ -60,19 +60,23 @@ public struct SchedulerSettings: Equatable {
          "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset, "rescale_betas_zero_snr": false]
     }
 
-    /// The timesteps of an n-step run, as diffusers' set_timesteps(n).
+    /// The timesteps of an n-step run, as diffusers' set_timesteps(n) (DDPMScheduler, DDIMScheduler),
+    /// with numpy's arithmetic reproduced exactly (a test compares every n in 1…1000 with numpy).
     public func timesteps(count n: Int) -> [Int] {
         let total = schedule.timesteps
         precondition(n >= 1 && n <= total, "steps must be in 1…\(total)")
         switch spacing {
         case .linspace:
-            return (0..<n).map { i in Int((Double(total - 1) * Double(i) / Double(max(n - 1, 1))).rounded(.toNearestOrEven)) }.reversed()
+            return Spacings.linspace(0, Double(total - 1), n).map(Spacings.roundHalfEven).reversed()
         case .leading:
             let ratio = total / n
             return (0..<n).map { $0 * ratio + stepsOffset }.reversed()
         case .trailing:
-            let ratio = Double(total) / Double(n)
-            return stride(from: Double(total), to: 0, by: -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+            // np.round(np.arange(N, 0, −N/n)) − 1. numpy's arange makes n + 1 values for some n (61, 103,
+            // 121, … with N = 1000), the extra one rounding to t = −1, which diffusers then evaluates as
+            // t = −1 (ᾱ[−1] is the last entry in Python). n steps were asked for: keep the first n.
+            let values = Spacings.arange(Double(total), 0, -Double(total) / Double(n))
+            return values.prefix(n).map { Spacings.roundHalfEven($0) - 1 }
         }
     }
 }
