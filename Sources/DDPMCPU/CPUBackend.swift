@@ -128,8 +128,8 @@ public final class CPUBackend: Backend {
             gradNorm(y[0], zip(x, s).map { ($0, $1.count) }, maxNorm: maxNorm)
         case .adamStep(let a):
             adamStep(param: y[0], m: y[1], v: y[2], grad: x[0], clip: x[1][1], count: s[0].count, a)
-        case .emaUpdate(let decay):
-            emaUpdate(ema: y[0], param: x[0], count: s[0].count, decay: decay)
+        case .emaUpdate(let rate):
+            emaUpdate(ema: y[0], param: x[0], count: s[0].count, rate: rate)
         }
     }
 }

@@ -138,8 +138,7 @@ func adamStep(param: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
     }
 }
 
-/// ema ← ema − (1 − decay)·(ema − param), as diffusers' EMAModel.step.
-func emaUpdate(ema: UnsafeMutablePointer<Float>, param: UnsafePointer<Float>, count: Int, decay: Float) {
-    let oneMinus = 1 - decay
-    for i in 0..<count { ema[i] = ema[i] - oneMinus * (ema[i] - param[i]) }
+/// ema ← ema − rate·(ema − param), rate = 1 − decay, as diffusers' EMAModel.step.
+func emaUpdate(ema: UnsafeMutablePointer<Float>, param: UnsafePointer<Float>, count: Int, rate: Float) {
+    for i in 0..<count { ema[i] = ema[i] - rate * (ema[i] - param[i]) }
 }

@@ -78,8 +78,9 @@ public enum Op: Hashable, Sendable {
     case gradNorm(maxNorm: Float)
     /// grad, stats[2] (clip factor at [1]) → param, m, v updated in place (AdamW, torch semantics)
     case adamStep(Adam)
-    /// param → ema updated in place: ema ← ema − (1 − decay)(ema − param)
-    case emaUpdate(decay: Float)
+    /// param → ema updated in place: ema ← ema − rate·(ema − param), rate = 1 − decay (formed in
+    /// double by the caller, as diffusers' EMAModel does in Python)
+    case emaUpdate(rate: Float)
 
     public var kind: OpKind {
         switch self {

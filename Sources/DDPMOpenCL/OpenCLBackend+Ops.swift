@@ -164,9 +164,9 @@ extension OpenCLBackend {
                        [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
                         .float(c.decay), .float(c.oneMinusBeta1), .float(c.oneMinusBeta2), .float(a.beta2),
                         .float(c.stepSize), .float(c.biasCorrection2Sqrt), .float(a.eps), .int(s[0].count)])
-        case .emaUpdate(let decay):
+        case .emaUpdate(let rate):
             try launch("ema_update", "optimizer.cl", count: s[0].count,
-                       [.buffer(y[0]), .buffer(x[0]), .float(1 - decay), .int(s[0].count)])
+                       [.buffer(y[0]), .buffer(x[0]), .float(rate), .int(s[0].count)])
         }
     }
 }

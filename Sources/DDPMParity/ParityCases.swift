@@ -141,7 +141,7 @@ public enum ParityCases {
             ParityCase(.adamStep(Adam(learningRate: 1e-3, weightDecay: 0.01, step: 3)),
                        [(p, n), (Shape(2), .values([5, 0.7]))],
                        inPlace: [(p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
-            ParityCase(.emaUpdate(decay: 0.999), [(p, n)], inPlace: [(p, n)]),
+            ParityCase(.emaUpdate(rate: 0.001), [(p, n)], inPlace: [(p, n)]),
         ]
     }
 }

@@ -4,9 +4,15 @@ import DDPMCore
 import Foundation
 
 enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable {
-    case linear, cosine, quadratic, sigmoid
+    case linear, cosine, quadratic, sigmoid, exponential
     var kind: NoiseSchedule.Kind {
-        switch self { case .linear: return .linear; case .cosine: return .cosine; case .quadratic: return .quadratic; case .sigmoid: return .sigmoid }
+        switch self {
+        case .linear: return .linear
+        case .cosine: return .cosine
+        case .quadratic: return .quadratic
+        case .sigmoid: return .sigmoid
+        case .exponential: return .exponential
+        }
     }
 }
 
@@ -64,9 +70,9 @@ struct Train: ParsableCommand {
     var gradClip: Float = 1
 
     @Option(help: "Maximum EMA decay (the decay warms up as in diffusers' EMAModel, power 2/3).")
-    var ema: Float = 0.9999
+    var ema: Double = 0.9999
 
-    @Option(help: "Noise schedule: \(ScheduleChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Noise schedule: linear, cosine (squaredcos_cap_v2), quadratic (scaled_linear), sigmoid, or exponential (β geometric from β_start to β_end; exported to diffusers as trained_betas).")
     var schedule: ScheduleChoice = .linear
 
     @Option(help: "Diffusion timesteps T.")

@@ -39,6 +39,22 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Warmup as diffusers' LambdaLR: step k (from 1) uses λ(k − 1) = min(1, (k − 1)/warmup).
+    func testWarmupFollowsDiffusersLambdaLR() {
+        var o = tinyOptions()
+        o.learningRate = 1e-3
+        o.warmupSteps = 100
+        XCTAssertEqual(o.learningRate(step: 1), 0)
+        // The base rate is a Float (1e-3 ≈ 1.00000005e-3): compare to float32 round-off.
+        XCTAssertEqual(o.learningRate(step: 2), 1e-5, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(step: 51), 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(step: 100), 9.9e-4, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(step: 101), 1e-3)
+        XCTAssertEqual(o.learningRate(step: 5000), 1e-3)
+        o.warmupSteps = 0
+        XCTAssertEqual(o.learningRate(step: 1), 1e-3)
+    }
+
     /// Ten steps on both backends track each other.
     func testTenStepsTrack() throws {
         let backends = try testBackends()

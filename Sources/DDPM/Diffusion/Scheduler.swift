@@ -46,18 +46,20 @@ public struct SchedulerSettings: Equatable {
             spacing = value
         }
         stepsOffset = json["steps_offset"] as? Int ?? 0
+        if schedule.rescaledToZeroSNR && prediction == .epsilon {
+            throw UserError("\(source): rescale_betas_zero_snr makes ᾱ_T = 0, where an ε-prediction model cannot give x₀ (diffusers divides by zero there). Zero terminal SNR needs prediction_type v_prediction (Lin et al. 2023).")
+        }
         setAlphaToOne = json["set_alpha_to_one"] as? Bool ?? true
     }
 
     /// scheduler_config.json for a DDPMPipeline (diffusers' DDPMScheduler keys).
     public var json: [String: Any] {
-        ["_class_name": "DDPMScheduler", "_diffusers_version": "0.42.1",
-         "num_train_timesteps": schedule.timesteps, "beta_start": Double(schedule.betaStart), "beta_end": Double(schedule.betaEnd),
-         "beta_schedule": schedule.kind.rawValue, "trained_betas": NSNull(), "variance_type": variance.rawValue,
+        schedule.configEntries.merging(
+        ["_class_name": "DDPMScheduler", "_diffusers_version": "0.42.1", "variance_type": variance.rawValue,
          "clip_sample": clipSample, "clip_sample_range": Double(clipSampleRange), "prediction_type": prediction.rawValue,
          "thresholding": thresholding, "dynamic_thresholding_ratio": Double(dynamicThresholdingRatio),
          "sample_max_value": Double(sampleMaxValue),
-         "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset, "rescale_betas_zero_snr": false]
+         "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset]) { $1 }
     }
 
     /// The timesteps of an n-step run, as diffusers' set_timesteps(n) (DDPMScheduler, DDIMScheduler),

@@ -100,11 +100,11 @@ public final class Trainer {
         let stats = TensorRef(statsBuffer, Shape(2))
         try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
-        let decay = options.emaDecay(step: step)
+        let rate = options.emaRate(step: step)
         for (p, g) in zip(parameters, grads) {
             try backend.run(.adamStep(adam), inputs: [g, stats],
                             outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
-            try backend.run(.emaUpdate(decay: decay), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
+            try backend.run(.emaUpdate(rate: rate), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
         }
     }
 
