@@ -257,5 +257,7 @@ public enum RandomStream {
     public static let trainingTimestep: UInt32 = 2
     public static let samplerNoise: UInt32 = 3
     public static let initialNoise: UInt32 = 4
+    /// The timesteps a strided likelihood estimate draws (one counter per stratum).
+    public static let likelihoodTimestep: UInt32 = 5
     public static let dropoutBase: UInt32 = 0x100
 }
