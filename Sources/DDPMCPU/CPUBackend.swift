@@ -119,7 +119,7 @@ public final class CPUBackend: Backend {
         case .mseBackward(let weighted):
             meanSquaredErrorBackward(y[0], x[0], x[1], weighted ? x[2] : nil, x[weighted ? 3 : 2][0], s[0])
         case .qSample(let q):
-            qSample(y[0], y[1], y[2], x[0], x[1], s[0], q, step: step)
+            qSample(y[0], y[1], y[2], y[3], x[0], x[1], s[0], q, step: step)
         case .samplerStep(let p):
             samplerStep(y[0], x[0], x[1], p.learnedVariance ? x[2] : nil, s[0], p, step: step)
         case .dynamicThreshold(let ratio, let maxValue):

@@ -63,8 +63,9 @@ public enum Op: Hashable, Sendable {
     case mse(weighted: Bool)
     /// pred, target, (weights[N],) dloss[1] → dpred
     case mseBackward(weighted: Bool)
-    /// x0[N,C,H,W], table[2,T] (√ᾱ_t, √(1−ᾱ_t)) → x_t, target, t[N]: draws t ~ U{0..T−1} and
-    /// ε ~ N(0, I) with Philox (seed, step) and forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and the target.
+    /// x0[N,C,H,W], table[3,T] (√ᾱ_t, √(1−ᾱ_t), SNR_t) → x_t, target, t[N], snr[N]: draws
+    /// t ~ U{0..T−1} and ε ~ N(0, I) with Philox (seed, step), forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and
+    /// the target, and copies each image's SNR_t = ᾱ_t/(1−ᾱ_t) (the weight of an SNR-weighted loss).
     case qSample(QSample)
     /// x_t, model output (, v with learnedVariance) → x_prev: one reverse step (DDPM or DDIM) with
     /// coefficients from the host.

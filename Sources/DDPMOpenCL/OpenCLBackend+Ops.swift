@@ -133,7 +133,7 @@ extension OpenCLBackend {
             // Elements per work-item: a multiple of 4 (one Philox block gives 4 normals); CPUs 256, GPUs 4.
             let per = count / s[0][0], span = max(4, spanElements / 64 * 4)
             try launch("q_sample", "diffusion.cl", count: s[0][0] * ((per + span - 1) / span), loops: true,
-                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
+                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(y[3]), .buffer(x[0]), .buffer(x[1]),
                         .int(q.timesteps), .int(prediction),
                         .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
                         .uint(step), .int(per), .int(count), .int(span)])

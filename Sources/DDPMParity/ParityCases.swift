@@ -95,7 +95,7 @@ public enum ParityCases {
         var table: [Float] = []
         var r = TestRandom(seed: 9)
         let alphaBar = (0..<t).map { _ in Float(r.uniform() * 0.98 + 0.01) }
-        table = alphaBar.map { $0.squareRoot() } + alphaBar.map { (1 - $0).squareRoot() }
+        table = alphaBar.map { $0.squareRoot() } + alphaBar.map { (1 - $0).squareRoot() } + alphaBar.map { $0 / (1 - $0) }
         var cases = [
             // sin/cos of angles up to ~1000 rad: one ulp of the frequency moves the angle by ~6e-5,
             // and OpenCL's exp/sin/cos may differ from libm by a few ulp, hence 1e-6.
@@ -113,7 +113,7 @@ public enum ParityCases {
         for prediction in Prediction.allCases {
             // x_t and the ε target are Philox normals combined by the same rounded operations: exact.
             cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: prediction)),
-                                    [(x, n), (Shape(2, t), .values(table))], tolerance: 0))
+                                    [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
         }
         let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, em: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
                                seed: 77, firstImage: 5)

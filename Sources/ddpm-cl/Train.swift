@@ -16,6 +16,8 @@ enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
+enum SampleWeightChoice: String, ExpressibleByArgument, CaseIterable { case snr, none }
+
 enum PredictionChoice: String, ExpressibleByArgument, CaseIterable {
     case epsilon, sample, v
     var prediction: Prediction {
@@ -81,6 +83,9 @@ struct Train: ParsableCommand {
     @Option(help: "What the network predicts: epsilon (the noise), sample (x₀) or v.")
     var prediction: PredictionChoice = .epsilon
 
+    @Option(name: .customLong("sample-loss-weight"), help: "With --prediction sample: snr (default) weights the x₀-MSE by ᾱ/(1−ᾱ) as diffusers' train_unconditional does, which equals the ε-MSE of Ho et al.; none is the plain x₀-MSE, which puts more weight on the noisiest timesteps.")
+    var sampleLossWeight: SampleWeightChoice = .snr
+
     @Flag(help: "Flip training images horizontally at random.")
     var flip = false
 
@@ -137,6 +142,7 @@ struct Train: ParsableCommand {
                 options.schedule = schedule.kind.rawValue
                 options.timesteps = timesteps
                 options.prediction = prediction.prediction.rawValue
+                options.sampleLossWeighting = sampleLossWeight.rawValue
                 options.seed = seed
                 let stamp = DateFormatter.runStamp.string(from: Date())
                 let name = out ?? "runs/\(URL(fileURLWithPath: data).lastPathComponent)-\(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)-\(stamp)"

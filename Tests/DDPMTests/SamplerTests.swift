@@ -60,6 +60,50 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// The sampler op's own noise path against diffusers: make-fixtures feeds diffusers the Philox
+    /// normals (a Python port of Philox.swift) that the op draws for (seed, image, step = t), so here
+    /// σ stays in the op and the CPU reference and the OpenCL kernel draw and scale the noise
+    /// themselves, including the learned-variance σ and DDIM's η noise.
+    func testSamplerOpNoiseMatchesDiffusers() throws {
+        let dir = try fixture("scheduler-philox")
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        let shape = Shape(initial.shape)
+        let per = initial.values.count, perImage = per / shape[0]
+        for name in ["ddpm-linear-fixed_small", "ddpm-learned_range", "ddim-eta1-trailing"] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(name)-config.json"))) as! [String: Any]
+            let info = json["_fixture"] as! [String: Any]
+            let seed = (info["philox_seed"] as! NSNumber).uint64Value
+            let settings = try SchedulerSettings(json: json, source: name)
+            let sampler: SamplerKind = name.hasPrefix("ddim") ? .ddim(eta: (info["eta"] as! NSNumber).floatValue) : .ddpm
+            let plan = settings.reverseSteps(sampler, count: info["num_inference_steps"] as! Int, seed: seed)
+            let noise = try readNPY(dir.appendingPathComponent("\(name)-noise.npy")).values
+            let trajectory = try readNPY(dir.appendingPathComponent("\(name)-trajectory.npy")).values
+            // The Python port draws exactly our normals (else the comparison below means nothing).
+            for (i, step) in plan.enumerated() {
+                for j in 0..<per {
+                    let z = Philox.normal(seed: seed, index: j % perImage, image: UInt32(j / perImage), step: UInt32(step.t), stream: RandomStream.samplerNoise)
+                    XCTAssertEqual(z, noise[i * per + j], "\(name): Philox normal \(j) of step \(i)")
+                }
+            }
+            for backend in try testBackends() {
+                var x = initial.values
+                for (i, step) in plan.enumerated() {
+                    let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
+                    let variance = step.op.learnedVariance ? TensorRef(try backend.makeBuffer(x.map { 0.8 * tanhf(0.7 * $0) }), shape) : nil
+                    let out = try backend.makeBuffer(count: per)
+                    try Sampler.reverseStep(step.op, sampler: sampler, settings: settings, backend: backend,
+                                            xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
+                                            variance: variance, out: TensorRef(out, shape), scratch: [], step: UInt32(step.t))
+                    x = try backend.read(out, count: per)
+                    let worst = zip(x, trajectory[i * per..<(i + 1) * per]).map { abs($0 - $1) }.max()!
+                    // As the DDIM fixtures: coefficients in double vs diffusers' float32.
+                    XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
+                    if worst >= 1e-4 { break }
+                }
+            }
+        }
+    }
+
     /// The tiny DDPMPipeline saved by diffusers, sampled for 20 steps with diffusers' noise, gives
     /// diffusers' images (U-Net and scheduler together). Measured: at most 2e-6 apart; 1e-4 allows for
     /// other summation orders while any wrong coefficient or layer moves pixels by 1e-2 or more.

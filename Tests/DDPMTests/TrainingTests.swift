@@ -39,6 +39,46 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// `--prediction sample` trains by default with diffusers' SNR-weighted x₀-MSE: qSample hands each
+    /// image's SNR_t = ᾱ_t/(1−ᾱ_t) to a weighted MSE. Runs saved before the option keep the plain MSE.
+    func testSamplePredictionLossIsSNRWeighted() throws {
+        let schedule = NoiseSchedule(kind: .linear, timesteps: 50)
+        let table = schedule.qSampleTable
+        for backend in try testBackends() {
+            let x0 = try backend.makeBuffer([Float](repeating: 0.5, count: 4 * 16))
+            let tableBuffer = try backend.makeBuffer(table)
+            let outs = try (0..<4).map { i in try backend.makeBuffer(count: i < 2 ? 64 : 4) }
+            let shape = Shape(4, 1, 4, 4)
+            try backend.run(.qSample(QSample(seed: 3, timesteps: 50, prediction: .sample)),
+                            inputs: [TensorRef(x0, shape), TensorRef(tableBuffer, Shape(3, 50))],
+                            outputs: [TensorRef(outs[0], shape), TensorRef(outs[1], shape), TensorRef(outs[2], Shape(4)), TensorRef(outs[3], Shape(4))],
+                            step: 1)
+            let ts = try backend.read(outs[2], count: 4).map { Int($0) }
+            let snr = try backend.read(outs[3], count: 4)
+            for (t, w) in zip(ts, snr) {
+                let a = schedule.alphasCumprod[t]
+                XCTAssertEqual(w, a / (1 - a), "\(backend.name) t=\(t)")
+            }
+        }
+        var options = tinyOptions()
+        options.prediction = Prediction.sample.rawValue
+        XCTAssertTrue(options.weightsLossBySNR, "new runs default to the SNR weighting")
+        let data = syntheticData()
+        var losses: [Float] = []
+        for weighting in ["snr", "none"] {
+            options.sampleLossWeighting = weighting
+            let trainer = try Trainer(backend: CPUBackend(), options: options)
+            try trainer.trainStep(batch: data.batch(step: 1, size: options.batch))
+            losses.append(try trainer.readLossAndGradientNorm().loss)
+        }
+        XCTAssertNotEqual(losses[0], losses[1])
+        // A checkpoint written before the option has no key: it keeps the plain x₀-MSE it trained with.
+        var encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as! [String: Any]
+        encoded.removeValue(forKey: "sampleLossWeighting")
+        let old = try JSONDecoder().decode(TrainingOptions.self, from: JSONSerialization.data(withJSONObject: encoded))
+        XCTAssertFalse(old.weightsLossBySNR)
+    }
+
     /// Warmup as diffusers' LambdaLR: step k (from 1) uses λ(k − 1) = min(1, (k − 1)/warmup).
     func testWarmupFollowsDiffusersLambdaLR() {
         var o = tinyOptions()

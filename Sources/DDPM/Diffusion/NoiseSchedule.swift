@@ -102,9 +102,10 @@ public struct NoiseSchedule: Equatable {
         }
     }
 
-    /// [√ᾱ_0 … √ᾱ_{T−1}, √(1−ᾱ_0) … √(1−ᾱ_{T−1})], the table q_sample reads on the device.
+    /// [√ᾱ_0 … √ᾱ_{T−1}, √(1−ᾱ_0) … √(1−ᾱ_{T−1}), SNR_0 … SNR_{T−1}], the [3, T] table q_sample reads on
+    /// the device; SNR_t = ᾱ_t / (1 − ᾱ_t) in float32 as diffusers' train_unconditional computes it.
     public var qSampleTable: [Float] {
-        alphasCumprod.map { $0.squareRoot() } + alphasCumprod.map { (1 - $0).squareRoot() }
+        alphasCumprod.map { $0.squareRoot() } + alphasCumprod.map { (1 - $0).squareRoot() } + alphasCumprod.map { $0 / (1 - $0) }
     }
 
     /// Reads diffusers' scheduler_config.json fields (beta_schedule, beta_start, beta_end,

@@ -21,9 +21,7 @@ public struct LoadedPipeline {
             unetDir = dir.appendingPathComponent("unet")
             let schedulerFile = dir.appendingPathComponent("scheduler/scheduler_config.json")
             if let data = fm.contents(atPath: schedulerFile.path) {
-                guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                    throw UserError("\(schedulerFile.path) is not valid JSON.")
-                }
+                let json = try PythonJSON.object(data, source: schedulerFile.path)
                 settings = try SchedulerSettings(json: json, source: schedulerFile.path)
             }
         } else if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {

@@ -24,6 +24,10 @@ public struct TrainingOptions: Codable, Equatable {
     public var betaStart: Double = 1e-4
     public var betaEnd: Double = 0.02
     public var prediction: String = Prediction.epsilon.rawValue
+    /// With prediction "sample": "snr" weights each image's x₀-MSE by SNR_t = ᾱ_t/(1−ᾱ_t) (diffusers'
+    /// train_unconditional; this equals the ε-MSE, Ho et al.'s L_simple), "none" is the plain x₀-MSE.
+    /// New runs default to "snr"; checkpoints written before the option (nil) keep "none".
+    public var sampleLossWeighting: String? = SampleLossWeighting.snr.rawValue
     public var seed: UInt64 = 0
 
     public init(model: UNetConfig) { self.model = model }
@@ -33,6 +37,13 @@ public struct TrainingOptions: Codable, Equatable {
                       betaStart: betaStart, betaEnd: betaEnd)
     }
     public var predictionType: Prediction { Prediction(rawValue: prediction) ?? .epsilon }
+
+    public enum SampleLossWeighting: String, CaseIterable { case snr, none }
+
+    /// Whether the loss is the SNR-weighted x₀-MSE.
+    public var weightsLossBySNR: Bool {
+        predictionType == .sample && SampleLossWeighting(rawValue: sampleLossWeighting ?? "none") == .snr
+    }
 
     /// Linear warmup to the base rate, then constant: diffusers' "constant_with_warmup", a torch
     /// LambdaLR with λ(k) = min(1, k / warmup) stepped after each optimizer step, so optimizer step
