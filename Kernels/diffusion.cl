@@ -111,6 +111,24 @@ kernel void sampler_step(global float *out, global const float *xt, global const
     out[i] = value;
 }
 
+// One multistep solver update (see SolverUpdate in Op.swift): out = cx·x + c0·d0 (+ c1·d1 (+ c2·d2))
+// + σ·z, summed in that order; k = the number of d inputs used (unused ones may alias d0).
+kernel void solver_update(global float *out, global const float *x, global const float *d0, global const float *d1,
+                          global const float *d2, int k, float cx, float c0, float c1, float c2, float sigma,
+                          uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float value = cx * x[i];
+    value = value + c0 * d0[i];
+    if (k > 1) value = value + c1 * d1[i];
+    if (k > 2) value = value + c2 * d2[i];
+    if (sigma != 0.0f) {
+        float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise
+        value = value + sigma * z;
+    }
+    out[i] = value;
+}
+
 // The k-th smallest |x| of one image's values (rank selection: O(per²), no scratch memory).
 float kth_smallest_abs(global const float *x, int per, int k) {
     for (int i = 0; i < per; i++) {

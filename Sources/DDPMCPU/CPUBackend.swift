@@ -122,6 +122,8 @@ public final class CPUBackend: Backend {
             qSample(y[0], y[1], y[2], y[3], x[0], x[1], s[0], q, step: step)
         case .samplerStep(let p):
             samplerStep(y[0], x[0], x[1], p.learnedVariance ? x[2] : nil, s[0], p, step: step)
+        case .solverUpdate(let u):
+            solverUpdate(y[0], x[0], Array(x[1...]), s[0], u, step: step)
         case .dynamicThreshold(let ratio, let maxValue):
             dynamicThreshold(y[0], x[0], s[0], ratio: ratio, maxValue: maxValue)
         case .gradNorm(let maxNorm):

@@ -104,6 +104,26 @@ func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>,
     }
 }
 
+/// out = cx·x + Σ_k c_k·d_k (in order k = 0, 1, 2) + σ·z; see SolverUpdate. As diffusers' DPM-Solver++
+/// step reads once its D terms are expanded into the stored x̂0 predictions.
+func solverUpdate(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ d: [UnsafePointer<Float>],
+                  _ s: Shape, _ u: SolverUpdate, step: UInt32) {
+    let n = s[0], per = s.count / n
+    parallelFor(n) { image in
+        for i in 0..<per {
+            let j = image * per + i
+            var value = u.cx * x[j]
+            for (k, dk) in d.enumerated() { value = value + u.c[k] * dk[j] }
+            if u.sigma != 0 {
+                let z = Philox.normal(seed: u.seed, index: i, image: u.firstImage + UInt32(image), step: step,
+                                      stream: RandomStream.samplerNoise)
+                value = value + u.sigma * z
+            }
+            out[j] = value
+        }
+    }
+}
+
 /// Per image: s = clamp(quantile(|x|, ratio), 1, maxValue) with torch.quantile's linear
 /// interpolation between the sorted values at ⌊ratio·(D−1)⌋ and the next; out = clamp(x, −s, s) / s.
 func dynamicThreshold(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ s: Shape, ratio: Float, maxValue: Float) {

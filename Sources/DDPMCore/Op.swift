@@ -70,6 +70,9 @@ public enum Op: Hashable, Sendable {
     /// x_t, model output (, v with learnedVariance) → x_prev: one reverse step (DDPM or DDIM) with
     /// coefficients from the host.
     case samplerStep(SamplerStep)
+    /// x, d_0 … d_{k−1} (k = 1…3, the newest x̂0 predictions first) → x_next: one multistep solver
+    /// update (DPM-Solver++) with coefficients from the host.
+    case solverUpdate(SolverUpdate)
     /// x̂0[N, …] → per image s = clamp(quantile(|x̂0|, ratio), 1, maxValue), clamp(x̂0, −s, s) / s
     /// (Imagen's dynamic thresholding, as diffusers' _threshold_sample; linear-interpolated quantile).
     case dynamicThreshold(ratio: Float, maxValue: Float)
@@ -113,6 +116,7 @@ public enum Op: Hashable, Sendable {
         case .mseBackward: return .mseBackward
         case .qSample: return .qSample
         case .samplerStep: return .samplerStep
+        case .solverUpdate: return .solverUpdate
         case .dynamicThreshold: return .dynamicThreshold
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
@@ -127,7 +131,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
-    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, dynamicThreshold
+    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
 
     /// Ops whose gradient rule must pass a finite-difference check.
@@ -236,6 +240,21 @@ public struct SamplerStep: Hashable, Sendable {
         self.kx = kx; self.km = km; self.clip = clip; self.ex = ex; self.em = em
         self.p0 = p0; self.pe = pe; self.px = px; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
         self.learnedVariance = learnedVariance; self.minLog = minLog; self.maxLog = maxLog
+    }
+}
+
+/// A multistep solver update with host coefficients (per-step, computed in double once per run):
+///   x_next = cx·x + c[0]·d_0 + c[1]·d_1 + c[2]·d_2 (as many terms as c has, summed in this order)
+///            + σ·z,  z ~ N(0, I) from Philox(seed, image firstImage + n, step, samplerNoise) when σ ≠ 0.
+public struct SolverUpdate: Hashable, Sendable {
+    public var cx: Float
+    public var c: [Float]
+    public var sigma: Float
+    public var seed: UInt64
+    public var firstImage: UInt32
+    public init(cx: Float, c: [Float], sigma: Float = 0, seed: UInt64 = 0, firstImage: UInt32 = 0) {
+        precondition((1...3).contains(c.count), "a solver update combines 1 to 3 predictions")
+        self.cx = cx; self.c = c; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
     }
 }
 

@@ -145,6 +145,14 @@ extension OpenCLBackend {
                         .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
                         .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count),
                         .int(p.learnedVariance ? 1 : 0), .float(p.minLog), .float(p.maxLog), .buffer(p.learnedVariance ? x[2] : x[0])])
+        case .solverUpdate(let u):
+            let c = u.c + [Float](repeating: 0, count: 3 - u.c.count)
+            let d = (0..<3).map { k in k < u.c.count ? x[1 + k] : x[1] }
+            try launch("solver_update", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(d[0]), .buffer(d[1]), .buffer(d[2]), .int(u.c.count),
+                        .float(u.cx), .float(c[0]), .float(c[1]), .float(c[2]), .float(u.sigma),
+                        .uint(UInt32(truncatingIfNeeded: u.seed)), .uint(UInt32(truncatingIfNeeded: u.seed >> 32)),
+                        .uint(u.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])
         case .dynamicThreshold(let ratio, let maxValue):
             let images = s[0][0]
             try launch("dynamic_threshold", "diffusion.cl", count: images, loops: true,

@@ -125,6 +125,12 @@ public enum ParityCases {
         var learned = step
         (learned.learnedVariance, learned.minLog, learned.maxLog) = (true, -6.2, -3.1)
         cases.append(ParityCase(.samplerStep(learned), [(x, n), (x, n), (x, .uniform(-1, 1))]))
+        // Multistep solver updates with 1, 2 and 3 predictions, with and without SDE noise, odd shapes.
+        for (c, sigma) in [([Float(0.9)], Float(0)), ([1.4, -0.45], 0), ([1.7, -0.9, 0.2], 0), ([0.8, -0.3], 0.25)] {
+            let u = SolverUpdate(cx: 0.6, c: c, sigma: sigma, seed: 91, firstImage: 3)
+            cases.append(ParityCase(.solverUpdate(u), [(x, n)] + c.map { _ in (x, n) }))
+            cases.append(ParityCase(.solverUpdate(u), [(Shape(1, 1, 3, 3), n)] + c.map { _ in (Shape(1, 1, 3, 3), n) }))
+        }
         // Values spread beyond ±1 so the threshold bites; ties and 1-element images as edge cases.
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.9, maxValue: 1.5), [(Shape(3, 2, 5, 7), .normal(scale: 2))]))
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.995, maxValue: 3), [(Shape(2, 1, 4, 4), .values((0..<32).map { Float($0 % 5) - 2 }))]))

@@ -3,7 +3,10 @@ import DDPM
 import DDPMCore
 import Foundation
 
-enum SamplerChoice: String, ExpressibleByArgument, CaseIterable { case ddpm, ddim }
+enum SamplerChoice: String, ExpressibleByArgument, CaseIterable {
+    case ddpm, ddim, dpm2m = "dpm++2m", dpm3m = "dpm++3m", dpm2mSDE = "dpm++2m-sde"
+    var isDPMSolver: Bool { self == .dpm2m || self == .dpm3m || self == .dpm2mSDE }
+}
 enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
     case beta, betaTilde = "beta-tilde", learned
 }
@@ -11,7 +14,7 @@ enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, 
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw images from a trained model (DDPM ancestral sampling or DDIM).",
+        abstract: "Draw images from a trained model (DDPM, DDIM or DPM-Solver++).",
         discussion: """
             MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
             without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
@@ -21,6 +24,8 @@ struct Sample: ParsableCommand {
             Examples:
               ddpm-cl sample --batch 64                              newest run, DDPM with the trained schedule
               ddpm-cl sample runs/fashion-mnist --sampler ddim --steps 50
+              ddpm-cl sample runs/fashion-mnist --sampler dpm++2m --steps 20   DPM-Solver++(2M), 20 model calls
+              ddpm-cl sample runs/fashion-mnist --sampler dpm++2m-sde --karras --steps 30
               ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
             """)
 
@@ -35,11 +40,14 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("device-batch"), help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
-    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2) or ddim (Song et al.).")
-    var sampler: SamplerChoice = .ddpm
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler) or dpm++2m-sde (its stochastic variant).")
+    var sampler: SamplerChoice?
 
-    @Option(help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim).")
+    @Option(help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++).")
     var steps: Int?
+
+    @Flag(help: "DPM-Solver++: Karras et al.'s σ spacing (ρ = 7) instead of --spacing.")
+    var karras = false
 
     @Option(help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
     var eta: Float = 0
@@ -76,6 +84,7 @@ struct Sample: ParsableCommand {
         if deviceBatch < 1 { throw ValidationError("--device-batch must be at least 1") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
         if eta < 0 { throw ValidationError("--eta must be ≥ 0") }
+        if karras, let sampler, !sampler.isDPMSolver { throw ValidationError("--karras applies to the dpm++ samplers; pass --sampler dpm++2m (or dpm++3m, dpm++2m-sde)") }
         if let r = dynamicThreshold, !(r > 0 && r <= 1) { throw ValidationError("--dynamic-threshold takes a quantile in (0, 1]") }
         if let m = sampleMaxValue, m < 1 { throw ValidationError("--sample-max-value must be at least 1") }
     }
@@ -115,9 +124,24 @@ struct Sample: ParsableCommand {
             }
             if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
             let total = pipeline.settings.schedule.timesteps
-            let stepCount = steps ?? (sampler == .ddpm ? total : 50)
+            // Default: the solver the pipeline's scheduler names (DPMSolverMultistepScheduler), else DDPM.
+            let sampler = self.sampler ?? pipeline.solver.map { $0.algorithm == .sde ? .dpm2mSDE : $0.order == 3 ? .dpm3m : .dpm2m } ?? .ddpm
+            let stepCount = steps ?? (sampler == .ddpm ? total : sampler == .ddim ? 50 : 20)
             guard stepCount <= total else { throw UserError("--steps \(stepCount) exceeds the model's \(total) training timesteps.") }
-            let kind: SamplerKind = sampler == .ddpm ? .ddpm : .ddim(eta: eta)
+            let kind: SamplerKind
+            switch sampler {
+            case .ddpm: kind = .ddpm
+            case .ddim: kind = .ddim(eta: eta)
+            case .dpm2m, .dpm3m, .dpm2mSDE:
+                // The scheduler config's timestep_spacing is kept, as DPMSolverMultistepScheduler.from_config does.
+                var solver = pipeline.solver ?? DPMSolverSettings()
+                if self.sampler != nil {
+                    solver.order = sampler == .dpm3m ? 3 : 2
+                    solver.algorithm = sampler == .dpm2mSDE ? .sde : .ode
+                }
+                if karras { solver.karras = true }
+                kind = .dpmSolver(solver)
+            }
             let c = pipeline.config
             var given: [Float]?
             if let initNoise {

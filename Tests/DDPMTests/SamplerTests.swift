@@ -104,6 +104,71 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// DPM-Solver++ (1, 2M, 3M, 2M-SDE; Karras; every spacing; 3, 7, 12, 20 and 61 steps; ε, v and x₀
+    /// prediction; thresholding) against diffusers' DPMSolverMultistepScheduler, step by step, on every
+    /// backend: the timesteps exactly, x to 1e-4 (relative above 1; our coefficients in double,
+    /// diffusers' in float32).
+    func testDPMSolverTrajectoriesMatchDiffusers() throws {
+        let dir = try fixture("solvers")
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        let shape = Shape(initial.shape)
+        let per = initial.values.count
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix("-config.json") }
+            .map { String($0.dropLast("-config.json".count)) }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 20)
+        var worstOverall: Float = 0
+        for name in names {
+            // diffusers writes "lambda_min_clipped": -Infinity: Python's JSON.
+            let json = try PythonJSON.object(Data(contentsOf: dir.appendingPathComponent("\(name)-config.json")), source: name)
+            let info = json["_fixture"] as! [String: Any]
+            let settings = try SchedulerSettings(json: json, source: name)
+            let solver = try DPMSolverSettings(json: json, source: name)
+            let seed = (info["philox_seed"] as! NSNumber).uint64Value
+            let plan = settings.dpmSolverSteps(count: info["num_inference_steps"] as! Int, solver: solver)
+            var expectedTimesteps = try readNPY(dir.appendingPathComponent("\(name)-timesteps.npy")).values.map { Int($0) }
+            var compared = plan.count
+            if expectedTimesteps.count == plan.count + 1 && expectedTimesteps.last == -1 {
+                // numpy's trailing arange adds t = −1 (see SpacingTests); diffusers then steps to σ(−1) = σ_0 and
+                // once more to 0, where we step to 0 directly: the runs agree up to the last step.
+                expectedTimesteps.removeLast()
+                compared -= 1
+            }
+            XCTAssertEqual(plan.map(\.t), expectedTimesteps, name)
+            let trajectory = try readNPY(dir.appendingPathComponent("\(name)-trajectory.npy")).values
+            for backend in try testBackends() {
+                let history = try (0..<solver.order).map { _ in TensorRef(try backend.makeBuffer(count: per), shape) }
+                let scratch = TensorRef(try backend.makeBuffer(count: per), shape)
+                var x = initial.values
+                for (i, step) in plan.prefix(compared).enumerated() {
+                    let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
+                    let out = try backend.makeBuffer(count: per)
+                    try Sampler.multistepStep(step, solver: solver, settings: settings, backend: backend,
+                                              xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
+                                              history: history, scratch: scratch, out: TensorRef(out, shape), index: i, seed: seed, firstImage: 0)
+                    x = try backend.read(out, count: per)
+                    // 1e-4 absolute, relative above 1: with ε-prediction the fake model's x̂0 = x/√ᾱ grows to
+                    // ~300 near t = T (DPM-Solver++ does not clip), where float32 round-off alone is 1e-4
+                    // absolute (measured ≤ 1.6e-4 at |x| ≤ 640, i.e. 5e-7 relative).
+                    let worst = zip(x, trajectory[i * per..<(i + 1) * per]).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                    worstOverall = max(worstOverall, worst)
+                    XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
+                    if worst >= 1e-4 { break }
+                }
+            }
+        }
+        print("DPM-Solver++ fixtures: largest per-step difference \(worstOverall)")
+    }
+
+    /// Unsupported DPMSolverMultistepScheduler options are refused with what to pass instead.
+    func testUnsupportedDPMSolverOptionsAreRefused() {
+        for (key, value, hint) in [("algorithm_type", "dpmsolver" as Any, "dpmsolver++"), ("solver_type", "heun", "midpoint"),
+                                   ("use_lu_lambdas", true, "false"), ("final_sigmas_type", "denoise_to_zero", "sigma_min"),
+                                   ("lambda_min_clipped", -5.1, "-Infinity")] {
+            XCTAssertThrowsError(try DPMSolverSettings(json: [key: value], source: "cfg")) { XCTAssert("\($0)".contains(hint), "\($0)") }
+        }
+        XCTAssertThrowsError(try DPMSolverSettings(json: ["algorithm_type": "sde-dpmsolver++", "solver_order": 3], source: "cfg"))
+    }
+
     /// The tiny DDPMPipeline saved by diffusers, sampled for 20 steps with diffusers' noise, gives
     /// diffusers' images (U-Net and scheduler together). Measured: at most 2e-6 apart; 1e-4 allows for
     /// other summation orders while any wrong coefficient or layer moves pixels by 1e-2 or more.
@@ -154,6 +219,29 @@ final class SamplerTests: XCTestCase {
         }
         XCTAssertEqual(results[0], results[1], "batch size changed the images")
         for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
+    }
+
+    /// DPM-Solver++ through the Sampler: the SDE variant's image i depends only on (seed, i) across
+    /// device batch sizes, the backends agree, and 2M and 3M differ (the history is used).
+    func testDPMSolverSamplesDependOnlyOnSeedAndIndex() throws {
+        let net = UNet(config: ModelPreset.tiny.config, batch: 1)
+        var weights = Weights(graph: net.graph)
+        weights.initialize(seed: 4)
+        let settings = SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 100))
+        var results: [[Float]] = []
+        for backend in try testBackends() {
+            for deviceBatch in [3, 2] {
+                let sampler = try Sampler(backend: backend, config: ModelPreset.tiny.config, weights: weights, settings: settings, batch: deviceBatch)
+                results.append(try sampler.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(algorithm: .sde, order: 2, karras: true)), steps: 7))
+            }
+        }
+        XCTAssert(results[0].allSatisfy(\.isFinite))
+        XCTAssertEqual(results[0], results[1], "batch size changed the images")
+        for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
+        let cpu = try Sampler(backend: CPUBackend(), config: ModelPreset.tiny.config, weights: weights, settings: settings, batch: 3)
+        let second = try cpu.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(order: 2)), steps: 12)
+        let third = try cpu.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(order: 3)), steps: 12)
+        XCTAssertNotEqual(second, third)
     }
 
     /// A model with out_channels = 2·in_channels (ε and the variance weight) samples with learned

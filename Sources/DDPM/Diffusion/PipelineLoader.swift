@@ -7,6 +7,8 @@ public struct LoadedPipeline {
     public var config: UNetConfig
     public var weights: Weights
     public var settings: SchedulerSettings
+    /// The DPM-Solver++ options when the pipeline's scheduler is a DPMSolverMultistepScheduler.
+    public var solver: DPMSolverSettings?
     public var description: String
 
     public static func load(_ url: URL) throws -> LoadedPipeline {
@@ -17,11 +19,19 @@ public struct LoadedPipeline {
         }
         let unetDir: URL
         var settings: SchedulerSettings?
+        var solver: DPMSolverSettings?
         if fm.fileExists(atPath: dir.appendingPathComponent("model_index.json").path) {
             unetDir = dir.appendingPathComponent("unet")
             let schedulerFile = dir.appendingPathComponent("scheduler/scheduler_config.json")
             if let data = fm.contents(atPath: schedulerFile.path) {
                 let json = try PythonJSON.object(data, source: schedulerFile.path)
+                let supported = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler"]
+                if let name = json["_class_name"] as? String, !supported.contains(name) {
+                    throw UserError("\(schedulerFile.path) names \(name), which ddpm-cl does not implement; it samples \(supported.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde.")
+                }
+                if json["_class_name"] as? String == "DPMSolverMultistepScheduler" {
+                    solver = try DPMSolverSettings(json: json, source: schedulerFile.path)
+                }
                 settings = try SchedulerSettings(json: json, source: schedulerFile.path)
             }
         } else if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
@@ -48,6 +58,6 @@ public struct LoadedPipeline {
         var weights = Weights(graph: UNet(config: config, batch: 1).graph)
         try weights.load(readSafetensors(weightsFile), source: weightsFile.path)
         let schedule = settings ?? SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, description: dir.path)
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, description: dir.path)
     }
 }

@@ -83,10 +83,12 @@ public struct SchedulerSettings: Equatable {
     }
 }
 
-/// A reverse sampler: DDPM ancestral sampling (Ho et al. Algorithm 2) or DDIM (Song et al.).
+/// A reverse sampler: DDPM ancestral sampling (Ho et al. Algorithm 2), DDIM (Song et al.) or
+/// DPM-Solver++ (Lu et al.; diffusers' DPMSolverMultistepScheduler).
 public enum SamplerKind: Equatable {
     case ddpm
     case ddim(eta: Float)
+    case dpmSolver(DPMSolverSettings)
 }
 
 /// One step of a sampling run: the model is evaluated at `t`, the op's coefficients map x_t to x_prev.
@@ -99,6 +101,7 @@ public struct ReverseStep {
 extension SchedulerSettings {
     /// The steps of a run, coefficients computed in double precision from the float32 ᾱ table.
     public func reverseSteps(_ sampler: SamplerKind, count: Int, seed: UInt64) -> [ReverseStep] {
+        if case .dpmSolver = sampler { preconditionFailure("DPM-Solver++ runs take dpmSolverSteps") }
         let ts = timesteps(count: count)
         let acp = schedule.alphasCumprod.map(Double.init)
         return ts.enumerated().map { index, t in
@@ -131,6 +134,8 @@ extension SchedulerSettings {
                         (minLog, maxLog) = (log(max(bPrev / b * beta, 1e-20)), log(beta))
                     }
                 }
+            case .dpmSolver:
+                preconditionFailure("unreachable")
             case .ddim(let eta):
                 previous = t - schedule.timesteps / count
                 let aPrev = previous >= 0 ? acp[previous] : (setAlphaToOne ? 1 : acp[0])
