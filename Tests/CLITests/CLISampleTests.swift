@@ -20,7 +20,7 @@ final class CLISampleTests: XCTestCase {
     /// DPM-Solver++ from the command line, with Karras sigmas; --karras with DDIM is refused with the fix.
     func testDPMSolverSamples() throws {
         let dir = try pipeline("dpm") { $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["beta_start"] = 0.0001 }
-        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"])] {
+        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", [])] {
             let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", sampler, "--steps", "7", "--batch", "2",
                                 "--out", dir.appendingPathComponent("out-\(sampler)").path] + extra)
             XCTAssertEqual(r.status, 0, "\(sampler): \(r.err)")
@@ -35,10 +35,10 @@ final class CLISampleTests: XCTestCase {
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.err.contains("--sampler dpm++2m"), refused.err)
         // A scheduler class ddpm-cl does not implement is refused with what to pass instead.
-        let euler = try pipeline("euler") { $0["_class_name"] = "EulerDiscreteScheduler" }
-        let r = try runCLI(["sample", euler.path, "--device", "cpu-reference", "--batch", "1"])
+        let unipc = try pipeline("unipc") { $0["_class_name"] = "UniPCMultistepScheduler" }
+        let r = try runCLI(["sample", unipc.path, "--device", "cpu-reference", "--batch", "1"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssert(r.err.contains("EulerDiscreteScheduler") && r.err.contains("--sampler"), r.err)
+        XCTAssert(r.err.contains("UniPCMultistepScheduler") && r.err.contains("--sampler"), r.err)
     }
 
     /// Review bug: trailing spacing made t = −1 for 3 steps of 1000 and the sampler crashed (exit 132).

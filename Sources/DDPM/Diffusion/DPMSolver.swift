@@ -67,6 +67,13 @@ public struct SolverStep: Equatable {
     public var cx: Double
     public var c: [Double]
     public var noise: Double
+    /// The timestep the model sees (Euler's linspace timesteps are not integers); `t` is its rounding.
+    public var modelTimestep: Double
+
+    public init(t: Int, kx: Double, km: Double, cx: Double, c: [Double], noise: Double, modelTimestep: Double? = nil) {
+        self.t = t; self.kx = kx; self.km = km; self.cx = cx; self.c = c; self.noise = noise
+        self.modelTimestep = modelTimestep ?? Double(t)
+    }
 }
 
 extension SchedulerSettings {

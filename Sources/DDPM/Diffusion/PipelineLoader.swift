@@ -9,6 +9,8 @@ public struct LoadedPipeline {
     public var settings: SchedulerSettings
     /// The DPM-Solver++ options when the pipeline's scheduler is a DPMSolverMultistepScheduler.
     public var solver: DPMSolverSettings?
+    /// The Euler options when the pipeline's scheduler is an EulerDiscreteScheduler.
+    public var euler: EulerSettings?
     public var description: String
 
     public static func load(_ url: URL) throws -> LoadedPipeline {
@@ -20,17 +22,21 @@ public struct LoadedPipeline {
         let unetDir: URL
         var settings: SchedulerSettings?
         var solver: DPMSolverSettings?
+        var euler: EulerSettings?
         if fm.fileExists(atPath: dir.appendingPathComponent("model_index.json").path) {
             unetDir = dir.appendingPathComponent("unet")
             let schedulerFile = dir.appendingPathComponent("scheduler/scheduler_config.json")
             if let data = fm.contents(atPath: schedulerFile.path) {
                 let json = try PythonJSON.object(data, source: schedulerFile.path)
-                let supported = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler"]
+                let supported = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"]
                 if let name = json["_class_name"] as? String, !supported.contains(name) {
-                    throw UserError("\(schedulerFile.path) names \(name), which ddpm-cl does not implement; it samples \(supported.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde.")
+                    throw UserError("\(schedulerFile.path) names \(name), which ddpm-cl does not implement; it samples \(supported.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|euler.")
                 }
                 if json["_class_name"] as? String == "DPMSolverMultistepScheduler" {
                     solver = try DPMSolverSettings(json: json, source: schedulerFile.path)
+                }
+                if json["_class_name"] as? String == "EulerDiscreteScheduler" {
+                    euler = try EulerSettings(json: json, source: schedulerFile.path)
                 }
                 settings = try SchedulerSettings(json: json, source: schedulerFile.path)
             }
@@ -58,6 +64,6 @@ public struct LoadedPipeline {
         var weights = Weights(graph: UNet(config: config, batch: 1).graph)
         try weights.load(readSafetensors(weightsFile), source: weightsFile.path)
         let schedule = settings ?? SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, description: dir.path)
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, euler: euler, description: dir.path)
     }
 }

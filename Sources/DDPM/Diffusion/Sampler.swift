@@ -97,9 +97,16 @@ public final class Sampler {
     public func sample(count: Int, seed: UInt64, sampler: SamplerKind, steps: Int, initialNoise given: [Float]? = nil,
                        snapshots: Int = 0, trajectory: ((Int, [Float]) -> Void)? = nil,
                        progress: (Int, Int) -> Void = { _, _ in }) throws -> [Float] {
-        if case .dpmSolver(let solver) = sampler {
-            return try sampleMultistep(count: count, seed: seed, solver: solver, steps: steps, initialNoise: given,
-                                       snapshots: snapshots, trajectory: trajectory, progress: progress)
+        switch sampler {
+        case .dpmSolver(let solver):
+            try settings.checkDPMSolverSchedule()
+            return try sampleMultistep(count: count, seed: seed, plan: settings.dpmSolverSteps(count: steps, solver: solver),
+                                       order: solver.order, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
+        case .euler(let euler):
+            try settings.checkDPMSolverSchedule()
+            return try sampleMultistep(count: count, seed: seed, plan: settings.eulerSteps(count: steps, euler: euler),
+                                       order: 1, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
+        case .ddpm, .ddim: break
         }
         let per = imageShape.count
         let plan = settings.reverseSteps(sampler, count: steps, seed: seed)
@@ -139,10 +146,10 @@ public final class Sampler {
 
     private var history: [DeviceBuffer] = []
 
-    /// One DPM-Solver++ step on the device: x̂0 of the model output into the history ring (newest at
-    /// `newest`), dynamically thresholded when on, then the solverUpdate op from x and the history.
-    /// `model` is the prediction (the first half of a learned-variance output).
-    public static func multistepStep(_ step: SolverStep, solver: DPMSolverSettings, settings: SchedulerSettings, backend: Backend,
+    /// One DPM-Solver++ or Euler step on the device: x̂0 of the model output into the history ring
+    /// (slot `index` mod its size), dynamically thresholded when on, then the solverUpdate op from x and
+    /// the history. `model` is the prediction (the first half of a learned-variance output).
+    public static func multistepStep(_ step: SolverStep, settings: SchedulerSettings, backend: Backend,
                                      xt: TensorRef, model: TensorRef, history: [TensorRef], scratch: TensorRef?, out: TensorRef,
                                      index: Int, seed: UInt64, firstImage: UInt32) throws {
         let convert = SamplerStep(kx: Float(step.kx), km: Float(step.km), clip: 0, ex: 0, em: 0, p0: 1, pe: 0, px: 0, sigma: 0,
@@ -160,13 +167,11 @@ public final class Sampler {
         try backend.run(.solverUpdate(update), inputs: [xt] + previous, outputs: [out], step: UInt32(step.t))
     }
 
-    private func sampleMultistep(count: Int, seed: UInt64, solver: DPMSolverSettings, steps: Int, initialNoise given: [Float]?,
+    private func sampleMultistep(count: Int, seed: UInt64, plan: [SolverStep], order: Int, initialNoise given: [Float]?,
                                  snapshots: Int, trajectory: ((Int, [Float]) -> Void)?, progress: (Int, Int) -> Void) throws -> [Float] {
         let per = imageShape.count
         let shape = net.graph.shape(net.sample)
-        try settings.checkDPMSolverSchedule()
-        let plan = settings.dpmSolverSteps(count: steps, solver: solver)
-        if history.count != solver.order { history = try (0..<solver.order).map { _ in try backend.makeBuffer(count: shape.count) } }
+        if history.count != order { history = try (0..<order).map { _ in try backend.makeBuffer(count: shape.count) } }
         if halves.count < 3 { halves = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
         var out = [Float](repeating: 0, count: count * per)
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
@@ -183,7 +188,7 @@ public final class Sampler {
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
-                try backend.write([Float](repeating: Float(step.t), count: batch), to: timestepBuffer)
+                try backend.write([Float](repeating: Float(step.modelTimestep), count: batch), to: timestepBuffer)
                 try executor.run(step: 0)
                 var model = executor.tensor(net.output)
                 if config.outChannels == 2 * config.inChannels {
@@ -191,7 +196,7 @@ public final class Sampler {
                                     outputs: [TensorRef(halves[0], shape)], step: 0)
                     model = TensorRef(halves[0], shape)
                 }
-                try Self.multistepStep(step, solver: solver, settings: settings, backend: backend, xt: TensorRef(current, shape),
+                try Self.multistepStep(step, settings: settings, backend: backend, xt: TensorRef(current, shape),
                                        model: model, history: history.map { TensorRef($0, shape) }, scratch: TensorRef(halves[2], shape),
                                        out: TensorRef(next, shape), index: index, seed: seed, firstImage: UInt32(first))
                 swap(&current, &next)

@@ -89,6 +89,7 @@ public enum SamplerKind: Equatable {
     case ddpm
     case ddim(eta: Float)
     case dpmSolver(DPMSolverSettings)
+    case euler(EulerSettings)
 }
 
 /// One step of a sampling run: the model is evaluated at `t`, the op's coefficients map x_t to x_prev.
@@ -101,7 +102,10 @@ public struct ReverseStep {
 extension SchedulerSettings {
     /// The steps of a run, coefficients computed in double precision from the float32 ᾱ table.
     public func reverseSteps(_ sampler: SamplerKind, count: Int, seed: UInt64) -> [ReverseStep] {
-        if case .dpmSolver = sampler { preconditionFailure("DPM-Solver++ runs take dpmSolverSteps") }
+        switch sampler {
+        case .dpmSolver, .euler: preconditionFailure("multistep runs take dpmSolverSteps or eulerSteps")
+        case .ddpm, .ddim: break
+        }
         let ts = timesteps(count: count)
         let acp = schedule.alphasCumprod.map(Double.init)
         return ts.enumerated().map { index, t in
@@ -134,7 +138,7 @@ extension SchedulerSettings {
                         (minLog, maxLog) = (log(max(bPrev / b * beta, 1e-20)), log(beta))
                     }
                 }
-            case .dpmSolver:
+            case .dpmSolver, .euler:
                 preconditionFailure("unreachable")
             case .ddim(let eta):
                 previous = t - schedule.timesteps / count
