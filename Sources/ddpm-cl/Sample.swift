@@ -14,7 +14,7 @@ enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, 
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw images from a trained model (DDPM, DDIM or DPM-Solver++).",
+        abstract: "Draw images from a trained model (DDPM, DDIM, DPM-Solver++ or Euler).",
         discussion: """
             MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
             without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
@@ -40,10 +40,10 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("device-batch"), help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
-    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant) or euler (diffusers' EulerDiscreteScheduler).")
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant) or euler (diffusers' EulerDiscreteScheduler). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
     var sampler: SamplerChoice?
 
-    @Option(help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++).")
+    @Option(help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++ and euler).")
     var steps: Int?
 
     @Flag(help: "DPM-Solver++: Karras et al.'s σ spacing (ρ = 7) instead of --spacing.")

@@ -86,6 +86,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("sample-loss-weight"), help: "With --prediction sample: snr (default) weights the x₀-MSE by ᾱ/(1−ᾱ) as diffusers' train_unconditional does, which equals the ε-MSE of Ho et al.; none is the plain x₀-MSE, which puts more weight on the noisiest timesteps.")
     var sampleLossWeight: SampleWeightChoice = .snr
 
+    @Flag(name: .customLong("zero-snr"), help: "Rescale β to zero terminal SNR (Lin et al. 2023, diffusers' rescale_betas_zero_snr); needs --prediction v.")
+    var zeroSNR = false
+
     @Flag(help: "Flip training images horizontally at random.")
     var flip = false
 
@@ -114,6 +117,9 @@ struct Train: ParsableCommand {
         if let minutes, minutes <= 0 { throw ValidationError("--minutes must be positive") }
         if lr <= 0 { throw ValidationError("--lr must be positive") }
         if timesteps < 2 { throw ValidationError("--timesteps must be at least 2") }
+        if zeroSNR && prediction != .v {
+            throw ValidationError("--zero-snr makes ᾱ_T = 0, where ε or x₀ targets degenerate; pass --prediction v with it (Lin et al. 2023)")
+        }
         if logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
     }
 
@@ -143,6 +149,7 @@ struct Train: ParsableCommand {
                 options.timesteps = timesteps
                 options.prediction = prediction.prediction.rawValue
                 options.sampleLossWeighting = sampleLossWeight.rawValue
+                options.zeroTerminalSNR = zeroSNR ? true : nil
                 options.seed = seed
                 let stamp = DateFormatter.runStamp.string(from: Date())
                 let name = out ?? "runs/\(URL(fileURLWithPath: data).lastPathComponent)-\(URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent)-\(stamp)"

@@ -310,6 +310,12 @@ final class IOTests: XCTestCase {
         body = body.replacingOccurrences(of: "\"beta_end\"", with: "\"lambda_min_clipped\": -Infinity,\n  \"beta_end\"")
         try body.write(to: config, atomically: true, encoding: .utf8)
         XCTAssertEqual(try LoadedPipeline.load(dir).settings.schedule.timesteps, 20)
+        // The UNet's config.json is read the same way.
+        let unetConfig = dir.appendingPathComponent("unet/config.json")
+        var unetBody = try String(contentsOf: unetConfig, encoding: .utf8)
+        unetBody = unetBody.replacingOccurrences(of: "\"sample_size\"", with: "\"some_future_key\": NaN,\n  \"sample_size\"")
+        try unetBody.write(to: unetConfig, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try UNetConfig.load(unetConfig).sampleSize, 8)
     }
 
     // MARK: Fashion-MNIST

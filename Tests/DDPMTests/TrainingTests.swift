@@ -79,6 +79,23 @@ final class TrainingTests: XCTestCase {
         XCTAssertFalse(old.weightsLossBySNR)
     }
 
+    /// `train --zero-snr` (with v-prediction): ᾱ_T = 0, a step gives a finite loss, and the exported
+    /// scheduler config says rescale_betas_zero_snr so diffusers rebuilds the same schedule.
+    func testZeroTerminalSNRTraining() throws {
+        var options = tinyOptions()
+        options.prediction = Prediction.v.rawValue
+        options.zeroTerminalSNR = true
+        options.timesteps = 50
+        XCTAssertEqual(options.noiseSchedule.alphasCumprod.last, 0)
+        let trainer = try Trainer(backend: CPUBackend(), options: options)
+        try trainer.trainStep(batch: syntheticData().batch(step: 1, size: options.batch))
+        XCTAssertTrue(try trainer.readLossAndGradientNorm().loss.isFinite)
+        let json = options.schedulerSettings.json
+        XCTAssertEqual(json["rescale_betas_zero_snr"] as? Bool, true)
+        let back = try SchedulerSettings(json: json, source: "exported")
+        XCTAssertEqual(back.schedule.alphasCumprod, options.noiseSchedule.alphasCumprod)
+    }
+
     /// Warmup as diffusers' LambdaLR: step k (from 1) uses λ(k − 1) = min(1, (k − 1)/warmup).
     func testWarmupFollowsDiffusersLambdaLR() {
         var o = tinyOptions()

@@ -11,6 +11,9 @@ public enum PythonJSON {
         ("NaN", "@@python-json:NaN", .nan),
     ]
 
+    /// The marker string a bare token is quoted as (for JSONDecoder's non-conforming float strategy).
+    public static func marker(_ token: String) -> String { sentinels.first { $0.token == token }!.marker }
+
     /// The parsed object; `source` names the file in the error.
     public static func parse(_ data: Data, source: String) throws -> Any {
         let strict = quoteNonFiniteTokens(data)

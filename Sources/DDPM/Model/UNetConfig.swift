@@ -168,7 +168,11 @@ public struct UNetConfig: Codable, Equatable {
             throw UserError("cannot read the model config \(url.path): no such file. Give a diffusers UNet2DModel config.json or a preset name (tiny, small, cifar10).")
         }
         let config: UNetConfig
-        do { config = try JSONDecoder().decode(UNetConfig.self, from: data) } catch {
+        // Python's JSON (diffusers' writer) may hold NaN or ±Infinity.
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: PythonJSON.marker("Infinity"), negativeInfinity: PythonJSON.marker("-Infinity"), nan: PythonJSON.marker("NaN"))
+        do { config = try decoder.decode(UNetConfig.self, from: PythonJSON.quoteNonFiniteTokens(data)) } catch {
             throw UserError("\(url.path) is not a valid UNet2DModel config.json: \(error)")
         }
         try config.validate(source: url.path)

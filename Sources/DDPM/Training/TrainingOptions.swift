@@ -24,6 +24,8 @@ public struct TrainingOptions: Codable, Equatable {
     public var betaStart: Double = 1e-4
     public var betaEnd: Double = 0.02
     public var prediction: String = Prediction.epsilon.rawValue
+    /// Rescale β to zero terminal SNR (Lin et al. 2023; diffusers' rescale_betas_zero_snr). nil = off.
+    public var zeroTerminalSNR: Bool?
     /// With prediction "sample": "snr" weights each image's x₀-MSE by SNR_t = ᾱ_t/(1−ᾱ_t) (diffusers'
     /// train_unconditional; this equals the ε-MSE, Ho et al.'s L_simple), "none" is the plain x₀-MSE.
     /// New runs default to "snr"; checkpoints written before the option (nil) keep "none".
@@ -34,7 +36,7 @@ public struct TrainingOptions: Codable, Equatable {
 
     public var noiseSchedule: NoiseSchedule {
         NoiseSchedule(kind: NoiseSchedule.Kind(rawValue: schedule) ?? .linear, timesteps: timesteps,
-                      betaStart: betaStart, betaEnd: betaEnd)
+                      betaStart: betaStart, betaEnd: betaEnd, rescaleToZeroSNR: zeroTerminalSNR ?? false)
     }
     public var predictionType: Prediction { Prediction(rawValue: prediction) ?? .epsilon }
 
