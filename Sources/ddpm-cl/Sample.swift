@@ -4,7 +4,7 @@ import DDPMCore
 import Foundation
 
 enum SamplerChoice: String, ExpressibleByArgument, CaseIterable {
-    case ddpm, ddim, dpm2m = "dpm++2m", dpm3m = "dpm++3m", dpm2mSDE = "dpm++2m-sde", euler
+    case ddpm, ddim, dpm2m = "dpm++2m", dpm3m = "dpm++3m", dpm2mSDE = "dpm++2m-sde", euler, eulerAncestral = "euler-a"
     var isDPMSolver: Bool { self == .dpm2m || self == .dpm3m || self == .dpm2mSDE }
 }
 enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
@@ -40,7 +40,7 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("device-batch"), help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
-    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant) or euler (diffusers' EulerDiscreteScheduler). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant), euler (diffusers' EulerDiscreteScheduler) or euler-a (Euler ancestral, stochastic). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
     var sampler: SamplerChoice?
 
     @Option(help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++ and euler).")
@@ -126,14 +126,16 @@ struct Sample: ParsableCommand {
             let total = pipeline.settings.schedule.timesteps
             // Default: the solver the pipeline's scheduler names (DPMSolverMultistepScheduler), else DDPM.
             let sampler = self.sampler ?? pipeline.solver.map { $0.algorithm == .sde ? .dpm2mSDE : $0.order == 3 ? .dpm3m : .dpm2m }
-                ?? (pipeline.euler != nil ? .euler : .ddpm)
+                ?? pipeline.euler.map { $0.ancestral ? .eulerAncestral : .euler } ?? .ddpm
             let stepCount = steps ?? (sampler == .ddpm ? total : sampler == .ddim ? 50 : 20)
             guard stepCount <= total else { throw UserError("--steps \(stepCount) exceeds the model's \(total) training timesteps.") }
             let kind: SamplerKind
             switch sampler {
             case .ddpm: kind = .ddpm
-            case .euler:
-                kind = .euler(pipeline.euler ?? EulerSettings())
+            case .euler, .eulerAncestral:
+                var euler = pipeline.euler ?? EulerSettings()
+                euler.ancestral = sampler == .eulerAncestral
+                kind = .euler(euler)
             case .ddim: kind = .ddim(eta: eta)
             case .dpm2m, .dpm3m, .dpm2mSDE:
                 // The scheduler config's timestep_spacing is kept, as DPMSolverMultistepScheduler.from_config does.

@@ -20,7 +20,7 @@ final class CLISampleTests: XCTestCase {
     /// DPM-Solver++ from the command line, with Karras sigmas; --karras with DDIM is refused with the fix.
     func testDPMSolverSamples() throws {
         let dir = try pipeline("dpm") { $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["beta_start"] = 0.0001 }
-        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", [])] {
+        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", []), ("euler-a", ["--spacing", "trailing"])] {
             let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", sampler, "--steps", "7", "--batch", "2",
                                 "--out", dir.appendingPathComponent("out-\(sampler)").path] + extra)
             XCTAssertEqual(r.status, 0, "\(sampler): \(r.err)")

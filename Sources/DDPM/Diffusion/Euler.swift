@@ -9,11 +9,16 @@ public struct EulerSettings: Equatable {
     /// Karras σ (not yet offered: the timesteps do not match diffusers' yet; kept for the solver code).
     var karras = false
     public var finalSigmas: DPMSolverSettings.FinalSigmas = .zero
-    public init() {}
+    /// Euler ancestral (diffusers' EulerAncestralDiscreteScheduler): step to σ_down, add σ_up·z with
+    /// Philox noise by (seed, image, step = t).
+    public var ancestral = false
+    public init(ancestral: Bool = false) { self.ancestral = ancestral }
 
-    /// From an EulerDiscreteScheduler scheduler_config.json; unsupported options are refused.
+    /// From an EulerDiscreteScheduler or EulerAncestralDiscreteScheduler scheduler_config.json;
+    /// unsupported options are refused.
     public init(json: [String: Any], source: String) throws {
         func refuse(_ what: String) -> UserError { UserError("\(source): \(what)") }
+        ancestral = json["_class_name"] as? String == "EulerAncestralDiscreteScheduler"
         if json["use_karras_sigmas"] as? Bool == true {
             // Not yet matched to diffusers' timesteps for Euler (DPM-Solver++'s Karras path is).
             throw refuse("use_karras_sigmas with EulerDiscreteScheduler is not supported yet; set it to false, or use DPMSolverMultistepScheduler (--sampler dpm++2m --karras).")
@@ -88,9 +93,14 @@ extension SchedulerSettings {
             case .sample: (kx, km) = (0, 1)
             case .v: (kx, km) = (1 / s, -sigma / s)        // x̂0 = m·(−σ/s) + x_σ/s²
             }
-            // x_σ' = (σ'/σ)·x_σ − ((σ' − σ)/σ)·x̂0, divided by √(σ'²+1).
-            return SolverStep(t: Int(ts[i].rounded()), kx: kx, km: km, cx: next * s / (sigma * sNext),
-                              c: [-(next - sigma) / (sigma * sNext)], noise: 0, modelTimestep: ts[i])
+            // x_σ' = (σ_d/σ)·x_σ − ((σ_d − σ)/σ)·x̂0 (+ σ_up·z), divided by √(σ'²+1); σ_d = σ' unless ancestral.
+            var down = next, up = 0.0
+            if euler.ancestral {
+                up = (next * next * (sigma * sigma - next * next) / (sigma * sigma)).squareRoot()
+                down = (next * next - up * up).squareRoot()
+            }
+            return SolverStep(t: Int(ts[i].rounded()), kx: kx, km: km, cx: down * s / (sigma * sNext),
+                              c: [-(down - sigma) / (sigma * sNext)], noise: up / sNext, modelTimestep: ts[i])
         }
     }
 }

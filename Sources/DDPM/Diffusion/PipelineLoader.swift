@@ -28,14 +28,15 @@ public struct LoadedPipeline {
             let schedulerFile = dir.appendingPathComponent("scheduler/scheduler_config.json")
             if let data = fm.contents(atPath: schedulerFile.path) {
                 let json = try PythonJSON.object(data, source: schedulerFile.path)
-                let supported = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler"]
+                let supported = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler",
+                                 "EulerAncestralDiscreteScheduler"]
                 if let name = json["_class_name"] as? String, !supported.contains(name) {
-                    throw UserError("\(schedulerFile.path) names \(name), which ddpm-cl does not implement; it samples \(supported.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|euler.")
+                    throw UserError("\(schedulerFile.path) names \(name), which ddpm-cl does not implement; it samples \(supported.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|euler|euler-a.")
                 }
                 if json["_class_name"] as? String == "DPMSolverMultistepScheduler" {
                     solver = try DPMSolverSettings(json: json, source: schedulerFile.path)
                 }
-                if json["_class_name"] as? String == "EulerDiscreteScheduler" {
+                if (json["_class_name"] as? String)?.hasPrefix("Euler") == true {
                     euler = try EulerSettings(json: json, source: schedulerFile.path)
                 }
                 settings = try SchedulerSettings(json: json, source: schedulerFile.path)
