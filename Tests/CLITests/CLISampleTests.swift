@@ -41,6 +41,22 @@ final class CLISampleTests: XCTestCase {
         XCTAssert(r.err.contains("UniPCMultistepScheduler") && r.err.contains("--sampler"), r.err)
     }
 
+    /// Review bug: `train --model tiny` stopped on the default data (28×28 images, sample_size 8).
+    func testTinyModelTrainsOnFashionMNIST() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+                          "dataset-fashion-mnist is not installed")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ddpm-cli-tiny-\(getpid())")
+        try? FileManager.default.removeItem(at: out)
+        let r = try runCLI(["train", "--device", "cpu-reference", "--model", "tiny", "--steps", "1", "--batch", "2",
+                            "--sample-every", "0", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssert(FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoint.safetensors").path))
+        // --zero-snr needs v-prediction: refused with the fix, before any work.
+        let refused = try runCLI(["train", "--device", "cpu-reference", "--model", "tiny", "--zero-snr", "--steps", "1"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssert(refused.err.contains("--prediction v"), refused.err)
+    }
+
     /// Review bug: trailing spacing made t = −1 for 3 steps of 1000 and the sampler crashed (exit 132).
     func testTrailingSpacingSamples() throws {
         let dir = try pipeline("trailing") { $0["num_train_timesteps"] = 1000 }
