@@ -55,10 +55,10 @@ kernel void mse_backward(global float *dpred, global const float *pred, global c
 }
 
 // t_n from the timestep stream, ε from the noise stream; x_t = a·x0 + b·ε; target by prediction
-// (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…].
+// (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…, SNR_0…]; snr[n] = SNR_t.
 // A work-item handles `span` (a multiple of 4) consecutive elements of one image: t is drawn once,
 // and each Philox block gives the 4 normals of elements 4m…4m+3, exactly as philox_normal does.
-kernel void q_sample(global float *xt, global float *target, global float *t_out, global const float *x0,
+kernel void q_sample(global float *xt, global float *target, global float *t_out, global float *snr, global const float *x0,
                      global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
                      uint step, int per, int n, int span) {
     int g = get_global_id(0);
@@ -69,7 +69,7 @@ kernel void q_sample(global float *xt, global float *target, global float *t_out
     uint2 key = (uint2)(seed_lo, seed_hi);
     uint4 r = philox4x32_10((uint4)(0, image, step, 2u), key);   // RandomStream.trainingTimestep
     int t = (int)(((ulong)r.x * (ulong)timesteps) >> 32);
-    if (j == 0) t_out[image] = (float)t;
+    if (j == 0) { t_out[image] = (float)t; snr[image] = table[2 * timesteps + t]; }
     float a = table[t], b = table[timesteps + t];
     long base = (long)image * per;
     for (; j < end; j += 4) {
@@ -107,6 +107,24 @@ kernel void sampler_step(global float *out, global const float *xt, global const
             scale = scale * exp(0.5f * (f * max_log + (1.0f - f) * min_log));
         }
         value = value + scale * z;
+    }
+    out[i] = value;
+}
+
+// One multistep solver update (see SolverUpdate in Op.swift): out = cx·x + c0·d0 (+ c1·d1 (+ c2·d2))
+// + σ·z, summed in that order; k = the number of d inputs used (unused ones may alias d0).
+kernel void solver_update(global float *out, global const float *x, global const float *d0, global const float *d1,
+                          global const float *d2, int k, float cx, float c0, float c1, float c2, float sigma,
+                          uint seed_lo, uint seed_hi, uint first_image, uint step, int per, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float value = cx * x[i];
+    value = value + c0 * d0[i];
+    if (k > 1) value = value + c1 * d1[i];
+    if (k > 2) value = value + c2 * d2[i];
+    if (sigma != 0.0f) {
+        float z = philox_normal((uint2)(seed_lo, seed_hi), i % per, first_image + i / per, step, 3u);  // samplerNoise
+        value = value + sigma * z;
     }
     out[i] = value;
 }

@@ -126,17 +126,19 @@ public final class CPUBackend: Backend {
         case .mseBackward(let weighted):
             meanSquaredErrorBackward(y[0], x[0], x[1], weighted ? x[2] : nil, x[weighted ? 3 : 2][0], s[0])
         case .qSample(let q):
-            qSample(y[0], y[1], y[2], x[0], x[1], s[0], q, step: step)
+            qSample(y[0], y[1], y[2], y[3], x[0], x[1], s[0], q, step: step)
         case .samplerStep(let p):
             samplerStep(y[0], x[0], x[1], p.learnedVariance ? x[2] : nil, s[0], p, step: step)
+        case .solverUpdate(let u):
+            solverUpdate(y[0], x[0], Array(x[1...]), s[0], u, step: step)
         case .dynamicThreshold(let ratio, let maxValue):
             dynamicThreshold(y[0], x[0], s[0], ratio: ratio, maxValue: maxValue)
         case .gradNorm(let maxNorm):
             gradNorm(y[0], zip(x, s).map { ($0, $1.count) }, maxNorm: maxNorm)
         case .adamStep(let a):
             adamStep(param: y[0], m: y[1], v: y[2], grad: x[0], clip: x[1][1], count: s[0].count, a)
-        case .emaUpdate(let decay):
-            emaUpdate(ema: y[0], param: x[0], count: s[0].count, decay: decay)
+        case .emaUpdate(let rate):
+            emaUpdate(ema: y[0], param: x[0], count: s[0].count, rate: rate)
         }
     }
 }

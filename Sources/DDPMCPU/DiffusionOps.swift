@@ -53,14 +53,17 @@ func meanSquaredErrorBackward(_ dpred: UnsafeMutablePointer<Float>, _ pred: Unsa
 }
 
 /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε and the target (ε, x0, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x0), with
-/// t_n = Philox(seed, [0, n, step, timestep stream]) mod-free in 0..<T and ε from the noise stream.
+/// t_n = Philox(seed, [0, n, step, timestep stream]) mod-free in 0..<T and ε from the noise stream;
+/// snr[n] = table[2T + t_n].
 func qSample(_ xt: UnsafeMutablePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ tOut: UnsafeMutablePointer<Float>,
-             _ x0: UnsafePointer<Float>, _ table: UnsafePointer<Float>, _ s: Shape, _ q: QSample, step: UInt32) {
+             _ snr: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ table: UnsafePointer<Float>, _ s: Shape,
+             _ q: QSample, step: UInt32) {
     let n = s[0], per = s.count / n
     parallelFor(n) { image in
         let t = Philox.integer(below: q.timesteps, seed: q.seed,
                                counter: (0, UInt32(image), step, RandomStream.trainingTimestep))
         tOut[image] = Float(t)
+        snr[image] = table[2 * q.timesteps + t]
         let a = table[t], b = table[q.timesteps + t]
         for i in 0..<per {
             let eps = Philox.normal(seed: q.seed, index: i, image: UInt32(image), step: step, stream: RandomStream.trainingNoise)
@@ -95,6 +98,26 @@ func samplerStep(_ out: UnsafeMutablePointer<Float>, _ xt: UnsafePointer<Float>,
                     scale = scale * expf(0.5 * (f * p.maxLog + (1 - f) * p.minLog))
                 }
                 value = value + scale * z
+            }
+            out[j] = value
+        }
+    }
+}
+
+/// out = cx·x + Σ_k c_k·d_k (in order k = 0, 1, 2) + σ·z; see SolverUpdate. As diffusers' DPM-Solver++
+/// step reads once its D terms are expanded into the stored x̂0 predictions.
+func solverUpdate(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ d: [UnsafePointer<Float>],
+                  _ s: Shape, _ u: SolverUpdate, step: UInt32) {
+    let n = s[0], per = s.count / n
+    parallelFor(n) { image in
+        for i in 0..<per {
+            let j = image * per + i
+            var value = u.cx * x[j]
+            for (k, dk) in d.enumerated() { value = value + u.c[k] * dk[j] }
+            if u.sigma != 0 {
+                let z = Philox.normal(seed: u.seed, index: i, image: u.firstImage + UInt32(image), step: step,
+                                      stream: RandomStream.samplerNoise)
+                value = value + u.sigma * z
             }
             out[j] = value
         }
@@ -138,8 +161,7 @@ func adamStep(param: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
     }
 }
 
-/// ema ← ema − (1 − decay)·(ema − param), as diffusers' EMAModel.step.
-func emaUpdate(ema: UnsafeMutablePointer<Float>, param: UnsafePointer<Float>, count: Int, decay: Float) {
-    let oneMinus = 1 - decay
-    for i in 0..<count { ema[i] = ema[i] - oneMinus * (ema[i] - param[i]) }
+/// ema ← ema − rate·(ema − param), rate = 1 − decay, as diffusers' EMAModel.step.
+func emaUpdate(ema: UnsafeMutablePointer<Float>, param: UnsafePointer<Float>, count: Int, rate: Float) {
+    for i in 0..<count { ema[i] = ema[i] - rate * (ema[i] - param[i]) }
 }

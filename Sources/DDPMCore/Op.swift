@@ -63,12 +63,16 @@ public enum Op: Hashable, Sendable {
     case mse(weighted: Bool)
     /// pred, target, (weights[N],) dloss[1] → dpred
     case mseBackward(weighted: Bool)
-    /// x0[N,C,H,W], table[2,T] (√ᾱ_t, √(1−ᾱ_t)) → x_t, target, t[N]: draws t ~ U{0..T−1} and
-    /// ε ~ N(0, I) with Philox (seed, step) and forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and the target.
+    /// x0[N,C,H,W], table[3,T] (√ᾱ_t, √(1−ᾱ_t), SNR_t) → x_t, target, t[N], snr[N]: draws
+    /// t ~ U{0..T−1} and ε ~ N(0, I) with Philox (seed, step), forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and
+    /// the target, and copies each image's SNR_t = ᾱ_t/(1−ᾱ_t) (the weight of an SNR-weighted loss).
     case qSample(QSample)
     /// x_t, model output (, v with learnedVariance) → x_prev: one reverse step (DDPM or DDIM) with
     /// coefficients from the host.
     case samplerStep(SamplerStep)
+    /// x, d_0 … d_{k−1} (k = 1…3, the newest x̂0 predictions first) → x_next: one multistep solver
+    /// update (DPM-Solver++) with coefficients from the host.
+    case solverUpdate(SolverUpdate)
     /// x̂0[N, …] → per image s = clamp(quantile(|x̂0|, ratio), 1, maxValue), clamp(x̂0, −s, s) / s
     /// (Imagen's dynamic thresholding, as diffusers' _threshold_sample; linear-interpolated quantile).
     case dynamicThreshold(ratio: Float, maxValue: Float)
@@ -78,8 +82,9 @@ public enum Op: Hashable, Sendable {
     case gradNorm(maxNorm: Float)
     /// grad, stats[2] (clip factor at [1]) → param, m, v updated in place (AdamW, torch semantics)
     case adamStep(Adam)
-    /// param → ema updated in place: ema ← ema − (1 − decay)(ema − param)
-    case emaUpdate(decay: Float)
+    /// param → ema updated in place: ema ← ema − rate·(ema − param), rate = 1 − decay (formed in
+    /// double by the caller, as diffusers' EMAModel does in Python)
+    case emaUpdate(rate: Float)
 
     public var kind: OpKind {
         switch self {
@@ -111,6 +116,7 @@ public enum Op: Hashable, Sendable {
         case .mseBackward: return .mseBackward
         case .qSample: return .qSample
         case .samplerStep: return .samplerStep
+        case .solverUpdate: return .solverUpdate
         case .dynamicThreshold: return .dynamicThreshold
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
@@ -125,7 +131,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
-    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, dynamicThreshold
+    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
 }
 
@@ -226,6 +232,21 @@ public struct SamplerStep: Hashable, Sendable {
     }
 }
 
+/// A multistep solver update with host coefficients (per-step, computed in double once per run):
+///   x_next = cx·x + c[0]·d_0 + c[1]·d_1 + c[2]·d_2 (as many terms as c has, summed in this order)
+///            + σ·z,  z ~ N(0, I) from Philox(seed, image firstImage + n, step, samplerNoise) when σ ≠ 0.
+public struct SolverUpdate: Hashable, Sendable {
+    public var cx: Float
+    public var c: [Float]
+    public var sigma: Float
+    public var seed: UInt64
+    public var firstImage: UInt32
+    public init(cx: Float, c: [Float], sigma: Float = 0, seed: UInt64 = 0, firstImage: UInt32 = 0) {
+        precondition((1...3).contains(c.count), "a solver update combines 1 to 3 predictions")
+        self.cx = cx; self.c = c; self.sigma = sigma; self.seed = seed; self.firstImage = firstImage
+    }
+}
+
 /// AdamW exactly as torch.optim.AdamW computes it (bias corrections from `step`, counted from 1).
 public struct Adam: Hashable, Sendable {
     public var learningRate: Float
@@ -245,5 +266,7 @@ public enum RandomStream {
     public static let trainingTimestep: UInt32 = 2
     public static let samplerNoise: UInt32 = 3
     public static let initialNoise: UInt32 = 4
+    /// The timesteps a strided likelihood estimate draws (one counter per stratum).
+    public static let likelihoodTimestep: UInt32 = 5
     public static let dropoutBase: UInt32 = 0x100
 }

@@ -103,8 +103,12 @@ extension Op {
             return [s[0]]
         case .qSample(let q):
             need(2)
-            precondition(s[1].dims == [2, q.timesteps], "qSample table \(s[1]) must be [2, \(q.timesteps)]")
-            return [s[0], s[0], Shape(s[0][0])]
+            precondition(s[1].dims == [3, q.timesteps], "qSample table \(s[1]) must be [3, \(q.timesteps)]")
+            return [s[0], s[0], Shape(s[0][0]), Shape(s[0][0])]
+        case .solverUpdate(let u):
+            need(1 + u.c.count)
+            precondition(s.allSatisfy { $0 == s[0] }, "solverUpdate inputs differ: \(s)")
+            return [s[0]]
         case .samplerStep(let p):
             need(p.learnedVariance ? 3 : 2)
             precondition(s.allSatisfy { $0 == s[0] }, "samplerStep inputs differ: \(s)")

@@ -133,7 +133,7 @@ extension OpenCLBackend {
             // Elements per work-item: a multiple of 4 (one Philox block gives 4 normals); CPUs 256, GPUs 4.
             let per = count / s[0][0], span = max(4, spanElements / 64 * 4)
             try launch("q_sample", "diffusion.cl", count: s[0][0] * ((per + span - 1) / span), loops: true,
-                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
+                       [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(y[3]), .buffer(x[0]), .buffer(x[1]),
                         .int(q.timesteps), .int(prediction),
                         .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
                         .uint(step), .int(per), .int(count), .int(span)])
@@ -145,6 +145,14 @@ extension OpenCLBackend {
                         .uint(UInt32(truncatingIfNeeded: p.seed)), .uint(UInt32(truncatingIfNeeded: p.seed >> 32)),
                         .uint(p.firstImage), .uint(step), .int(count / s[0][0]), .int(count),
                         .int(p.learnedVariance ? 1 : 0), .float(p.minLog), .float(p.maxLog), .buffer(p.learnedVariance ? x[2] : x[0])])
+        case .solverUpdate(let u):
+            let c = u.c + [Float](repeating: 0, count: 3 - u.c.count)
+            let d = (0..<3).map { k in k < u.c.count ? x[1 + k] : x[1] }
+            try launch("solver_update", "diffusion.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(d[0]), .buffer(d[1]), .buffer(d[2]), .int(u.c.count),
+                        .float(u.cx), .float(c[0]), .float(c[1]), .float(c[2]), .float(u.sigma),
+                        .uint(UInt32(truncatingIfNeeded: u.seed)), .uint(UInt32(truncatingIfNeeded: u.seed >> 32)),
+                        .uint(u.firstImage), .uint(step), .int(count / s[0][0]), .int(count)])
         case .dynamicThreshold(let ratio, let maxValue):
             let images = s[0][0]
             try launch("dynamic_threshold", "diffusion.cl", count: images, loops: true,
@@ -164,9 +172,9 @@ extension OpenCLBackend {
                        [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(x[0]), .buffer(x[1]),
                         .float(c.decay), .float(c.oneMinusBeta1), .float(c.oneMinusBeta2), .float(a.beta2),
                         .float(c.stepSize), .float(c.biasCorrection2Sqrt), .float(a.eps), .int(s[0].count)])
-        case .emaUpdate(let decay):
+        case .emaUpdate(let rate):
             try launch("ema_update", "optimizer.cl", count: s[0].count,
-                       [.buffer(y[0]), .buffer(x[0]), .float(1 - decay), .int(s[0].count)])
+                       [.buffer(y[0]), .buffer(x[0]), .float(rate), .int(s[0].count)])
         }
     }
 }

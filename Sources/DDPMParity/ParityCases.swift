@@ -98,7 +98,7 @@ public enum ParityCases {
         var table: [Float] = []
         var r = TestRandom(seed: 9)
         let alphaBar = (0..<t).map { _ in Float(r.uniform() * 0.98 + 0.01) }
-        table = alphaBar.map { $0.squareRoot() } + alphaBar.map { (1 - $0).squareRoot() }
+        table = alphaBar.map { $0.squareRoot() } + alphaBar.map { (1 - $0).squareRoot() } + alphaBar.map { $0 / (1 - $0) }
         var cases = [
             // sin/cos of angles up to ~1000 rad: one ulp of the frequency moves the angle by ~6e-5,
             // and OpenCL's exp/sin/cos may differ from libm by a few ulp, hence 1e-6.
@@ -116,7 +116,7 @@ public enum ParityCases {
         for prediction in Prediction.allCases {
             // x_t and the ε target are Philox normals combined by the same rounded operations: exact.
             cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: prediction)),
-                                    [(x, n), (Shape(2, t), .values(table))], tolerance: 0))
+                                    [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
         }
         let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, em: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
                                seed: 77, firstImage: 5)
@@ -128,6 +128,12 @@ public enum ParityCases {
         var learned = step
         (learned.learnedVariance, learned.minLog, learned.maxLog) = (true, -6.2, -3.1)
         cases.append(ParityCase(.samplerStep(learned), [(x, n), (x, n), (x, .uniform(-1, 1))]))
+        // Multistep solver updates with 1, 2 and 3 predictions, with and without SDE noise, odd shapes.
+        for (c, sigma) in [([Float(0.9)], Float(0)), ([1.4, -0.45], 0), ([1.7, -0.9, 0.2], 0), ([0.8, -0.3], 0.25)] {
+            let u = SolverUpdate(cx: 0.6, c: c, sigma: sigma, seed: 91, firstImage: 3)
+            cases.append(ParityCase(.solverUpdate(u), [(x, n)] + c.map { _ in (x, n) }))
+            cases.append(ParityCase(.solverUpdate(u), [(Shape(1, 1, 3, 3), n)] + c.map { _ in (Shape(1, 1, 3, 3), n) }))
+        }
         // Values spread beyond ±1 so the threshold bites; ties and 1-element images as edge cases.
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.9, maxValue: 1.5), [(Shape(3, 2, 5, 7), .normal(scale: 2))]))
         cases.append(ParityCase(.dynamicThreshold(ratio: 0.995, maxValue: 3), [(Shape(2, 1, 4, 4), .values((0..<32).map { Float($0 % 5) - 2 }))]))
@@ -144,7 +150,7 @@ public enum ParityCases {
             ParityCase(.adamStep(Adam(learningRate: 1e-3, weightDecay: 0.01, step: 3)),
                        [(p, n), (Shape(2), .values([5, 0.7]))],
                        inPlace: [(p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
-            ParityCase(.emaUpdate(decay: 0.999), [(p, n)], inPlace: [(p, n)]),
+            ParityCase(.emaUpdate(rate: 0.001), [(p, n)], inPlace: [(p, n)]),
         ]
     }
 }

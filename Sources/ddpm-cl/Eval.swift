@@ -10,9 +10,15 @@ struct Eval: ParsableCommand {
         abstract: "Negative log-likelihood in bits/dim through the variational bound (Ho et al.; Improved DDPM).",
         discussion: """
             L = L_T (prior) + Σ L_{t−1} (KL between Gaussian posteriors) + L_0 (discretised Gaussian
-            decoder), with the scheduler's variance (β̃ or β). The exact bound evaluates the model at all T
-            timesteps for every batch of --n images; --stride S evaluates every S-th KL term and scales it
-            (an approximation, printed as such).
+            decoder), with the scheduler's variance (β̃, β, or the model's own with learned_range). The exact
+            bound evaluates the model at all T timesteps for --n images. --stride S estimates it from about
+            K + T/S evaluations: the first K terms (--exact-terms, the largest ones) exactly, the rest in
+            strata of 2S timesteps with two timesteps drawn per stratum; the estimate is unbiased and is
+            printed with its standard error.
+
+            Examples:
+              ddpm-cl eval runs/NAME                       exact bound, 64 test images
+              ddpm-cl eval runs/NAME --stride 20 --n 256   ≈ 60 evaluations, ± standard error
             """)
 
     @Argument(help: "Run, pipeline or UNet directory.")
@@ -29,8 +35,11 @@ struct Eval: ParsableCommand {
     @Option(parsing: .unconditional, help: "Number of images.")
     var n = 64
 
-    @Option(parsing: .unconditional, help: "Evaluate every S-th timestep's KL term (1 = the exact bound).")
+    @Option(parsing: .unconditional, help: "Estimate the bound from strata of 2S timesteps, two drawn per stratum (1 = the exact bound).")
     var stride = 1
+
+    @Option(name: .customLong("exact-terms"), parsing: .unconditional, help: "With --stride: the first K terms (t = 0…K−1) are evaluated exactly.")
+    var exactTerms = 10
 
     @Option(parsing: .unconditional, help: "Seed of the q(x_t|x_0) noise.")
     var seed: UInt64 = 0
@@ -41,6 +50,7 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if n < 1 { throw ValidationError("--n must be at least 1") }
         if stride < 1 { throw ValidationError("--stride must be at least 1") }
+        if exactTerms < 1 { throw ValidationError("--exact-terms must be at least 1 (t = 0 is the decoder term)") }
     }
 
     func run() throws {
@@ -62,7 +72,8 @@ struct Eval: ParsableCommand {
             }
             let bar = isatty(STDERR_FILENO) == 1 && !json ? ProgressBar() : nil
             let start = Date()
-            let r = try bound.evaluate(images: images, count: count, model: predictor, seed: seed, stride: stride) { done, all in
+            let r = try bound.evaluate(images: images, count: count, model: predictor, seed: seed, stride: stride,
+                                    exactTerms: exactTerms) { done, all in
                 let elapsed = Date().timeIntervalSince(start)
                 bar?.show(step: done, total: all, loss: nil, imagesPerSecond: Double(done * count) / elapsed,
                           eta: elapsed / Double(done) * Double(all - done))
@@ -71,11 +82,14 @@ struct Eval: ParsableCommand {
             if json {
                 let object: [String: Any] = ["bits_per_dim": r.bitsPerDim, "prior_bits_per_dim": r.priorBitsPerDim,
                                              "decoder_bits_per_dim": r.decoderBitsPerDim, "diffusion_bits_per_dim": r.diffusionBitsPerDim,
-                                             "images": count, "stride": stride, "exact": stride == 1]
+                                             "standard_error": r.standardError, "evaluated_terms": r.evaluatedTerms,
+                                             "images": count, "stride": stride, "exact": r.exact]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             } else {
                 print(String(format: "%@: %.4f bits/dim%@ over %d %@ images (prior %.4f, diffusion KL %.4f, decoder %.4f)",
-                             pipeline.description, r.bitsPerDim, stride == 1 ? "" : " (approximate: stride \(stride))",
+                             pipeline.description, r.bitsPerDim,
+                             r.exact ? "" : String(format: " ± %.4f (standard error; %d of %d terms evaluated)", r.standardError, r.evaluatedTerms,
+                                                   pipeline.settings.schedule.timesteps),
                              count, data.description, r.priorBitsPerDim, r.diffusionBitsPerDim, r.decoderBitsPerDim))
             }
         }

@@ -3,7 +3,10 @@ import DDPM
 import DDPMCore
 import Foundation
 
-enum SamplerChoice: String, ExpressibleByArgument, CaseIterable { case ddpm, ddim }
+enum SamplerChoice: String, ExpressibleByArgument, CaseIterable {
+    case ddpm, ddim, dpm2m = "dpm++2m", dpm3m = "dpm++3m", dpm2mSDE = "dpm++2m-sde", euler, eulerAncestral = "euler-a"
+    var isDPMSolver: Bool { self == .dpm2m || self == .dpm3m || self == .dpm2mSDE }
+}
 enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
     case beta, betaTilde = "beta-tilde", learned
 }
@@ -11,7 +14,7 @@ enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, 
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw images from a trained model (DDPM ancestral sampling or DDIM).",
+        abstract: "Draw images from a trained model (DDPM, DDIM, DPM-Solver++ or Euler).",
         discussion: """
             MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
             without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
@@ -21,6 +24,8 @@ struct Sample: ParsableCommand {
             Examples:
               ddpm-cl sample --batch 64                              newest run, DDPM with the trained schedule
               ddpm-cl sample runs/fashion-mnist --sampler ddim --steps 50
+              ddpm-cl sample runs/fashion-mnist --sampler dpm++2m --steps 20   DPM-Solver++(2M), 20 model calls
+              ddpm-cl sample runs/fashion-mnist --sampler dpm++2m-sde --karras --steps 30
               ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
             """)
 
@@ -35,11 +40,14 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
-    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2) or ddim (Song et al.).")
-    var sampler: SamplerChoice = .ddpm
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant), euler (diffusers' EulerDiscreteScheduler) or euler-a (Euler ancestral, stochastic). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
+    var sampler: SamplerChoice?
 
-    @Option(parsing: .unconditional, help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim).")
+    @Option(parsing: .unconditional, help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++ and euler).")
     var steps: Int?
+
+    @Flag(help: "DPM-Solver++: Karras et al.'s σ spacing (ρ = 7) instead of --spacing.")
+    var karras = false
 
     @Option(parsing: .unconditional, help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
     var eta: Float = 0
@@ -98,11 +106,35 @@ struct Sample: ParsableCommand {
                 pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
             }
             if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
-            let kind: SamplerKind = sampler == .ddpm ? .ddpm : .ddim(eta: eta)
-            let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: steps,
+            let total = pipeline.settings.schedule.timesteps
+            // Default: the solver the pipeline's scheduler names (DPMSolverMultistepScheduler), else DDPM.
+            let sampler = self.sampler ?? pipeline.solver.map { $0.algorithm == .sde ? .dpm2mSDE : $0.order == 3 ? .dpm3m : .dpm2m }
+                ?? pipeline.euler.map { $0.ancestral ? .eulerAncestral : .euler } ?? .ddpm
+            if karras, !sampler.isDPMSolver {
+                throw UserError("--karras applies to the dpm++ samplers; pass --sampler dpm++2m (or dpm++3m, dpm++2m-sde).")
+            }
+            let stepCount = steps ?? (sampler == .ddpm ? total : sampler == .ddim ? min(50, total) : min(20, total))
+            let kind: SamplerKind
+            switch sampler {
+            case .ddpm: kind = .ddpm
+            case .euler, .eulerAncestral:
+                var euler = pipeline.euler ?? EulerSettings()
+                euler.ancestral = sampler == .eulerAncestral
+                kind = .euler(euler)
+            case .ddim: kind = .ddim(eta: eta)
+            case .dpm2m, .dpm3m, .dpm2mSDE:
+                // The scheduler config's timestep_spacing is kept, as DPMSolverMultistepScheduler.from_config does.
+                var solver = pipeline.solver ?? DPMSolverSettings()
+                if self.sampler != nil {
+                    solver.order = sampler == .dpm3m ? 3 : 2
+                    solver.algorithm = sampler == .dpm2mSDE ? .sde : .ode
+                }
+                if karras { solver.karras = true }
+                kind = .dpmSolver(solver)
+            }
+            let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: stepCount,
                                         initialNoise: initNoise.map { URL(fileURLWithPath: $0) })
             try request.validate(pipeline)
-            let stepCount = request.stepCount(pipeline.settings)
             let c = pipeline.config
             let given = try request.loadInitialNoise(c)
             let backend = try device.makeBackend()

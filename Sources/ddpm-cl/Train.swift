@@ -4,11 +4,19 @@ import DDPMCore
 import Foundation
 
 enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable {
-    case linear, cosine, quadratic, sigmoid
+    case linear, cosine, quadratic, sigmoid, exponential
     var kind: NoiseSchedule.Kind {
-        switch self { case .linear: return .linear; case .cosine: return .cosine; case .quadratic: return .quadratic; case .sigmoid: return .sigmoid }
+        switch self {
+        case .linear: return .linear
+        case .cosine: return .cosine
+        case .quadratic: return .quadratic
+        case .sigmoid: return .sigmoid
+        case .exponential: return .exponential
+        }
     }
 }
+
+enum SampleWeightChoice: String, ExpressibleByArgument, CaseIterable { case snr, none }
 
 enum PredictionChoice: String, ExpressibleByArgument, CaseIterable {
     case epsilon, sample, v
@@ -64,9 +72,9 @@ struct Train: ParsableCommand {
     var gradClip: Float = 1
 
     @Option(parsing: .unconditional, help: "Maximum EMA decay (the decay warms up as in diffusers' EMAModel, power 2/3).")
-    var ema: Float = 0.9999
+    var ema: Double = 0.9999
 
-    @Option(help: "Noise schedule: \(ScheduleChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Noise schedule: linear, cosine (squaredcos_cap_v2), quadratic (scaled_linear), sigmoid, or exponential (β geometric from β_start to β_end; exported to diffusers as trained_betas).")
     var schedule: ScheduleChoice = .linear
 
     @Option(parsing: .unconditional, help: "Diffusion timesteps T.")
@@ -74,6 +82,12 @@ struct Train: ParsableCommand {
 
     @Option(help: "What the network predicts: epsilon (the noise), sample (x₀) or v.")
     var prediction: PredictionChoice = .epsilon
+
+    @Option(name: .customLong("sample-loss-weight"), help: "With --prediction sample: snr (default) weights the x₀-MSE by ᾱ/(1−ᾱ) as diffusers' train_unconditional does, which equals the ε-MSE of Ho et al.; none is the plain x₀-MSE, which puts more weight on the noisiest timesteps.")
+    var sampleLossWeight: SampleWeightChoice = .snr
+
+    @Flag(name: .customLong("zero-snr"), help: "Rescale β to zero terminal SNR (Lin et al. 2023, diffusers' rescale_betas_zero_snr); needs --prediction v.")
+    var zeroSNR = false
 
     @Flag(help: "Flip training images horizontally at random.")
     var flip = false
@@ -122,6 +136,8 @@ struct Train: ParsableCommand {
         options.schedule = schedule.kind
         options.timesteps = timesteps
         options.prediction = prediction.prediction
+        options.sampleLossWeighting = sampleLossWeight.rawValue
+        options.zeroTerminalSNR = zeroSNR ? true : nil
         options.seed = seed
         return options
     }

@@ -73,10 +73,10 @@ final class ParityTests: XCTestCase {
             "group_norm.cl": [.groupNorm, .groupNormBackward],
             "silu.cl": [.silu, .siluBackward],
             "softmax.cl": [.softmax, .softmaxBackward],
-            "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep, .dynamicThreshold],
+            "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep, .solverUpdate, .dynamicThreshold],
             "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
             "gemm.cl": [.matmul, .linear, .conv2d],
-            "philox.cl": [.qSample, .dropout],
+            "philox.cl": [.qSample, .dropout, .samplerStep, .solverUpdate],
             "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")

@@ -323,9 +323,9 @@ final class FuzzTests: XCTestCase {
                 case 3: o.warmupSteps = m.pick(ints)
                 case 4: o.weightDecay = m.pick(floats)
                 case 5: o.gradientClip = m.pick(floats)
-                case 6: o.emaMaxDecay = m.pick(floats)
+                case 6: o.emaMaxDecay = Double(m.pick(floats))
                 case 7: o.timesteps = m.pick(ints)
-                case 8: (o.betaStart, o.betaEnd) = (m.pick(floats), m.pick(floats))
+                case 8: (o.betaStart, o.betaEnd) = (Double(m.pick(floats)), Double(m.pick(floats)))
                 default: o.data = m.pick(["", "fashion-mnist", "/nonexistent"])
                 }
             }

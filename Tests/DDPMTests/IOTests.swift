@@ -284,6 +284,40 @@ final class IOTests: XCTestCase {
         assertUserError("does not exist") { _ = try readGzip(self.folder.appendingPathComponent("nope.gz")) }
     }
 
+    // MARK: Python JSON
+
+    /// diffusers writes Python's JSON: a saved DPMSolverMultistepScheduler config holds
+    /// `"lambda_min_clipped": -Infinity`, which strict JSON parsers refuse.
+    func testPythonJSONReadsNonFiniteNumbers() throws {
+        let text = #"{"lambda_min_clipped": -Infinity, "a": [Infinity, NaN, 1.5], "s": "NaN -Infinity \" Infinity", "NaNx": 2}"#
+        let json = try PythonJSON.object(Data(text.utf8), source: "config.json")
+        XCTAssertEqual((json["lambda_min_clipped"] as? NSNumber)?.doubleValue, -.infinity)
+        let a = (json["a"] as! [NSNumber]).map(\.doubleValue)
+        XCTAssertEqual(a[0], .infinity)
+        XCTAssertTrue(a[1].isNaN)
+        XCTAssertEqual(a[2], 1.5)
+        XCTAssertEqual(json["s"] as? String, "NaN -Infinity \" Infinity", "tokens inside strings are left alone")
+        XCTAssertEqual((json["NaNx"] as? NSNumber)?.intValue, 2)
+        XCTAssertThrowsError(try PythonJSON.object(Data("{\"a\": Infinit}".utf8), source: "bad.json")) {
+            XCTAssert("\($0)".contains("bad.json"), "\($0)")
+        }
+        // A pipeline whose scheduler config diffusers wrote with -Infinity loads.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("python-json-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.copyItem(at: try fixture("pipeline-tiny"), to: dir)
+        let config = dir.appendingPathComponent("scheduler/scheduler_config.json")
+        var body = try String(contentsOf: config, encoding: .utf8)
+        body = body.replacingOccurrences(of: "\"beta_end\"", with: "\"lambda_min_clipped\": -Infinity,\n  \"beta_end\"")
+        try body.write(to: config, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try LoadedPipeline.load(dir).settings.schedule.timesteps, 20)
+        // The UNet's config.json is read the same way.
+        let unetConfig = dir.appendingPathComponent("unet/config.json")
+        var unetBody = try String(contentsOf: unetConfig, encoding: .utf8)
+        unetBody = unetBody.replacingOccurrences(of: "\"sample_size\"", with: "\"some_future_key\": NaN,\n  \"sample_size\"")
+        try unetBody.write(to: unetConfig, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try UNetConfig.load(unetConfig).sampleSize, 8)
+    }
+
     // MARK: Fashion-MNIST
 
     func testFashionMNIST() throws {
@@ -307,6 +341,23 @@ final class IOTests: XCTestCase {
         XCTAssertEqual([test.channels, test.height, test.width], [1, 28, 28])
         XCTAssertEqual(Array(test.labels.prefix(4)), [9, 2, 1, 1])
         XCTAssertTrue(test.labels.allSatisfy { (0...9).contains($0) })
+    }
+
+    /// Review bug: `--model tiny` (sample_size 8) stopped with "images are 28×28 but the model's
+    /// sample_size is 8". Fashion-MNIST is now shrunk to the model's size (area average).
+    func testFashionMNISTShrinksToASmallModel() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(
+            atPath: FashionMNIST.defaultDirectory.appendingPathComponent("t10k-images-idx3-ubyte.gz").path),
+            "dataset-fashion-mnist is not installed")
+        let data = try TrainingData.load("fashion-mnist", size: 8, channels: 1, seed: 0, horizontalFlip: false, split: .test)
+        XCTAssertEqual(data.count, 10000)
+        XCTAssertEqual(data.images.count, 10000 * 64)
+        XCTAssertTrue(data.images.allSatisfy { $0 >= -1 && $0 <= 1 })
+        // The area average keeps the mean brightness (up to byte rounding): compare with the 28×28 original.
+        let original = try FashionMNIST.load(split: .test)
+        let mean28 = original.pixels.prefix(784).reduce(0.0) { $0 + Double($1) } / 784 / 127.5 - 1
+        let mean8 = data.images.prefix(64).reduce(0.0) { $0 + Double($1) } / 64
+        XCTAssertEqual(mean8, mean28, accuracy: 0.01)
     }
 
     func testFashionMNISTErrors() throws {

@@ -60,6 +60,126 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// The sampler op's own noise path against diffusers: make-fixtures feeds diffusers the Philox
+    /// normals (a Python port of Philox.swift) that the op draws for (seed, image, step = t), so here
+    /// σ stays in the op and the CPU reference and the OpenCL kernel draw and scale the noise
+    /// themselves, including the learned-variance σ and DDIM's η noise.
+    func testSamplerOpNoiseMatchesDiffusers() throws {
+        let dir = try fixture("scheduler-philox")
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        let shape = Shape(initial.shape)
+        let per = initial.values.count, perImage = per / shape[0]
+        for name in ["ddpm-linear-fixed_small", "ddpm-learned_range", "ddim-eta1-trailing"] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(name)-config.json"))) as! [String: Any]
+            let info = json["_fixture"] as! [String: Any]
+            let seed = (info["philox_seed"] as! NSNumber).uint64Value
+            let settings = try SchedulerSettings(json: json, source: name)
+            let sampler: SamplerKind = name.hasPrefix("ddim") ? .ddim(eta: (info["eta"] as! NSNumber).floatValue) : .ddpm
+            let plan = settings.reverseSteps(sampler, count: info["num_inference_steps"] as! Int, seed: seed)
+            let noise = try readNPY(dir.appendingPathComponent("\(name)-noise.npy")).values
+            let trajectory = try readNPY(dir.appendingPathComponent("\(name)-trajectory.npy")).values
+            // The Python port draws exactly our normals (else the comparison below means nothing).
+            for (i, step) in plan.enumerated() {
+                for j in 0..<per {
+                    let z = Philox.normal(seed: seed, index: j % perImage, image: UInt32(j / perImage), step: UInt32(step.t), stream: RandomStream.samplerNoise)
+                    XCTAssertEqual(z, noise[i * per + j], "\(name): Philox normal \(j) of step \(i)")
+                }
+            }
+            for backend in try testBackends() {
+                var x = initial.values
+                for (i, step) in plan.enumerated() {
+                    let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
+                    let variance = step.op.learnedVariance ? TensorRef(try backend.makeBuffer(x.map { 0.8 * tanhf(0.7 * $0) }), shape) : nil
+                    let out = try backend.makeBuffer(count: per)
+                    try Sampler.reverseStep(step.op, sampler: sampler, settings: settings, backend: backend,
+                                            xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
+                                            variance: variance, out: TensorRef(out, shape), scratch: [], step: UInt32(step.t))
+                    x = try backend.read(out, count: per)
+                    let worst = zip(x, trajectory[i * per..<(i + 1) * per]).map { abs($0 - $1) }.max()!
+                    // As the DDIM fixtures: coefficients in double vs diffusers' float32.
+                    XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
+                    if worst >= 1e-4 { break }
+                }
+            }
+        }
+    }
+
+    /// DPM-Solver++ (1, 2M, 3M, 2M-SDE; Karras; every spacing; 3, 7, 12, 20 and 61 steps; ε, v and x₀
+    /// prediction; thresholding) and Euler against diffusers' DPMSolverMultistepScheduler and
+    /// EulerDiscreteScheduler, step by step, on every backend: the timesteps exactly, x to 1e-4 (relative above 1; our coefficients in double,
+    /// diffusers' in float32).
+    func testDPMSolverTrajectoriesMatchDiffusers() throws {
+        let dir = try fixture("solvers")
+        let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
+        let shape = Shape(initial.shape)
+        let per = initial.values.count
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix("-config.json") }
+            .map { String($0.dropLast("-config.json".count)) }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 20)
+        var worstOverall: Float = 0
+        for name in names {
+            // diffusers writes "lambda_min_clipped": -Infinity: Python's JSON.
+            let json = try PythonJSON.object(Data(contentsOf: dir.appendingPathComponent("\(name)-config.json")), source: name)
+            let info = json["_fixture"] as! [String: Any]
+            let settings = try SchedulerSettings(json: json, source: name)
+            let seed = (info["philox_seed"] as! NSNumber).uint64Value
+            let steps = info["num_inference_steps"] as! Int
+            let isEuler = name.hasPrefix("euler")
+            let order = isEuler ? 1 : try DPMSolverSettings(json: json, source: name).order
+            let plan = isEuler ? settings.eulerSteps(count: steps, euler: try EulerSettings(json: json, source: name))
+                               : settings.dpmSolverSteps(count: steps, solver: try DPMSolverSettings(json: json, source: name))
+            let eulerSigmas = isEuler ? settings.eulerTimesteps(count: steps, euler: try EulerSettings(json: json, source: name)).sigmas : []
+            var expectedTimesteps = try readNPY(dir.appendingPathComponent("\(name)-timesteps.npy")).values
+            var compared = plan.count
+            if expectedTimesteps.count == plan.count + 1 && expectedTimesteps.last == -1 {
+                // numpy's trailing arange adds t = −1 (see SpacingTests); diffusers then steps to σ(−1) = σ_0 and
+                // once more to 0, where we step to 0 directly: the runs agree up to the last step.
+                expectedTimesteps.removeLast()
+                compared -= 1
+            }
+            XCTAssertEqual(plan.map { Float($0.modelTimestep) }, expectedTimesteps, name)
+            let trajectory = try readNPY(dir.appendingPathComponent("\(name)-trajectory.npy")).values
+            for backend in try testBackends() {
+                let history = try (0..<order).map { _ in TensorRef(try backend.makeBuffer(count: per), shape) }
+                let scratch = TensorRef(try backend.makeBuffer(count: per), shape)
+                var x = initial.values
+                var carried = 1.0
+                for (i, step) in plan.prefix(compared).enumerated() {
+                    let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
+                    let out = try backend.makeBuffer(count: per)
+                    try Sampler.multistepStep(step, settings: settings, backend: backend,
+                                              xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
+                                              history: history, scratch: scratch, out: TensorRef(out, shape), index: i, seed: seed, firstImage: 0)
+                    // Euler: diffusers holds x_σ = √(σ²+1)·x in float32 (σ_max ≈ 157 for the linear schedule,
+                    // ~10⁴ for cosine), so its round-off is relative to s·|x| of the step's input, seen in
+                    // our x scale after dividing by the next step's s'. The bound is 1e-4 of that.
+                    let scale = isEuler ? (eulerSigmas[i] * eulerSigmas[i] + 1).squareRoot() * Double(x.map(abs).max()!)
+                        / (eulerSigmas[i + 1] * eulerSigmas[i + 1] + 1).squareRoot() : 1
+                    carried = max(carried, scale)   // earlier steps' round-off is carried along
+                    x = try backend.read(out, count: per)
+                    // 1e-4 absolute, relative above 1: with ε-prediction the fake model's x̂0 = x/√ᾱ grows to
+                    // ~300 near t = T (DPM-Solver++ does not clip), where float32 round-off alone is 1e-4
+                    // absolute (measured ≤ 1.6e-4 at |x| ≤ 640, i.e. 5e-7 relative).
+                    let worst = zip(x, trajectory[i * per..<(i + 1) * per]).map { abs($0 - $1) / max(1, abs($1), Float(carried)) }.max()!
+                    worstOverall = max(worstOverall, worst)
+                    XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
+                    if worst >= 1e-4 { break }
+                }
+            }
+        }
+        print("DPM-Solver++ and Euler fixtures: largest per-step difference \(worstOverall)")
+    }
+
+    /// Unsupported DPMSolverMultistepScheduler options are refused with what to pass instead.
+    func testUnsupportedDPMSolverOptionsAreRefused() {
+        for (key, value, hint) in [("algorithm_type", "dpmsolver" as Any, "dpmsolver++"), ("solver_type", "heun", "midpoint"),
+                                   ("use_lu_lambdas", true, "false"), ("final_sigmas_type", "denoise_to_zero", "sigma_min"),
+                                   ("lambda_min_clipped", -5.1, "-Infinity")] {
+            XCTAssertThrowsError(try DPMSolverSettings(json: [key: value], source: "cfg")) { XCTAssert("\($0)".contains(hint), "\($0)") }
+        }
+        XCTAssertThrowsError(try DPMSolverSettings(json: ["algorithm_type": "sde-dpmsolver++", "solver_order": 3], source: "cfg"))
+    }
+
     /// The tiny DDPMPipeline saved by diffusers, sampled for 20 steps with diffusers' noise, gives
     /// diffusers' images (U-Net and scheduler together). Measured: at most 2e-6 apart; 1e-4 allows for
     /// other summation orders while any wrong coefficient or layer moves pixels by 1e-2 or more.
@@ -110,6 +230,29 @@ final class SamplerTests: XCTestCase {
         }
         XCTAssertEqual(results[0], results[1], "batch size changed the images")
         for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
+    }
+
+    /// DPM-Solver++ through the Sampler: the SDE variant's image i depends only on (seed, i) across
+    /// device batch sizes, the backends agree, and 2M and 3M differ (the history is used).
+    func testDPMSolverSamplesDependOnlyOnSeedAndIndex() throws {
+        let net = UNet(config: ModelPreset.tiny.config, batch: 1)
+        var weights = Weights(graph: net.graph)
+        weights.initialize(seed: 4)
+        let settings = SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 100))
+        var results: [[Float]] = []
+        for backend in try testBackends() {
+            for deviceBatch in [3, 2] {
+                let sampler = try Sampler(backend: backend, config: ModelPreset.tiny.config, weights: weights, settings: settings, batch: deviceBatch)
+                results.append(try sampler.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(algorithm: .sde, order: 2, karras: true)), steps: 7))
+            }
+        }
+        XCTAssert(results[0].allSatisfy(\.isFinite))
+        XCTAssertEqual(results[0], results[1], "batch size changed the images")
+        for r in results.dropFirst(2) { XCTAssertLessThan(nmse(r, results[0]), 1e-8, "the backends disagree") }
+        let cpu = try Sampler(backend: CPUBackend(), config: ModelPreset.tiny.config, weights: weights, settings: settings, batch: 3)
+        let second = try cpu.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(order: 2)), steps: 12)
+        let third = try cpu.sample(count: 3, seed: 11, sampler: .dpmSolver(DPMSolverSettings(order: 3)), steps: 12)
+        XCTAssertNotEqual(second, third)
     }
 
     /// A model with out_channels = 2·in_channels (ε and the variance weight) samples with learned

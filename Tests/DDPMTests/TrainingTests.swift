@@ -39,6 +39,79 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// `--prediction sample` trains by default with diffusers' SNR-weighted x₀-MSE: qSample hands each
+    /// image's SNR_t = ᾱ_t/(1−ᾱ_t) to a weighted MSE. Runs saved before the option keep the plain MSE.
+    func testSamplePredictionLossIsSNRWeighted() throws {
+        let schedule = NoiseSchedule(kind: .linear, timesteps: 50)
+        let table = schedule.qSampleTable
+        for backend in try testBackends() {
+            let x0 = try backend.makeBuffer([Float](repeating: 0.5, count: 4 * 16))
+            let tableBuffer = try backend.makeBuffer(table)
+            let outs = try (0..<4).map { i in try backend.makeBuffer(count: i < 2 ? 64 : 4) }
+            let shape = Shape(4, 1, 4, 4)
+            try backend.run(.qSample(QSample(seed: 3, timesteps: 50, prediction: .sample)),
+                            inputs: [TensorRef(x0, shape), TensorRef(tableBuffer, Shape(3, 50))],
+                            outputs: [TensorRef(outs[0], shape), TensorRef(outs[1], shape), TensorRef(outs[2], Shape(4)), TensorRef(outs[3], Shape(4))],
+                            step: 1)
+            let ts = try backend.read(outs[2], count: 4).map { Int($0) }
+            let snr = try backend.read(outs[3], count: 4)
+            for (t, w) in zip(ts, snr) {
+                let a = schedule.alphasCumprod[t]
+                XCTAssertEqual(w, a / (1 - a), "\(backend.name) t=\(t)")
+            }
+        }
+        var options = tinyOptions()
+        options.prediction = .sample
+        XCTAssertTrue(options.weightsLossBySNR, "new runs default to the SNR weighting")
+        let data = syntheticData()
+        var losses: [Float] = []
+        for weighting in ["snr", "none"] {
+            options.sampleLossWeighting = weighting
+            let trainer = try Trainer(backend: CPUBackend(), options: options)
+            try trainer.trainStep(batch: data.batch(step: 1, size: options.batch))
+            losses.append(try trainer.readLossAndGradientNorm().loss)
+        }
+        XCTAssertNotEqual(losses[0], losses[1])
+        // A checkpoint written before the option has no key: it keeps the plain x₀-MSE it trained with.
+        var encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as! [String: Any]
+        encoded.removeValue(forKey: "sampleLossWeighting")
+        let old = try JSONDecoder().decode(TrainingOptions.self, from: JSONSerialization.data(withJSONObject: encoded))
+        XCTAssertFalse(old.weightsLossBySNR)
+    }
+
+    /// `train --zero-snr` (with v-prediction): ᾱ_T = 0, a step gives a finite loss, and the exported
+    /// scheduler config says rescale_betas_zero_snr so diffusers rebuilds the same schedule.
+    func testZeroTerminalSNRTraining() throws {
+        var options = tinyOptions()
+        options.prediction = .v
+        options.zeroTerminalSNR = true
+        options.timesteps = 50
+        XCTAssertEqual(options.noiseSchedule.alphasCumprod.last, 0)
+        let trainer = try Trainer(backend: CPUBackend(), options: options)
+        try trainer.trainStep(batch: syntheticData().batch(step: 1, size: options.batch))
+        XCTAssertTrue(try trainer.readLossAndGradientNorm().loss.isFinite)
+        let json = options.schedulerSettings.json
+        XCTAssertEqual(json["rescale_betas_zero_snr"] as? Bool, true)
+        let back = try SchedulerSettings(json: json, source: "exported")
+        XCTAssertEqual(back.schedule.alphasCumprod, options.noiseSchedule.alphasCumprod)
+    }
+
+    /// Warmup as diffusers' LambdaLR: step k (from 1) uses λ(k − 1) = min(1, (k − 1)/warmup).
+    func testWarmupFollowsDiffusersLambdaLR() {
+        var o = tinyOptions()
+        o.learningRate = 1e-3
+        o.warmupSteps = 100
+        XCTAssertEqual(o.learningRate(step: 1), 0)
+        // The base rate is a Float (1e-3 ≈ 1.00000005e-3): compare to float32 round-off.
+        XCTAssertEqual(o.learningRate(step: 2), 1e-5, accuracy: 1e-12)
+        XCTAssertEqual(o.learningRate(step: 51), 5e-4, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(step: 100), 9.9e-4, accuracy: 1e-9)
+        XCTAssertEqual(o.learningRate(step: 101), 1e-3)
+        XCTAssertEqual(o.learningRate(step: 5000), 1e-3)
+        o.warmupSteps = 0
+        XCTAssertEqual(o.learningRate(step: 1), 1e-3)
+    }
+
     /// Ten steps on both backends track each other.
     func testTenStepsTrack() throws {
         let backends = try testBackends()

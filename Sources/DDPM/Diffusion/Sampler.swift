@@ -97,6 +97,17 @@ public final class Sampler {
     public func sample(count: Int, seed: UInt64, sampler: SamplerKind, steps: Int, initialNoise given: [Float]? = nil,
                        snapshots: Int = 0, trajectory: ((Int, [Float]) -> Void)? = nil,
                        progress: (Int, Int) -> Void = { _, _ in }) throws -> [Float] {
+        switch sampler {
+        case .dpmSolver(let solver):
+            try settings.checkDPMSolverSchedule()
+            return try sampleMultistep(count: count, seed: seed, plan: settings.dpmSolverSteps(count: steps, solver: solver),
+                                       order: solver.order, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
+        case .euler(let euler):
+            try settings.checkDPMSolverSchedule()
+            return try sampleMultistep(count: count, seed: seed, plan: settings.eulerSteps(count: steps, euler: euler),
+                                       order: 1, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
+        case .ddpm, .ddim: break
+        }
         let per = imageShape.count
         let plan = settings.reverseSteps(sampler, count: steps, seed: seed)
         var out = [Float](repeating: 0, count: count * per)
@@ -127,6 +138,75 @@ public final class Sampler {
             }
             let values = try backend.read(current, count: n * per)
             out.replaceSubrange(first * per..<(first + n) * per, with: values)
+        }
+        return out
+    }
+
+    // MARK: Multistep solvers
+
+    private var history: [DeviceBuffer] = []
+
+    /// One DPM-Solver++ or Euler step on the device: x̂0 of the model output into the history ring
+    /// (slot `index` mod its size), dynamically thresholded when on, then the solverUpdate op from x and
+    /// the history. `model` is the prediction (the first half of a learned-variance output).
+    public static func multistepStep(_ step: SolverStep, settings: SchedulerSettings, backend: Backend,
+                                     xt: TensorRef, model: TensorRef, history: [TensorRef], scratch: TensorRef?, out: TensorRef,
+                                     index: Int, seed: UInt64, firstImage: UInt32) throws {
+        let convert = SamplerStep(kx: Float(step.kx), km: Float(step.km), clip: 0, ex: 0, em: 0, p0: 1, pe: 0, px: 0, sigma: 0,
+                                  seed: 0, firstImage: 0)
+        let slot = history[index % history.count]
+        if settings.thresholding, let scratch {
+            try backend.run(.samplerStep(convert), inputs: [xt, model], outputs: [scratch], step: 0)
+            try backend.run(.dynamicThreshold(ratio: settings.dynamicThresholdingRatio, maxValue: settings.sampleMaxValue),
+                            inputs: [scratch], outputs: [slot], step: 0)
+        } else {
+            try backend.run(.samplerStep(convert), inputs: [xt, model], outputs: [slot], step: 0)
+        }
+        let previous = (0..<step.c.count).map { k in history[((index - k) % history.count + history.count) % history.count] }
+        let update = SolverUpdate(cx: Float(step.cx), c: step.c.map(Float.init), sigma: Float(step.noise), seed: seed, firstImage: firstImage)
+        try backend.run(.solverUpdate(update), inputs: [xt] + previous, outputs: [out], step: UInt32(step.t))
+    }
+
+    private func sampleMultistep(count: Int, seed: UInt64, plan: [SolverStep], order: Int, initialNoise given: [Float]?,
+                                 snapshots: Int, trajectory: ((Int, [Float]) -> Void)?, progress: (Int, Int) -> Void) throws -> [Float] {
+        let per = imageShape.count
+        let shape = net.graph.shape(net.sample)
+        if history.count != order { history = try (0..<order).map { _ in try backend.makeBuffer(count: shape.count) } }
+        if halves.count < 3 { halves = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
+        var out = [Float](repeating: 0, count: count * per)
+        let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
+        var done = 0
+        for (first, n) in chunks {
+            var x = [Float](repeating: 0, count: batch * per)
+            for i in 0..<n {
+                let noise = given.map { Array($0[(first + i) * per..<(first + i + 1) * per]) } ?? initialNoise(image: first + i, seed: seed)
+                x.replaceSubrange(i * per..<(i + 1) * per, with: noise)
+            }
+            try backend.write(x, to: sampleBuffer)
+            var current = sampleBuffer, next = nextBuffer
+            let snapshotAt: Set<Int> = first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
+            if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
+            for (index, step) in plan.enumerated() {
+                executor.bind(net.sample, to: current)
+                try backend.write([Float](repeating: Float(step.modelTimestep), count: batch), to: timestepBuffer)
+                try executor.run(step: 0)
+                var model = executor.tensor(net.output)
+                if config.outChannels == 2 * config.inChannels {
+                    try backend.run(.sliceChannels(start: 0, count: config.inChannels), inputs: [model],
+                                    outputs: [TensorRef(halves[0], shape)], step: 0)
+                    model = TensorRef(halves[0], shape)
+                }
+                try Self.multistepStep(step, settings: settings, backend: backend, xt: TensorRef(current, shape),
+                                       model: model, history: history.map { TensorRef($0, shape) }, scratch: TensorRef(halves[2], shape),
+                                       out: TensorRef(next, shape), index: index, seed: seed, firstImage: UInt32(first))
+                swap(&current, &next)
+                if snapshotAt.contains(index + 1) {
+                    trajectory?(index + 1 < plan.count ? plan[index + 1].t : -1, try backend.read(current, count: n * per))
+                }
+                done += 1
+                progress(done, plan.count * chunks.count)
+            }
+            out.replaceSubrange(first * per..<(first + n) * per, with: try backend.read(current, count: n * per))
         }
         return out
     }

@@ -47,41 +47,50 @@ public struct SchedulerSettings: Equatable {
             spacing = value
         }
         stepsOffset = json["steps_offset"] as? Int ?? 0
+        if schedule.rescaledToZeroSNR && prediction == .epsilon {
+            throw UserError("\(source): rescale_betas_zero_snr makes ᾱ_T = 0, where an ε-prediction model cannot give x₀ (diffusers divides by zero there). Zero terminal SNR needs prediction_type v_prediction (Lin et al. 2023).")
+        }
         setAlphaToOne = json["set_alpha_to_one"] as? Bool ?? true
     }
 
     /// scheduler_config.json for a DDPMPipeline (diffusers' DDPMScheduler keys).
     public var json: [String: Any] {
-        ["_class_name": "DDPMScheduler", "_diffusers_version": "0.42.1",
-         "num_train_timesteps": schedule.timesteps, "beta_start": Double(schedule.betaStart), "beta_end": Double(schedule.betaEnd),
-         "beta_schedule": schedule.kind.rawValue, "trained_betas": NSNull(), "variance_type": variance.rawValue,
+        schedule.configEntries.merging(
+        ["_class_name": "DDPMScheduler", "_diffusers_version": "0.42.1", "variance_type": variance.rawValue,
          "clip_sample": clipSample, "clip_sample_range": Double(clipSampleRange), "prediction_type": prediction.rawValue,
          "thresholding": thresholding, "dynamic_thresholding_ratio": Double(dynamicThresholdingRatio),
          "sample_max_value": Double(sampleMaxValue),
-         "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset, "rescale_betas_zero_snr": false]
+         "timestep_spacing": spacing.rawValue, "steps_offset": stepsOffset]) { $1 }
     }
 
-    /// The timesteps of an n-step run, as diffusers' set_timesteps(n).
+    /// The timesteps of an n-step run, as diffusers' set_timesteps(n) (DDPMScheduler, DDIMScheduler),
+    /// with numpy's arithmetic reproduced exactly (a test compares every n in 1…1000 with numpy).
     public func timesteps(count n: Int) -> [Int] {
         let total = schedule.timesteps
         precondition(n >= 1 && n <= total, "steps must be in 1…\(total)")
         switch spacing {
         case .linspace:
-            return (0..<n).map { i in Int((Double(total - 1) * Double(i) / Double(max(n - 1, 1))).rounded(.toNearestOrEven)) }.reversed()
+            return Spacings.linspace(0, Double(total - 1), n).map(Spacings.roundHalfEven).reversed()
         case .leading:
             let ratio = total / n
             return (0..<n).map { $0 * ratio + stepsOffset }.reversed()
         case .trailing:
-            let ratio = Double(total) / Double(n)
-            return stride(from: Double(total), to: 0, by: -ratio).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+            // np.round(np.arange(N, 0, −N/n)) − 1. numpy's arange makes n + 1 values for some n (61, 103,
+            // 121, … with N = 1000), the extra one rounding to t = −1, which diffusers then evaluates as
+            // t = −1 (ᾱ[−1] is the last entry in Python). n steps were asked for: keep the first n.
+            let values = Spacings.arange(Double(total), 0, -Double(total) / Double(n))
+            return values.prefix(n).map { Spacings.roundHalfEven($0) - 1 }
         }
     }
 }
 
-/// A reverse sampler: DDPM ancestral sampling (Ho et al. Algorithm 2) or DDIM (Song et al.).
+/// A reverse sampler: DDPM ancestral sampling (Ho et al. Algorithm 2), DDIM (Song et al.) or
+/// DPM-Solver++ (Lu et al.; diffusers' DPMSolverMultistepScheduler).
 public enum SamplerKind: Equatable {
     case ddpm
     case ddim(eta: Float)
+    case dpmSolver(DPMSolverSettings)
+    case euler(EulerSettings)
 }
 
 /// One step of a sampling run: the model is evaluated at `t`, the op's coefficients map x_t to x_prev.
@@ -94,6 +103,10 @@ public struct ReverseStep {
 extension SchedulerSettings {
     /// The steps of a run, coefficients computed in double precision from the float32 ᾱ table.
     public func reverseSteps(_ sampler: SamplerKind, count: Int, seed: UInt64) -> [ReverseStep] {
+        switch sampler {
+        case .dpmSolver, .euler: preconditionFailure("multistep runs take dpmSolverSteps or eulerSteps")
+        case .ddpm, .ddim: break
+        }
         let ts = timesteps(count: count)
         let acp = schedule.alphasCumprod.map(Double.init)
         return ts.enumerated().map { index, t in
@@ -126,6 +139,8 @@ extension SchedulerSettings {
                         (minLog, maxLog) = (log(max(bPrev / b * beta, 1e-20)), log(beta))
                     }
                 }
+            case .dpmSolver, .euler:
+                preconditionFailure("unreachable")
             case .ddim(let eta):
                 previous = t - schedule.timesteps / count
                 let aPrev = previous >= 0 ? acp[previous] : (setAlphaToOne ? 1 : acp[0])

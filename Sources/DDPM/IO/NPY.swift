@@ -54,9 +54,9 @@ private func npyHeader(descr: String, shape: [Int]) -> Data {
 }
 
 /// Reads a `.npy` file (format 1.x, 2.x or 3.x, C order) with dtype float32, float64, int64,
-/// int32 or uint8, converting the values to `Float`.
+/// int32 or uint8, converting the values to `Float`. A name ending in `.gz` is gunzipped first.
 public func readNPY(_ url: URL) throws -> NPYArray {
-    guard let data = FileManager.default.contents(atPath: url.path) else {
+    guard let data = url.pathExtension == "gz" ? try readGzip(url) : FileManager.default.contents(atPath: url.path) else {
         throw UserError("cannot read \(url.path): the file does not exist or is not readable. "
             + "Check the path.")
     }

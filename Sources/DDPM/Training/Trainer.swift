@@ -38,11 +38,13 @@ public final class Trainer {
         let graph = Graph()
         x0 = graph.input("x0", Shape(b, options.model.inChannels, size, size))
         let schedule = options.noiseSchedule
-        let table = graph.constant(schedule.qSampleTable, Shape(2, schedule.timesteps))
+        let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
         let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType)), [x0, table])
         net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
                    training: true, dropoutSeed: options.seed ^ 0xD50F)
-        loss = graph(.mse(weighted: false), net.output, noised[1])
+        // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
+        loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
+                                        : graph(.mse(weighted: false), net.output, noised[1])
         gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
         self.graph = graph
         executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
@@ -100,11 +102,11 @@ public final class Trainer {
         let stats = TensorRef(statsBuffer, Shape(2))
         try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
-        let decay = options.emaDecay(step: step)
+        let rate = options.emaRate(step: step)
         for (p, g) in zip(parameters, grads) {
             try backend.run(.adamStep(adam), inputs: [g, stats],
                             outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
-            try backend.run(.emaUpdate(decay: decay), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
+            try backend.run(.emaUpdate(rate: rate), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
         }
     }
 

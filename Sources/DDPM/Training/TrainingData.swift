@@ -22,10 +22,11 @@ public final class TrainingData {
     }
 
     /// Fashion-MNIST from Debian's dataset-fashion-mnist: 28×28 padded to `size` with the
-    /// background value (−1 after scaling), or `--data DIR`: every PNG under DIR.
+    /// background value (−1 after scaling), or shrunk to `size` (area average, as image folders are)
+    /// when the model is smaller; or `--data DIR`: every PNG under DIR.
     public static func load(_ source: String, size: Int, channels: Int, seed: UInt64, horizontalFlip: Bool,
                             split: FashionMNIST.Split = .train) throws -> TrainingData {
-        let labeled: LabeledImages
+        var labeled: LabeledImages
         let name: String
         if source == "fashion-mnist" {
             guard channels == 1 else {
@@ -37,6 +38,9 @@ public final class TrainingData {
             let url = URL(fileURLWithPath: source)
             labeled = try ImageFolder.load(directory: url, size: size, channels: channels)
             name = "\(url.path) (\(labeled.count) images)"
+        }
+        if labeled.height > size || labeled.width > size {
+            labeled = resized(labeled, to: size)
         }
         guard labeled.height <= size && labeled.width <= size else {
             throw UserError("the data's images are \(labeled.width)×\(labeled.height) but the model's sample_size is \(size).")
@@ -56,6 +60,18 @@ public final class TrainingData {
         }
         return TrainingData(images: images, count: labeled.count, channels: channels, size: size,
                             description: name, seed: seed, horizontalFlip: horizontalFlip)
+    }
+
+    /// Every image resized (short side to `size`) and center-cropped to `size`×`size`.
+    static func resized(_ images: LabeledImages, to size: Int) -> LabeledImages {
+        let per = images.channels * images.height * images.width
+        var pixels: [UInt8] = []
+        pixels.reserveCapacity(images.count * images.channels * size * size)
+        for n in 0..<images.count {
+            let planes = images.pixels[n * per..<(n + 1) * per].map(Float.init)
+            pixels += ImageFolder.resizeAndCrop(planes, width: images.width, height: images.height, channels: images.channels, size: size)
+        }
+        return LabeledImages(count: images.count, height: size, width: size, channels: images.channels, pixels: pixels, labels: images.labels)
     }
 
     /// The image index at `position` of the endless shuffled sequence.

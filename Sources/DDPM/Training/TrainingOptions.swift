@@ -15,38 +15,61 @@ public struct TrainingOptions: Codable, Equatable {
     public var warmupSteps = 100
     public var weightDecay: Float = 0
     public var gradientClip: Float = 1
-    public var emaMaxDecay: Float = 0.9999
+    public var emaMaxDecay: Double = 0.9999
     /// diffusers EMAModel warmup: decay = 1 − (1 + step/invGamma)^−power.
-    public var emaPower: Float = 2.0 / 3.0
-    public var emaInvGamma: Float = 1
+    public var emaPower: Double = 2.0 / 3.0
+    public var emaInvGamma: Double = 1
     /// Typed: a checkpoint whose metadata names an unknown schedule or prediction is refused on
     /// reading (the JSON holds diffusers' names, e.g. "squaredcos_cap_v2", "v_prediction").
     public var schedule: NoiseSchedule.Kind = .linear
     public var timesteps = 1000
-    public var betaStart: Float = 1e-4
-    public var betaEnd: Float = 0.02
+    public var betaStart: Double = 1e-4
+    public var betaEnd: Double = 0.02
     public var prediction: Prediction = .epsilon
+    /// Rescale β to zero terminal SNR (Lin et al. 2023; diffusers' rescale_betas_zero_snr). nil = off.
+    public var zeroTerminalSNR: Bool?
+    /// With prediction "sample": "snr" weights each image's x₀-MSE by SNR_t = ᾱ_t/(1−ᾱ_t) (diffusers'
+    /// train_unconditional; this equals the ε-MSE, Ho et al.'s L_simple), "none" is the plain x₀-MSE.
+    /// New runs default to "snr"; checkpoints written before the option (nil) keep "none".
+    public var sampleLossWeighting: String? = SampleLossWeighting.snr.rawValue
     public var seed: UInt64 = 0
 
     public init(model: UNetConfig) { self.model = model }
 
     public var noiseSchedule: NoiseSchedule {
-        NoiseSchedule(kind: schedule, timesteps: timesteps, betaStart: betaStart, betaEnd: betaEnd)
+        NoiseSchedule(kind: schedule, timesteps: timesteps, betaStart: betaStart, betaEnd: betaEnd,
+                      rescaleToZeroSNR: zeroTerminalSNR ?? false)
     }
     public var predictionType: Prediction { prediction }
 
-    /// Linear warmup to the base rate, then constant (diffusers' "constant_with_warmup").
+    public enum SampleLossWeighting: String, CaseIterable { case snr, none }
+
+    /// Whether the loss is the SNR-weighted x₀-MSE.
+    public var weightsLossBySNR: Bool {
+        predictionType == .sample && SampleLossWeighting(rawValue: sampleLossWeighting ?? "none") == .snr
+    }
+
+    /// Linear warmup to the base rate, then constant: diffusers' "constant_with_warmup", a torch
+    /// LambdaLR with λ(k) = min(1, k / warmup) stepped after each optimizer step, so optimizer step
+    /// `step` (counted from 1) runs at λ(step − 1): the first step at rate 0, the full rate from
+    /// step warmup + 1 on.
     public func learningRate(step: Int) -> Float {
-        warmupSteps > 0 ? learningRate * min(1, Float(step) / Float(warmupSteps)) : learningRate
+        guard warmupSteps > 0 else { return learningRate }
+        return Float(Double(learningRate) * min(1, Double(step - 1) / Double(warmupSteps)))
     }
 
     /// diffusers' EMAModel.get_decay with use_ema_warmup (update_after_step 0, min_decay 0).
-    public func emaDecay(step: Int) -> Float {
+    /// In double, as Python computes it.
+    public func emaDecay(step: Int) -> Double {
         let s = Double(max(0, step - 1))
         if s <= 0 { return 0 }
-        let decay = 1 - pow(1 + s / Double(emaInvGamma), -Double(emaPower))
-        return Float(min(decay, Double(emaMaxDecay)))
+        let decay = 1 - pow(1 + s / emaInvGamma, -emaPower)
+        return min(decay, emaMaxDecay)
     }
+
+    /// The EMA rate 1 − decay, formed in double and rounded once to float32 (torch multiplies the
+    /// float32 tensor by the Python float `one_minus_decay`): 1 − 0.9999 is 1e-4, not 1.000166e-4.
+    public func emaRate(step: Int) -> Float { Float(1 - emaDecay(step: step)) }
 
     public var schedulerSettings: SchedulerSettings {
         var s = SchedulerSettings(schedule: noiseSchedule)

@@ -3,12 +3,16 @@ import Foundation
 
 /// Reading JSON that comes from outside (config.json, scheduler_config.json, model_index.json,
 /// checkpoint metadata, safetensors headers): syntax errors, duplicate keys and wrong types become
-/// user errors that name the file, the key, the value and what is allowed.
+/// user errors that name the file, the key, the value and what is allowed. Python's bare NaN and
+/// ±Infinity (diffusers' writer) are read as numbers (PythonJSON).
 public enum JSONText {
     /// Parses `data` as a JSON object. `source` names the file (or file and field) in errors.
     public static func object(_ data: Data, source: String) throws -> [String: Any] {
         let parsed: Any
-        do { parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+        do {
+            parsed = PythonJSON.restore(try JSONSerialization.jsonObject(with: PythonJSON.quoteNonFiniteTokens(data),
+                                                                         options: [.fragmentsAllowed]))
+        } catch {
             throw UserError("\(source) is not valid JSON (\(syntaxReason(error))). Fix the file or re-create it.")
         }
         guard let object = parsed as? [String: Any] else {
@@ -27,7 +31,10 @@ public enum JSONText {
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, source: String, wholeNumbers: [String] = []) throws -> T {
         let top = try object(data, source: source)   // syntax, duplicate keys, not an object
         for path in wholeNumbers { try checkWholeNumber(top, path: path, source: source) }
-        do { return try JSONDecoder().decode(T.self, from: data) } catch let error as DecodingError {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: PythonJSON.marker("Infinity"), negativeInfinity: PythonJSON.marker("-Infinity"), nan: PythonJSON.marker("NaN"))
+        do { return try decoder.decode(T.self, from: PythonJSON.quoteNonFiniteTokens(data)) } catch let error as DecodingError {
             throw UserError("\(source): \(describe(error))")
         } catch let error as UserError {
             throw UserError("\(source): \(error.message)")

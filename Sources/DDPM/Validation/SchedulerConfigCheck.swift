@@ -5,7 +5,8 @@ import Foundation
 /// the right type and range, and the values agree with each other. Unknown keys are ignored (the
 /// config may carry keys of newer diffusers versions that do not change DDPM/DDIM sampling).
 public enum SchedulerConfigCheck {
-    public static let supportedClasses = ["DDPMScheduler", "DDIMScheduler"]
+    public static let supportedClasses = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler",
+                                          "EulerAncestralDiscreteScheduler"]
     /// Far above any published model (1000 or 4000); a bound so a typo cannot allocate gigabytes.
     public static let maxTrainTimesteps = 100_000
 
@@ -29,7 +30,7 @@ public enum SchedulerConfigCheck {
             throw UserError("\(source) has no \"_class_name\"; ddpm-cl reads \(supportedClasses.joined(separator: " and ")) configs. Add \"_class_name\": \"DDPMScheduler\" if this is one.")
         }
         guard supportedClasses.contains(name) else {
-            throw UserError("\(source): \"_class_name\" is \"\(name)\"; ddpm-cl samples with \(supportedClasses.joined(separator: " and ")) settings only. Use a DDPMPipeline's scheduler_config.json, or replace the file with a DDPMScheduler config.")
+            throw UserError("\(source): \"_class_name\" is \"\(name)\", which ddpm-cl does not implement; it samples \(supportedClasses.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|euler|euler-a.")
         }
         try validateSchedule(json, source: source)
         let total = try f.int("num_train_timesteps", in: 2...maxTrainTimesteps) ?? 1000
@@ -37,15 +38,9 @@ public enum SchedulerConfigCheck {
         _ = try f.oneOf("variance_type", ["fixed_small", "fixed_large", "learned_range"])
         _ = try f.oneOf("timestep_spacing", SchedulerSettings.Spacing.allCases.map(\.rawValue))
         for key in ["clip_sample", "thresholding", "set_alpha_to_one", "rescale_betas_zero_snr"] { _ = try f.bool(key) }
-        if try f.bool("rescale_betas_zero_snr") == true {
-            throw UserError("\(source): \"rescale_betas_zero_snr\" true is not supported; set it to false.")
-        }
         _ = try f.number("clip_sample_range", allowed: "a positive number") { $0 > 0 }
         _ = try f.number("dynamic_thresholding_ratio", allowed: "a quantile in (0, 1)") { $0 > 0 && $0 < 1 }
         _ = try f.number("sample_max_value", allowed: "a positive number") { $0 > 0 }
         _ = try f.int("steps_offset", in: 0...(total - 1))
-        if let trained = json["trained_betas"], !(trained is NSNull) {
-            throw UserError("\(source): trained_betas are not supported; use beta_schedule linear, scaled_linear, squaredcos_cap_v2 or sigmoid.")
-        }
     }
 }

@@ -41,6 +41,10 @@ extension TrainingOptions {
         try check(betaEnd.isFinite && betaEnd > 0 && betaEnd < 1, flag: nil, key: "betaEnd", betaEnd, "it takes a number in (0, 1)")
         try check(schedule == .cosine || betaStart < betaEnd, flag: nil, key: "betaEnd", betaEnd, "it must be larger than betaStart \(betaStart)")
         try check(!data.isEmpty, flag: "--data", key: "data", "\"\"", "it takes fashion-mnist or a folder of PNG files")
+        try check(zeroTerminalSNR != true || prediction == .v, flag: "--zero-snr", key: "zeroTerminalSNR", "with prediction \(prediction.rawValue)",
+                  "zero terminal SNR makes ᾱ_T = 0, where ε or x₀ targets degenerate; pass --prediction v with it (Lin et al. 2023)")
+        try check(sampleLossWeighting.map { SampleLossWeighting(rawValue: $0) != nil } ?? true, flag: "--sample-loss-weight",
+                  key: "sampleLossWeighting", sampleLossWeighting ?? "", "it takes snr or none")
         switch origin {
         case .flags: break
         case .checkpoint(let file): try model.validate(source: "\(file) (the model config in its metadata)")

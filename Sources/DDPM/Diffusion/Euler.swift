@@ -1,0 +1,106 @@
+import DDPMCore
+import Foundation
+
+/// diffusers' EulerDiscreteScheduler (Karras et al. 2022, Algorithm 2 without churn): Euler steps of
+/// the probability-flow ODE in σ, d = (x_σ − x̂0)/σ, x_σ' = x_σ + (σ' − σ)·d, with x_σ = √(σ²+1)·x.
+/// ddpm-cl keeps x = x_σ/√(σ²+1) (what the model is fed, so x_T is the same N(0, I) draw), which
+/// makes each step x' = cx·x + c·x̂0: the same samplerStep + solverUpdate ops as DPM-Solver++.
+public struct EulerSettings: Equatable {
+    /// Karras σ (not yet offered: the timesteps do not match diffusers' yet; kept for the solver code).
+    var karras = false
+    public var finalSigmas: DPMSolverSettings.FinalSigmas = .zero
+    /// Euler ancestral (diffusers' EulerAncestralDiscreteScheduler): step to σ_down, add σ_up·z with
+    /// Philox noise by (seed, image, step = t).
+    public var ancestral = false
+    public init(ancestral: Bool = false) { self.ancestral = ancestral }
+
+    /// From an EulerDiscreteScheduler or EulerAncestralDiscreteScheduler scheduler_config.json;
+    /// unsupported options are refused.
+    public init(json: [String: Any], source: String) throws {
+        func refuse(_ what: String) -> UserError { UserError("\(source): \(what)") }
+        ancestral = json["_class_name"] as? String == "EulerAncestralDiscreteScheduler"
+        if json["use_karras_sigmas"] as? Bool == true {
+            // Not yet matched to diffusers' timesteps for Euler (DPM-Solver++'s Karras path is).
+            throw refuse("use_karras_sigmas with EulerDiscreteScheduler is not supported yet; set it to false, or use DPMSolverMultistepScheduler (--sampler dpm++2m --karras).")
+        }
+        let final = json["final_sigmas_type"] as? String ?? "zero"
+        guard let finalSigmas = DPMSolverSettings.FinalSigmas(rawValue: final) else {
+            throw refuse("final_sigmas_type \"\(final)\" is not supported; use zero or sigma_min.")
+        }
+        self.finalSigmas = finalSigmas
+        if let type = json["interpolation_type"] as? String, type != "linear" {
+            throw refuse("interpolation_type \"\(type)\" is not supported; use linear.")
+        }
+        if let type = json["timestep_type"] as? String, type != "discrete" {
+            throw refuse("timestep_type \"\(type)\" is not supported; use discrete.")
+        }
+        for key in ["use_exponential_sigmas", "use_beta_sigmas"] where json[key] as? Bool == true {
+            throw refuse("\(key) is not supported; set it to false (use_karras_sigmas is supported).")
+        }
+    }
+}
+
+extension SchedulerSettings {
+    /// EulerDiscreteScheduler.set_timesteps(n): float timesteps (linspace is not rounded), σ by
+    /// linear interpolation of the σ table (np.interp), or Karras σ between the run's ends.
+    public func eulerTimesteps(count n: Int, euler: EulerSettings) -> (timesteps: [Double], sigmas: [Double]) {
+        let total = schedule.timesteps
+        let table = dpmSigmas
+        var ts: [Double]
+        switch spacing {
+        case .linspace:
+            ts = Spacings.linspace(0, Double(total - 1), n).reversed().map { Double(Float($0)) }
+        case .leading:
+            let ratio = total / n
+            ts = (0..<n).reversed().map { Double($0 * ratio + stepsOffset) }
+        case .trailing:
+            ts = Spacings.arange(Double(total), 0, -Double(total) / Double(n)).prefix(n).map { Double(Spacings.roundHalfEven($0) - 1) }
+        }
+        // np.interp: slope·(x − x_j) + y_j on the bracketing integers, y_j itself at an integer.
+        var sigmas = ts.map { t -> Double in
+            let j = min(max(Int(t.rounded(.down)), 0), total - 1)
+            if Double(j) == t || j == total - 1 { return Double(table[j]) }
+            let slope = (Double(table[j + 1]) - Double(table[j])) / 1
+            return slope * (t - Double(j)) + Double(table[j])
+        }
+        if euler.karras {
+            let (lo, hi) = (sigmas.last!, sigmas.first!)
+            let rho = 7.0
+            sigmas = Spacings.linspace(0, 1, n).map { pow(pow(hi, 1 / rho) + $0 * (pow(lo, 1 / rho) - pow(hi, 1 / rho)), rho) }
+            let logSigmas = table.map { Double(logf($0)) }
+            ts = sigmas.map { sigma in
+                let logSigma = log(max(sigma, 1e-10))
+                var low = 0
+                for (i, l) in logSigmas.enumerated() where logSigma - l >= 0 { low = i }
+                low = min(low, total - 2)
+                let w = min(max((logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[low + 1]), 0), 1)
+                return Double(Float((1 - w) * Double(low) + w * Double(low + 1)))
+            }
+        }
+        let last = euler.finalSigmas == .zero ? 0 : Double(table[0])
+        return (ts, (sigmas + [last]).map { Double(Float($0)) })
+    }
+
+    /// The steps of an n-step Euler run, as EulerDiscreteScheduler.step computes them (s_churn 0).
+    public func eulerSteps(count n: Int, euler: EulerSettings) -> [SolverStep] {
+        let (ts, sigmas) = eulerTimesteps(count: n, euler: euler)
+        return ts.indices.map { i in
+            let (sigma, next) = (sigmas[i], sigmas[i + 1])
+            let (s, sNext) = ((sigma * sigma + 1).squareRoot(), (next * next + 1).squareRoot())
+            let (kx, km): (Double, Double)
+            switch prediction {
+            case .epsilon: (kx, km) = (s, -sigma)          // x̂0 = x_σ − σ·m
+            case .sample: (kx, km) = (0, 1)
+            case .v: (kx, km) = (1 / s, -sigma / s)        // x̂0 = m·(−σ/s) + x_σ/s²
+            }
+            // x_σ' = (σ_d/σ)·x_σ − ((σ_d − σ)/σ)·x̂0 (+ σ_up·z), divided by √(σ'²+1); σ_d = σ' unless ancestral.
+            var down = next, up = 0.0
+            if euler.ancestral {
+                up = (next * next * (sigma * sigma - next * next) / (sigma * sigma)).squareRoot()
+                down = (next * next - up * up).squareRoot()
+            }
+            return SolverStep(t: Int(ts[i].rounded()), kx: kx, km: km, cx: down * s / (sigma * sNext),
+                              c: [-(down - sigma) / (sigma * sNext)], noise: up / sNext, modelTimestep: ts[i])
+        }
+    }
+}
