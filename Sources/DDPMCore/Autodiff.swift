@@ -88,6 +88,11 @@ extension Graph {
             let dpred = weighted ? self(.mseBackward(weighted: true), x[0], x[1], x[2], dy)
                                  : self(.mseBackward(weighted: false), x[0], x[1], dy)
             return [dpred] + Array(repeating: nil, count: x.count - 1)
+        case .globalAveragePool:
+            let s = shape(x[0])
+            return [self(.globalAveragePoolBackward(height: s[2], width: s[3]), dy)]
+        case .crossEntropy:
+            return [self(.crossEntropyBackward, x[0], x[1], dy), nil]
         default:
             preconditionFailure("\(node.op.kind) has no gradient rule")
         }

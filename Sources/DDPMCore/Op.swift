@@ -81,6 +81,17 @@ public enum Op: Hashable, Sendable {
     /// param → ema updated in place: ema ← ema − (1 − decay)(ema − param)
     case emaUpdate(decay: Float)
 
+    // MARK: Classification (the domain classifier behind `ddpm-cl fid --features classifier`)
+    /// x[N,C,H,W] → [N,C], the mean over H·W (global average pooling)
+    case globalAveragePool
+    /// dy[N,C] → dx[N,C,H,W] = dy / (H·W) at every position
+    case globalAveragePoolBackward(height: Int, width: Int)
+    /// logits[N,K], labels[N] (floats holding class indices in 0..<K) → loss[1] =
+    /// mean_n( logsumexp(logits_n) − logits_n[label_n] ): softmax and negative log-likelihood in one op
+    case crossEntropy
+    /// logits[N,K], labels[N], dloss[1] → dlogits = dloss · (softmax(logits_n) − onehot(label_n)) / N
+    case crossEntropyBackward
+
     public var kind: OpKind {
         switch self {
         case .conv2d: return .conv2d
@@ -115,6 +126,10 @@ public enum Op: Hashable, Sendable {
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
         case .emaUpdate: return .emaUpdate
+        case .globalAveragePool: return .globalAveragePool
+        case .globalAveragePoolBackward: return .globalAveragePoolBackward
+        case .crossEntropy: return .crossEntropy
+        case .crossEntropyBackward: return .crossEntropyBackward
         }
     }
 }
@@ -127,12 +142,14 @@ public enum OpKind: String, CaseIterable, Sendable {
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
+    case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
 
     /// Ops whose gradient rule must pass a finite-difference check.
     public var isDifferentiable: Bool {
         switch self {
         case .conv2d, .linear, .matmul, .groupNorm, .silu, .softmax, .add, .mul, .scale, .addChannels,
-             .concatChannels, .sliceChannels, .upsampleNearest2x, .reshape, .dropout, .mse:
+             .concatChannels, .sliceChannels, .upsampleNearest2x, .reshape, .dropout, .mse,
+             .globalAveragePool, .crossEntropy:
             return true
         default:
             return false

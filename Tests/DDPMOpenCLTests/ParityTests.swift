@@ -31,6 +31,7 @@ final class ParityTests: XCTestCase {
             "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
             "gemm.cl": [.matmul, .linear, .conv2d],
             "philox.cl": [.qSample, .dropout],
+            "classifier.cl": [.globalAveragePool, .globalAveragePoolBackward, .crossEntropy, .crossEntropyBackward],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
         let covered = Set(ParityCases.all.map(\.op.kind))
