@@ -96,6 +96,18 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every"), help: "Read the loss and log every N steps.")
     var logEvery = 10
 
+    @Option(name: .customLong("fid-every"), help: "Measure FID/KID of EMA samples every N steps (0: never); writes fid.csv and fid.png.")
+    var fidEvery = 0
+
+    @Option(name: .customLong("fid-samples"), help: "Samples per FID evaluation.")
+    var fidSamples = 500
+
+    @Option(name: .customLong("fid-steps"), help: "DDIM (η = 0) steps per FID sample.")
+    var fidSteps = 10
+
+    @Option(name: .customLong("fid-classifier"), help: "The classifier for --fid-every; default: the cached one of --data (`ddpm-cl classifier train`).")
+    var fidClassifier: String?
+
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if accumulate < 1 { throw ValidationError("--accumulate must be at least 1") }
@@ -104,6 +116,7 @@ struct Train: ParsableCommand {
         if lr <= 0 { throw ValidationError("--lr must be positive") }
         if timesteps < 2 { throw ValidationError("--timesteps must be at least 2") }
         if logEvery < 1 { throw ValidationError("--log-every must be at least 1") }
+        if fidEvery < 0 || fidSamples < 2 || fidSteps < 1 { throw ValidationError("--fid-every must be ≥ 0, --fid-samples ≥ 2, --fid-steps ≥ 1") }
     }
 
     func run() throws {
@@ -148,6 +161,17 @@ struct Train: ParsableCommand {
             settings.sampleEvery = sampleEvery
             settings.checkpointEvery = checkpointEvery
             settings.logEvery = logEvery
+            if fidEvery > 0 {
+                let reference = try ImageSource.parse(options.data)
+                let file = fidClassifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: reference)
+                let fid = try TrainingFID(backend: backend, classifier: try TrainedClassifier.read(file), reference: reference,
+                                          samples: fidSamples, steps: fidSteps)
+                fid.restore(from: directory, upTo: trainer.step)
+                settings.fidEvery = fidEvery
+                settings.fid = fid
+                print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, classifier %@ (held-out accuracy %.2f%%)",
+                             fidEvery, fidSamples, fidSteps, reference.description, file.path, 100 * fid.classifier.heldOutAccuracy))
+            }
             if let total = settings.steps, total <= trainer.step {
                 throw UserError("the run is already at step \(trainer.step); give --steps larger than that to continue.")
             }
