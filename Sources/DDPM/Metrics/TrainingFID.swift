@@ -64,7 +64,7 @@ public final class TrainingFID {
         var text = "step,fid,kid,seconds\n"
         for r in rows { text += "\(r.step),\(r.fid),\(r.kid),\(String(format: "%.2f", r.seconds))\n" }
         try writeAtomically(Data(text.utf8), to: Self.csv(directory))
-        try writePNG(renderLossPlot(steps: rows.map(\.step), losses: rows.map { Float($0.fid) }),
+        try writePNG(renderLossPlot(steps: rows.map(\.step), losses: rows.map { Float($0.fid) }, title: "fid"),
                      to: directory.url.appendingPathComponent("fid.png"))
     }
 
