@@ -13,6 +13,7 @@ let package = Package(
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLAPACK", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
 
         // Thin C layer over OpenCL: device listing, program build with log, error names.
         .target(name: "CLShim", dependencies: ["COpenCL"]),
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"],
                 resources: [.embedInCode("Kernels")]),
         // The domain: U-Net, schedules, diffusion, training, sampling, file formats.
-        .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib"]),
+        .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib", "CLAPACK"]),
         .executableTarget(name: "ddpm-cl", dependencies: [
             "DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

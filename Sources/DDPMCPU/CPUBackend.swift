@@ -139,6 +139,14 @@ public final class CPUBackend: Backend {
             adamStep(param: y[0], m: y[1], v: y[2], grad: x[0], clip: x[1][1], count: s[0].count, a)
         case .emaUpdate(let rate):
             emaUpdate(ema: y[0], param: x[0], count: s[0].count, rate: rate)
+        case .globalAveragePool:
+            globalAveragePool(y[0], x[0], s[0])
+        case .globalAveragePoolBackward:
+            globalAveragePoolBackward(y[0], x[0], outputs[0].shape)
+        case .crossEntropy:
+            y[0][0] = crossEntropy(x[0], x[1], s[0])
+        case .crossEntropyBackward:
+            crossEntropyBackward(y[0], x[0], x[1], x[2][0], s[0])
         }
     }
 }

@@ -110,6 +110,13 @@ extension Op {
                                      : g(.mseBackward(weighted: false), x[0], x[1], dy)
                 return [dpred] + Array(repeating: nil, count: x.count - 1)
             }
+        case .globalAveragePool:
+            return { g, x, _, dy in
+                let s = g.shape(x[0])
+                return [g(.globalAveragePoolBackward(height: s[2], width: s[3]), dy)]
+            }
+        case .crossEntropy:
+            return { g, x, _, dy in [g(.crossEntropyBackward, x[0], x[1], dy), nil] }
         default:
             return nil
         }

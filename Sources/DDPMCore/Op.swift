@@ -86,6 +86,17 @@ public enum Op: Hashable, Sendable {
     /// double by the caller, as diffusers' EMAModel does in Python)
     case emaUpdate(rate: Float)
 
+    // MARK: Classification (the domain classifier behind `ddpm-cl fid --features classifier`)
+    /// x[N,C,H,W] → [N,C], the mean over H·W (global average pooling)
+    case globalAveragePool
+    /// dy[N,C] → dx[N,C,H,W] = dy / (H·W) at every position
+    case globalAveragePoolBackward(height: Int, width: Int)
+    /// logits[N,K], labels[N] (floats holding class indices in 0..<K) → loss[1] =
+    /// mean_n( logsumexp(logits_n) − logits_n[label_n] ): softmax and negative log-likelihood in one op
+    case crossEntropy
+    /// logits[N,K], labels[N], dloss[1] → dlogits = dloss · (softmax(logits_n) − onehot(label_n)) / N
+    case crossEntropyBackward
+
     public var kind: OpKind {
         switch self {
         case .conv2d: return .conv2d
@@ -121,6 +132,10 @@ public enum Op: Hashable, Sendable {
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
         case .emaUpdate: return .emaUpdate
+        case .globalAveragePool: return .globalAveragePool
+        case .globalAveragePoolBackward: return .globalAveragePoolBackward
+        case .crossEntropy: return .crossEntropy
+        case .crossEntropyBackward: return .crossEntropyBackward
         }
     }
 }
@@ -133,6 +148,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate
+    case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
 }
 
 // MARK: - Parameters

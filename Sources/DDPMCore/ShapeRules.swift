@@ -119,6 +119,22 @@ extension Op {
         case .gradNorm:
             precondition(!s.isEmpty)
             return [Shape(2)]
+        case .globalAveragePool:
+            need(1)
+            precondition(s[0].rank == 4, "globalAveragePool needs [N,C,H,W], got \(s[0])")
+            return [Shape(s[0][0], s[0][1])]
+        case .globalAveragePoolBackward(let h, let w):
+            need(1)
+            precondition(s[0].rank == 2 && h > 0 && w > 0, "globalAveragePoolBackward: dy \(s[0]) at \(h)×\(w)")
+            return [Shape(s[0][0], s[0][1], h, w)]
+        case .crossEntropy:
+            need(2)
+            precondition(s[0].rank == 2 && s[1].dims == [s[0][0]], "crossEntropy: logits \(s[0]) with labels \(s[1])")
+            return [Shape(1)]
+        case .crossEntropyBackward:
+            need(3)
+            precondition(s[0].rank == 2 && s[1].dims == [s[0][0]] && s[2].dims == [1], "crossEntropyBackward: \(s)")
+            return [s[0]]
         case .adamStep, .emaUpdate:
             preconditionFailure("\(self) runs in place on parameters; it has no graph output shape")
         }

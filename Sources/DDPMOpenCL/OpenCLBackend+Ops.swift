@@ -175,6 +175,23 @@ extension OpenCLBackend {
         case .emaUpdate(let rate):
             try launch("ema_update", "optimizer.cl", count: s[0].count,
                        [.buffer(y[0]), .buffer(x[0]), .float(rate), .int(s[0].count)])
+        case .globalAveragePool:
+            let (n, c, h, w) = s[0].nchw
+            try launch("global_average_pool", "classifier.cl", count: n * c, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .int(n * c), .int(h * w)])
+        case .globalAveragePoolBackward(let h, let w):
+            try launch("global_average_pool_backward", "classifier.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .int(count), .int(h * w)])
+        case .crossEntropy:
+            let (n, k) = (s[0][0], s[0][1])
+            let partial = try scratch("cross_entropy_partial", floats: n)
+            try launch("cross_entropy_rows", "classifier.cl", count: n, loops: true,
+                       [.buffer(partial), .buffer(x[0]), .buffer(x[1]), .int(n), .int(k)])
+            try launch("cross_entropy_finish", "classifier.cl", count: 1, loops: true, [.buffer(y[0]), .buffer(partial), .int(n)])
+        case .crossEntropyBackward:
+            let (n, k) = (s[0][0], s[0][1])
+            try launch("cross_entropy_backward", "classifier.cl", count: n, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .int(n), .int(k)])
         }
     }
 }

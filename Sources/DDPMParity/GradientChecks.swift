@@ -54,6 +54,8 @@ public enum GradientChecks {
             GradientCheckCase(.dropout(Dropout(probability: 0.25, seed: 5, stream: 1)), [(s, n)]),
             GradientCheckCase(.mse(weighted: false), [(s, n), (s, n)], checked: [0]),
             GradientCheckCase(.mse(weighted: true), [(s, n), (s, n), (Shape(2), .uniform(0.5, 2))], checked: [0]),
+            GradientCheckCase(.globalAveragePool, [(Shape(2, 3, 4, 5), n)]),
+            GradientCheckCase(.crossEntropy, [(Shape(5, 7), .normal(scale: 2)), (Shape(5), .integers(7))], checked: [0]),
         ]
         for ta in [false, true] {
             for tb in [false, true] {
@@ -70,7 +72,7 @@ public enum GradientChecks {
         let leaves = c.inputs.enumerated().map { graph.input("x\($0.offset)", $0.element.shape) }
         let out = graph.apply(c.op, leaves)[0]
         let loss: Value
-        if case .mse = c.op {
+        if c.op.isLoss {
             loss = out
         } else {
             let shape = graph.shape(out)
@@ -114,5 +116,15 @@ public enum GradientChecks {
             worst = max(worst, diff.squareRoot() / max(norm.squareRoot(), 1e-3))
         }
         return GradientCheckResult(testCase: c, relativeError: worst)
+    }
+}
+
+extension Op {
+    /// Ops that are a scalar loss themselves: the gradient check differentiates them directly.
+    var isLoss: Bool {
+        switch self {
+        case .mse, .crossEntropy: return true
+        default: return false
+        }
     }
 }

@@ -4,7 +4,7 @@ import DDPMCore
 /// batch 1 and 3, channel counts that are not multiples of 4. Backward ops have rows of their own.
 public enum ParityCases {
     public static var all: [ParityCase] {
-        convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer
+        convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer + classification
     }
 
     static let n: InputFill = .normal(scale: 1)
@@ -152,5 +152,21 @@ public enum ParityCases {
                        inPlace: [(p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
             ParityCase(.emaUpdate(rate: 0.001), [(p, n)], inPlace: [(p, n)]),
         ]
+    }
+
+    static var classification: [ParityCase] {
+        var cases = [
+            ParityCase(.globalAveragePool, [(Shape(3, 5, 7, 2), n)]),
+            ParityCase(.globalAveragePool, [(Shape(2, 64, 8, 8), n)]),
+            ParityCase(.globalAveragePoolBackward(height: 7, width: 3), [(Shape(3, 5), n)]),
+        ]
+        // Logits spread wide so some rows are dominated by one class; 1 and 7 rows, 10 and 3 classes.
+        for (rows, classes) in [(7, 10), (1, 3), (33, 10)] {
+            let logits: (Shape, InputFill) = (Shape(rows, classes), .normal(scale: 4))
+            let labels: (Shape, InputFill) = (Shape(rows), .integers(classes))
+            cases.append(ParityCase(.crossEntropy, [logits, labels]))
+            cases.append(ParityCase(.crossEntropyBackward, [logits, labels, (Shape(1), .values([0.7]))]))
+        }
+        return cases
     }
 }

@@ -11,5 +11,5 @@ struct DDPMCL: ParsableCommand {
             Every subcommand takes --device N (an index from `ddpm-cl devices`, GPUs first) or
             --device cpu-reference (the slow, plain-Swift reference backend).
             """,
-        subcommands: [Devices.self, Check.self, Train.self, Sample.self, Eval.self, Bench.self, Tune.self])
+        subcommands: [Devices.self, Check.self, Train.self, Sample.self, Eval.self, Bench.self, Tune.self, FID.self, Classifier.self])
 }

@@ -110,6 +110,18 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Read the loss and log every N steps.")
     var logEvery = 10
 
+    @Option(name: .customLong("fid-every"), help: "Measure FID/KID of EMA samples every N steps (0: never); writes fid.csv and fid.png.")
+    var fidEvery = 0
+
+    @Option(name: .customLong("fid-samples"), help: "Samples per FID evaluation.")
+    var fidSamples = 500
+
+    @Option(name: .customLong("fid-steps"), help: "DDIM (η = 0) steps per FID sample.")
+    var fidSteps = 10
+
+    @Option(name: .customLong("fid-classifier"), help: "The classifier for --fid-every; default: the cached one of --data (`ddpm-cl classifier train`).")
+    var fidClassifier: String?
+
     /// The session's flags (how long, what to write); the library checks them.
     var sessionSettings: SessionSettings {
         var settings = SessionSettings()
@@ -144,8 +156,11 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let settings = sessionSettings
+            var settings = sessionSettings
             try settings.validate()
+            if fidEvery < 0 || fidSamples < 2 || fidSteps < 1 {
+                throw UserError("--fid-every \(fidEvery), --fid-samples \(fidSamples), --fid-steps \(fidSteps): they take ≥ 0 steps (0: never), ≥ 2 samples and ≥ 1 DDIM step.")
+            }
             var checkpoint: Checkpoint?
             var options: TrainingOptions?
             let directory: RunDirectory
@@ -187,6 +202,17 @@ struct Train: ParsableCommand {
                                                      seed: options.seed, horizontalFlip: options.horizontalFlip)
             let trainer = try need.allocating(batch: options.batch, flag: "--batch", on: backend, what: "training", advice: advice) {
                 try Trainer(backend: backend, options: options, resumeFrom: checkpoint)
+            }
+            if fidEvery > 0 {
+                let reference = try ImageSource.parse(options.data)
+                let file = fidClassifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: reference)
+                let fid = try TrainingFID(backend: backend, classifier: try TrainedClassifier.read(file), reference: reference,
+                                          samples: fidSamples, steps: fidSteps)
+                fid.restore(from: directory, upTo: trainer.step)
+                settings.fidEvery = fidEvery
+                settings.fid = fid
+                print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, classifier %@ (held-out accuracy %.2f%%)",
+                             fidEvery, fidSamples, fidSteps, reference.description, file.path, 100 * fid.classifier.heldOutAccuracy))
             }
             print("""
                 training on \(backend.name): \(trainer.parameterCount) parameters, batch \(options.batch), \

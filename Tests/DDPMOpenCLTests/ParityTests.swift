@@ -78,6 +78,7 @@ final class ParityTests: XCTestCase {
             "gemm.cl": [.matmul, .linear, .conv2d],
             "philox.cl": [.qSample, .dropout, .samplerStep, .solverUpdate],
             "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],
+            "classifier.cl": [.globalAveragePool, .globalAveragePoolBackward, .crossEntropy, .crossEntropyBackward],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
         let covered = Set(ParityCases.all.map(\.op.kind))

@@ -4,7 +4,7 @@ import Foundation
 /// grid, the raw loss as a light line and its exponential moving average (α ≈ 8/points, between 0.02 and 0.3,
 /// bias-corrected) as a dark line. The y axis is logarithmic when max/min > 20. The first and
 /// last step and the min and max loss are written at the ends of the axes.
-public func renderLossPlot(steps: [Int], losses: [Float], width: Int = 640, height: Int = 360) -> Image8 {
+public func renderLossPlot(steps: [Int], losses: [Float], width: Int = 640, height: Int = 360, title name: String = "loss") -> Image8 {
     let width = max(width, 64), height = max(height, 48)
     var image = Image8(width: width, height: height, channels: 3,
                        pixels: [UInt8](repeating: 255, count: width * height * 3))
@@ -76,7 +76,7 @@ public func renderLossPlot(steps: [Int], losses: [Float], width: Int = 640, heig
 
     drawLine(&image, left, top, left, bottom, black)
     drawLine(&image, left, bottom, right, bottom, black)
-    let title = logScale ? "loss (log)" : "loss"
+    let title = logScale ? "\(name) (log)" : name
     BitmapFont.draw(title, x: left, y: 2 * scale, scale: scale, color: black, into: &image)
     let stepLabel = "step"
     BitmapFont.draw(stepLabel, x: (left + right - BitmapFont.width(of: stepLabel, scale: scale)) / 2,
@@ -137,7 +137,7 @@ func drawLine(_ image: inout Image8, _ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int,
 }
 
 /// A tiny 5×7 pixel font with just the characters the loss plot needs:
-/// digits, '.', 'e', '-', '+', '(', ')', ' ' and the letters of "step", "loss" and "log".
+/// digits, '.', 'e', '-', '+', '(', ')', ' ' and the letters of "step", "loss", "log" and "fid".
 /// 'g' and 'p' use two more rows below the baseline, so a line of text is 9 pixels tall.
 enum BitmapFont {
     static let glyphWidth = 5
@@ -168,6 +168,9 @@ enum BitmapFont {
         "l": [".##..", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."],
         "o": [".....", ".....", ".###.", "#...#", "#...#", "#...#", ".###."],
         "g": [".....", ".....", ".####", "#...#", "#...#", "#...#", ".####", "....#", ".###."],
+        "f": ["..##.", ".#...", ".#...", "###..", ".#...", ".#...", ".#..."],
+        "i": ["..#..", ".....", ".##..", "..#..", "..#..", "..#..", ".###."],
+        "d": ["....#", "....#", ".####", "#...#", "#...#", "#...#", ".####"],
     ]
 
     /// The width in pixels of `text` drawn at `scale` (one blank column between glyphs).

@@ -198,3 +198,15 @@ extension FixedWidthInteger {
         self = value
     }
 }
+
+/// The dtype descriptor of a `.npy` file's header ("|u1", "<f4", …), or nil when the file is not
+/// a readable .npy (readNPY then says why).
+public func npyDescriptor(_ url: URL) -> String? {
+    guard let handle = try? FileHandle(forReadingFrom: url) else { return nil }
+    defer { try? handle.close() }
+    guard let data = try? handle.read(upToCount: 4096) else { return nil }
+    let bytes = [UInt8](data)
+    guard bytes.count > 10 else { return nil }
+    let header = String(decoding: bytes[10...], as: UTF8.self)
+    return npyField(header, "descr")?.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+}

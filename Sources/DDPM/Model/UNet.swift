@@ -24,8 +24,8 @@ public struct UNet {
     }
 }
 
-/// Emits the nodes of each diffusers block. One method per module type.
-private struct Builder {
+/// Emits the nodes of each diffusers block. One method per module type (EncoderClassifier reuses them).
+struct Builder {
     let graph: Graph
     let config: UNetConfig
     let training: Bool

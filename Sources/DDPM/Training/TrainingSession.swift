@@ -12,6 +12,9 @@ public struct SessionSettings {
     public var checkpointEvery = 500
     public var sampleCount = 16
     public var sampleSteps = 50
+    /// FID/KID every `fidEvery` steps (0: never) with this monitor (fid.csv, fid.png).
+    public var fidEvery = 0
+    public var fid: TrainingFID?
     public init() {}
 }
 
@@ -80,6 +83,7 @@ public final class TrainingSession {
                 }
             }
             if settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
+            if settings.fidEvery > 0 && step % settings.fidEvery == 0 { try measureFID() }
             if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 { try save(&log) }
             if Interruption.requested {
                 progressBar?.finish()
@@ -119,6 +123,17 @@ public final class TrainingSession {
         try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings)
         try log.write()
         try checkpoint.write(to: directory.checkpoint)
+    }
+
+    /// FID/KID of the EMA weights' samples against the reference (TrainingFID), logged and plotted.
+    func measureFID() throws {
+        guard let fid = settings.fid else { return }
+        let row = try fid.evaluate(step: trainer.step, backend: trainer.backend, config: trainer.options.model,
+                                   weights: try trainer.emaWeights(), scheduler: trainer.options.schedulerSettings)
+        try fid.write(to: directory)
+        progressBar?.finish()
+        say(String(format: "step %d  FID %.3f  KID %.5f  (%d DDIM-%d samples, %.1f s)", row.step, row.fid, row.kid,
+                   fid.samples, fid.steps, row.seconds))
     }
 
     /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral

@@ -1,0 +1,160 @@
+import DDPMCore
+import Foundation
+
+/// What `ddpm-cl classifier train` sets.
+public struct ClassifierTrainingOptions {
+    public var batch = 64
+    public var learningRate: Float = 2e-3
+    public var warmup = 50
+    public var weightDecay: Float = 0
+    public var gradientClip: Float = 1
+    public var seed: UInt64 = 0
+    /// Train until this many steps, or for this many minutes (whichever is given; steps win).
+    public var steps: Int?
+    public var minutes: Double?
+    public init() {}
+
+    /// Linear warmup, then constant.
+    func learningRate(step: Int) -> Float {
+        warmup > 0 ? learningRate * min(1, Float(step) / Float(warmup)) : learningRate
+    }
+}
+
+/// Trains the domain classifier with ddpm-cl's own graph and ops: one step is one graph run
+/// (forward, cross-entropy, backward) plus the fused gradient norm and AdamW, as the DDPM Trainer does.
+public final class ClassifierTrainer {
+    public let config: ClassifierConfig
+    public let options: ClassifierTrainingOptions
+    public private(set) var step = 0
+    let backend: Backend
+    let net: EncoderClassifier
+    let loss: Value
+    let gradients: [Value]
+    let executor: Executor
+    let imagesBuffer: DeviceBuffer, labelsBuffer: DeviceBuffer, statsBuffer: DeviceBuffer
+    private var parameters: [(name: String, shape: Shape, param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer)] = []
+
+    public init(backend: Backend, config: ClassifierConfig, options: ClassifierTrainingOptions) throws {
+        self.backend = backend; self.config = config; self.options = options
+        let graph = Graph()
+        net = EncoderClassifier(config: config, batch: options.batch, graph: graph)
+        let labels = graph.input("labels", Shape(options.batch))
+        loss = graph(.crossEntropy, net.logits, labels)
+        gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
+        executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
+        imagesBuffer = try backend.makeBuffer(count: graph.shape(net.images).count)
+        labelsBuffer = try backend.makeBuffer(count: options.batch)
+        statsBuffer = try backend.makeBuffer(count: 2)
+        executor.bind(net.images, to: imagesBuffer)
+        executor.bind(labels, to: labelsBuffer)
+        executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: 0, count: options.batch)))
+        var weights = Weights(graph: graph)
+        weights.initialize(seed: options.seed)
+        for (name, value) in graph.parameters {
+            let shape = graph.shape(value)
+            let p = try backend.makeBuffer(weights.values[name]!)
+            executor.bind(value, to: p)
+            // Device buffers start undefined: Adam's moments must be written as zeros.
+            let zeros = [Float](repeating: 0, count: shape.count)
+            parameters.append((name, shape, p, try backend.makeBuffer(zeros), try backend.makeBuffer(zeros)))
+        }
+    }
+
+    /// One AdamW step on a batch (N×C×S×S in [-1, 1]) and its labels.
+    public func trainStep(images: [Float], labels: [Int]) throws {
+        precondition(labels.count == options.batch)
+        step += 1
+        try backend.write(images, to: imagesBuffer)
+        try backend.write(labels.map(Float.init), to: labelsBuffer)
+        try executor.run(step: UInt32(truncatingIfNeeded: step))
+        let grads = gradients.map(executor.tensor)
+        let stats = TensorRef(statsBuffer, Shape(2))
+        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
+        let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
+        for (p, g) in zip(parameters, grads) {
+            try backend.run(.adamStep(adam), inputs: [g, stats],
+                            outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
+        }
+    }
+
+    /// The cross-entropy of the last step (waits for the device).
+    public func readLoss() throws -> Float { try backend.read(executor.buffer(loss), count: 1)[0] }
+
+    /// d(loss)/d(parameter) of the last step by parameter name (before clipping).
+    public func gradientValues() throws -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for (p, g) in zip(parameters, gradients) { out[p.name] = try backend.read(executor.buffer(g), count: p.shape.count) }
+        return out
+    }
+
+    public func weights() throws -> Weights {
+        var w = Weights(graph: net.graph)
+        for p in parameters { w.values[p.name] = try backend.read(p.param, count: p.shape.count) }
+        return w
+    }
+}
+
+/// The whole `classifier train`: batches in a seeded shuffled order (with random horizontal flips
+/// when asked), the held-out accuracy at the end, the result ready to write.
+public enum ClassifierTraining {
+    public static func run(backend: Backend, train: ImageSet, heldOut: ImageSet, options: ClassifierTrainingOptions,
+                           flip: Bool = false, say: (Int, Float, Double) -> Void) throws -> TrainedClassifier {
+        guard let labels = train.labels, let names = train.classNames else {
+            throw UserError("\(train.description) has no labels: give fashion-mnist or a folder with one subfolder per class.")
+        }
+        guard train.count >= options.batch else {
+            throw UserError("\(train.description) has \(train.count) images, fewer than one batch of \(options.batch); use a smaller --batch.")
+        }
+        let config = ClassifierConfig.standard(sampleSize: train.size, inChannels: train.channels, classNames: names)
+        try config.validate(source: "classifier")
+        let trainer = try ClassifierTrainer(backend: backend, config: config, options: options)
+        let data = TrainingData(images: train.images, count: train.count, channels: train.channels, size: train.size,
+                                description: train.description, seed: options.seed, horizontalFlip: flip)
+        let start = Date()
+        func done() -> Bool {
+            if let s = options.steps { return trainer.step >= s }
+            return Date().timeIntervalSince(start) >= (options.minutes ?? 3) * 60
+        }
+        while !done() {
+            let s = trainer.step + 1
+            let images = data.batch(step: s, size: options.batch)
+            // The same positions of the same shuffled order, so each image keeps its label.
+            let batchLabels = (0..<options.batch).map { labels[data.index(at: (s - 1) * options.batch + $0)] }
+            try trainer.trainStep(images: images, labels: batchLabels)
+            if trainer.step % 25 == 0 {
+                let loss = try trainer.readLoss()
+                guard loss.isFinite else { throw UserError("the classifier's loss became \(loss) at step \(trainer.step); try a lower --lr.") }
+                say(trainer.step, loss, Date().timeIntervalSince(start))
+            }
+        }
+        let weights = try trainer.weights()
+        var result = TrainedClassifier(config: config, weights: weights, heldOutAccuracy: 0, heldOutDescription: heldOut.description,
+                                       trainingDescription: train.description, steps: trainer.step)
+        result.heldOutAccuracy = try ClassifierFeatures(backend: backend, classifier: result).accuracy(heldOut)
+        return result
+    }
+}
+
+extension ClassifierTraining {
+    /// The training and held-out images of a labelled source: Fashion-MNIST's train and test splits,
+    /// or for an image folder with class subfolders every 10th image held out.
+    public static func split(_ source: ImageSource, size: Int, channels: Int) throws -> (train: ImageSet, heldOut: ImageSet) {
+        switch source {
+        case .fashionMNIST:
+            return (try ImageSource.fashionMNIST(.train).load(size: size, channels: channels),
+                    try ImageSource.fashionMNIST(.test).load(size: size, channels: channels))
+        case .folder(let url):
+            let all = try source.load(size: size, channels: channels)
+            guard all.labels != nil else {
+                throw UserError("\(url.path) has no class subfolders; a classifier needs one subfolder per class (DIR/CLASS/*.png).")
+            }
+            let held = stride(from: 9, to: all.count, by: 10).map { $0 }
+            guard !held.isEmpty else { throw UserError("\(url.path) has \(all.count) images; a classifier needs at least 10.") }
+            let heldSet = Set(held)
+            return (all.selecting((0..<all.count).filter { !heldSet.contains($0) }, description: "\(url.path) (\(all.count - held.count) images, 9 of every 10)"),
+                    all.selecting(held, description: "\(url.path) (\(held.count) held-out images, every 10th)"))
+        case .npy(let url):
+            throw UserError("\(url.path) has no labels; train the classifier on fashion-mnist or a folder with one subfolder per class.")
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import DDPMCore
+import Foundation
+
+/// FID and KID during training (`train --fid-every N --fid-samples 500`): every N steps, samples from
+/// the EMA weights with DDIM (η = 0, `steps` steps), features from the domain classifier, compared
+/// with the reference set's features (computed once per dataset and cached). Rows go to fid.csv,
+/// the curve to fid.png in the run directory.
+public final class TrainingFID {
+    public struct Row { public var step: Int; public var fid: Double; public var kid: Double; public var seconds: Double }
+    public let samples: Int
+    public let steps: Int
+    public let classifier: TrainedClassifier
+    public private(set) var rows: [Row] = []
+    let extractor: ClassifierFeatures
+    let reference: FIDEvaluation.SourceFeatures
+    let settings: FIDSettings
+
+    /// `referenceCount` images of `reference` (their features cached per classifier).
+    public init(backend: Backend, classifier: TrainedClassifier, reference: ImageSource, referenceCount: Int = 10_000,
+                samples: Int = 500, steps: Int = 10, kidSubsets: Int = 20) throws {
+        self.classifier = classifier; self.samples = samples; self.steps = steps
+        extractor = try ClassifierFeatures(backend: backend, classifier: classifier)
+        self.reference = try FIDEvaluation.features(of: reference, extractor: extractor, limit: referenceCount, cache: true)
+        var s = FIDSettings()
+        s.kidSubsets = kidSubsets
+        s.kidSubsetSize = 1000
+        settings = s
+    }
+
+    /// Samples, measures and records one row (the fixed seed 0: the same noise at every evaluation).
+    @discardableResult
+    public func evaluate(step: Int, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings) throws -> Row {
+        let start = Date()
+        guard config.sampleSize == classifier.config.sampleSize, config.inChannels == classifier.config.inChannels else {
+            throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the classifier reads "
+                + "\(classifier.config.inChannels)×\(classifier.config.sampleSize)²; train a classifier on this data.")
+        }
+        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: scheduler, batch: min(samples, 100))
+        let images = try sampler.sample(count: samples, seed: 0, sampler: .ddim(eta: 0), steps: steps)
+        // Quantised as a saved sample would be, so the number matches `ddpm-cl fid` on samples.npy.
+        let bytes = toUInt8(images)
+        let set = ImageSet(images: bytes.map { Float($0) / 127.5 - 1 }, count: samples, channels: config.inChannels,
+                           size: config.sampleSize, description: "step \(step) samples")
+        let out = try extractor.run(set)
+        let generated = FIDEvaluation.SourceFeatures(features: out.features, predictions: out.predictions,
+                                                      description: set.description, cached: false)
+        let report = try FIDEvaluation.report(generated, reference, classifier: classifier, settings: settings)
+        let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start))
+        rows.append(row)
+        return row
+    }
+
+    /// Reads earlier rows of a resumed run (up to `step`).
+    public func restore(from directory: RunDirectory, upTo step: Int) {
+        guard let text = try? String(contentsOf: Self.csv(directory), encoding: .utf8) else { return }
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",").compactMap { Double($0) }
+            guard f.count == 4, Int(f[0]) <= step else { continue }
+            rows.append(Row(step: Int(f[0]), fid: f[1], kid: f[2], seconds: f[3]))
+        }
+    }
+
+    public func write(to directory: RunDirectory) throws {
+        var text = "step,fid,kid,seconds\n"
+        for r in rows { text += "\(r.step),\(r.fid),\(r.kid),\(String(format: "%.2f", r.seconds))\n" }
+        try writeAtomically(Data(text.utf8), to: Self.csv(directory))
+        try writePNG(renderLossPlot(steps: rows.map(\.step), losses: rows.map { Float($0.fid) }, title: "fid"),
+                     to: directory.url.appendingPathComponent("fid.png"))
+    }
+
+    static func csv(_ directory: RunDirectory) -> URL { directory.url.appendingPathComponent("fid.csv") }
+}

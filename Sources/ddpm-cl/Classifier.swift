@@ -1,0 +1,112 @@
+import ArgumentParser
+import DDPM
+import DDPMCore
+import Foundation
+
+/// `ddpm-cl classifier train|eval`: the domain classifier whose features `ddpm-cl fid` uses.
+struct Classifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train or evaluate the domain classifier behind `ddpm-cl fid --features classifier`.",
+        subcommands: [ClassifierTrain.self, ClassifierEval.self])
+}
+
+struct ClassifierTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the classifier (a U-Net encoder with a pooled head) on labelled images and cache it.",
+        discussion: """
+            Labels come from Fashion-MNIST's IDX label files (--data fashion-mnist; held out: its test split)
+            or from the class subfolders of an image folder (--data DIR with DIR/CLASS/*.png; held out: every
+            10th image). The result, with its held-out accuracy, goes to --out (default: the cache that
+            `ddpm-cl fid` reads, ~/.cache/ddpm-cl/classifier-<data>.safetensors).
+            """)
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Labelled images: fashion-mnist or a folder with one subfolder of PNGs per class.")
+    var data = "fashion-mnist"
+
+    @Option(help: "Image size the classifier reads (Fashion-MNIST is padded to 32, as for training the U-Net).")
+    var size = 32
+
+    @Option(help: "Channels the classifier reads: 1 (gray) or 3 (RGB).")
+    var channels = 1
+
+    @Option(help: "Train for this many minutes (default 3 when --steps is not given).")
+    var minutes: Double?
+
+    @Option(help: "Train for this many steps.")
+    var steps: Int?
+
+    @Option(help: "Images per step.")
+    var batch = 64
+
+    @Option(help: "AdamW learning rate.")
+    var lr: Float = 2e-3
+
+    @Flag(help: "Random horizontal flips.")
+    var flip = false
+
+    @Option(help: "Seed of the initial weights and the data order.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Where to write the classifier (.safetensors).")
+    var out: String?
+
+    func validate() throws {
+        if batch < 2 { throw ValidationError("--batch must be at least 2") }
+        if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1") }
+        if let m = minutes, m <= 0 { throw ValidationError("--minutes must be positive") }
+        if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let source = try ImageSource.parse(data)
+            let (train, heldOut) = try ClassifierTraining.split(source, size: size, channels: channels)
+            let backend = try device.makeBackend()
+            var options = ClassifierTrainingOptions()
+            options.batch = batch; options.learningRate = lr; options.seed = seed
+            options.steps = steps; options.minutes = steps == nil ? (minutes ?? 3) : nil
+            print("training the classifier on \(train.description) with \(backend.name)")
+            let trained = try ClassifierTraining.run(backend: backend, train: train, heldOut: heldOut, options: options, flip: flip) { step, loss, seconds in
+                if step % 100 == 0 {
+                    print(String(format: "step %5d  loss %.4f  %.0f img/s", step, loss, Double(step * batch) / max(seconds, 1e-9)))
+                }
+            }
+            let url = out.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source)
+            try trained.write(to: url)
+            print(String(format: "held-out accuracy %.2f%% on %@ after %d steps; written to %@",
+                         100 * trained.heldOutAccuracy, heldOut.description, trained.steps, url.path))
+        }
+    }
+}
+
+struct ClassifierEval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Accuracy of a trained classifier on labelled images.")
+
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "Labelled images: fashion-mnist[:train|:test] or a folder with one subfolder per class.")
+    var data = "fashion-mnist:test"
+
+    @Option(help: "The classifier (.safetensors); default: the cached one for --data's dataset.")
+    var classifier: String?
+
+    @Option(help: "At most this many images.")
+    var n: Int?
+
+    func run() throws {
+        try reportingErrors {
+            let source = try ImageSource.parse(data)
+            let url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source)
+            let trained = try TrainedClassifier.read(url)
+            let set = try source.load(size: trained.config.sampleSize, channels: trained.config.inChannels, limit: n)
+            let accuracy = try ClassifierFeatures(backend: try device.makeBackend(), classifier: trained).accuracy(set)
+            print(String(format: "accuracy %.2f%% on %@ (recorded at training: %.2f%% on %@)", 100 * accuracy, set.description,
+                         100 * trained.heldOutAccuracy, trained.heldOutDescription))
+        }
+    }
+}
