@@ -272,6 +272,9 @@ final class IOTests: XCTestCase {
         let url = try writeBase64(text, name: "hello.gz")
         let data = try readGzip(url)
         XCTAssertEqual(data, Data(String(repeating: "hello gzip\n", count: 200).utf8))
+        // 2200 bytes decompressed: a bound below that (a decompression bomb, scaled down) is an error.
+        XCTAssertEqual(try readGzip(url, maxBytes: 2200).count, 2200)
+        assertUserError("decompresses to more than 2199 bytes") { _ = try readGzip(url, maxBytes: 2199) }
 
         let truncatedURL = folder.appendingPathComponent("truncated.gz")
         try Data(contentsOf: url).prefix(30).write(to: truncatedURL)
