@@ -13,13 +13,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Model preset or diffusers config.json.")
     var model = "small"
 
-    @Option(help: "Images per training step.")
+    @Option(parsing: .unconditional, help: "Images per training step.")
     var batch = 64
 
-    @Option(help: "Timed training steps (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Timed training steps (after one warm-up step).")
     var steps = 3
 
-    @Option(name: .customLong("sample-batch"), help: "Images per sampling model evaluation (0: skip sampling).")
+    @Option(name: .customLong("sample-batch"), parsing: .unconditional, help: "Images per sampling model evaluation (0: skip sampling).")
     var sampleBatch = 64
 
     @Flag(help: "Profile every kernel with OpenCL events and print the 20 most expensive.")
@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
                                           "train_gflops": gflops, "planned_bytes": trainer.plannedBytes]
             if profile { printKernelTimes(backend, steps: steps) }
             backend.setProfiling(false)
-            if sampleBatch > 0 {
+            if sampleBatch != 0 {
                 let perEvaluation = try probe.secondsPerSamplingEvaluation(batch: sampleBatch)
                 let ips = Double(sampleBatch) / perEvaluation
                 print(String(format: "sample: %.3f s per model evaluation of %d images = %.1f img/s per denoising step", perEvaluation, sampleBatch, ips))

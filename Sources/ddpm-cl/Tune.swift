@@ -21,10 +21,10 @@ struct Tune: ParsableCommand {
     @Option(help: "Model preset or diffusers config.json whose GEMMs are timed.")
     var model = "small"
 
-    @Option(help: "Images per training step.")
+    @Option(parsing: .unconditional, help: "Images per training step.")
     var batch = 64
 
-    @Option(help: "Training steps per timing round of each profile (after the search; three alternated rounds).")
+    @Option(parsing: .unconditional, help: "Training steps per timing round of each profile (after the search; three alternated rounds).")
     var steps = 2
 
     func run() throws {

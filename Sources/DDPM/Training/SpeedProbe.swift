@@ -8,11 +8,18 @@ public final class SpeedProbe {
     public let options: TrainingOptions
     private let batchValues: [Float]
 
-    public init(backend: Backend, model: UNetConfig, batch: Int) throws {
+    /// `batchFlag` names the option that set `batch` in errors (a batch that cannot fit is refused
+    /// before anything is allocated, with a batch that fits).
+    public init(backend: Backend, model: UNetConfig, batch: Int, batchFlag: String = "--batch") throws {
+        guard batch >= 1 else { throw UserError("\(batchFlag) \(batch): it takes a whole number of images ≥ 1.") }
         var options = TrainingOptions(model: model)
         options.batch = batch
         self.options = options
-        trainer = try Trainer(backend: backend, options: options)
+        let need = try MemoryNeed.training(options)
+        try need.check(batch: batch, flag: batchFlag, on: backend, what: "training")
+        trainer = try need.allocating(batch: batch, flag: batchFlag, on: backend, what: "training") {
+            try Trainer(backend: backend, options: options)
+        }
         var random = SplitMix64(seed: 1)
         batchValues = (0..<(batch * model.inChannels * model.sampleSize * model.sampleSize)).map { _ in
             Float(random.uniform() * 2 - 1)
@@ -27,6 +34,7 @@ public final class SpeedProbe {
 
     /// Seconds per training step over `steps` steps (one host sync at the end).
     public func secondsPerTrainingStep(steps: Int) throws -> Double {
+        guard steps >= 1 else { throw UserError("--steps \(steps): time at least 1 training step.") }
         let start = Date()
         for _ in 0..<steps { try trainer.trainStep(batch: batchValues) }
         _ = try trainer.readLossAndGradientNorm()
@@ -35,8 +43,13 @@ public final class SpeedProbe {
 
     /// Seconds per network evaluation of `batch` images in a DDIM sampling run (after one untimed run).
     public func secondsPerSamplingEvaluation(batch: Int, evaluations: Int = 5) throws -> Double {
-        let sampler = try Sampler(backend: trainer.backend, config: options.model, weights: try trainer.emaWeights(),
-                                  settings: options.schedulerSettings, batch: batch)
+        guard batch >= 1 else { throw UserError("--sample-batch \(batch): it takes a whole number of images ≥ 1 (0 skips sampling).") }
+        let weights = try trainer.emaWeights(), backend = trainer.backend, model = options.model, settings = options.schedulerSettings
+        let need = try MemoryNeed.sampling(model, weights: weights, settings: settings)
+        try need.check(batch: batch, flag: "--sample-batch", on: backend, what: "sampling")
+        let sampler = try need.allocating(batch: batch, flag: "--sample-batch", on: backend, what: "sampling") {
+            try Sampler(backend: backend, config: model, weights: weights, settings: settings, batch: batch)
+        }
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
         let start = Date()
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: evaluations)
