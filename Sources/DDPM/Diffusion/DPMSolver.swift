@@ -114,19 +114,8 @@ extension SchedulerSettings {
         if solver.karras {
             // Karras et al. (2022) eq. 5 with ρ = 7 between the table's σ_min and σ_max, in float64;
             // timesteps by interpolating log σ (diffusers' _sigma_to_t), rounded.
-            let (lo, hi) = (Double(table[0]), Double(table[total - 1]))
-            let rho = 7.0
-            let ramp = Spacings.linspace(0, 1, n)
-            sigmas = ramp.map { pow(pow(hi, 1 / rho) + $0 * (pow(lo, 1 / rho) - pow(hi, 1 / rho)), rho) }
-            let logSigmas = table.map { Double(logf($0)) }
-            ts = sigmas.map { sigma in
-                let logSigma = log(max(sigma, 1e-10))
-                var low = 0
-                for (i, l) in logSigmas.enumerated() where logSigma - l >= 0 { low = i }
-                low = min(low, total - 2)
-                let w = min(max((logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[low + 1]), 0), 1)
-                return Spacings.roundHalfEven((1 - w) * Double(low) + w * Double(low + 1))
-            }
+            sigmas = Spacings.karrasSigmas(from: Double(table[total - 1]), to: Double(table[0]), count: n)
+            ts = sigmas.map { Spacings.roundHalfEven(Spacings.timestep(ofSigma: $0, in: table)) }
         }
         let last = solver.finalSigmas == .zero ? 0 : Double(((1 - schedule.alphasCumprod[0]) / schedule.alphasCumprod[0]).squareRoot())
         return (ts, (sigmas + [last]).map { Double(Float($0)) })

@@ -64,18 +64,8 @@ extension SchedulerSettings {
             return slope * (t - Double(j)) + Double(table[j])
         }
         if euler.karras {
-            let (lo, hi) = (sigmas.last!, sigmas.first!)
-            let rho = 7.0
-            sigmas = Spacings.linspace(0, 1, n).map { pow(pow(hi, 1 / rho) + $0 * (pow(lo, 1 / rho) - pow(hi, 1 / rho)), rho) }
-            let logSigmas = table.map { Double(logf($0)) }
-            ts = sigmas.map { sigma in
-                let logSigma = log(max(sigma, 1e-10))
-                var low = 0
-                for (i, l) in logSigmas.enumerated() where logSigma - l >= 0 { low = i }
-                low = min(low, total - 2)
-                let w = min(max((logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[low + 1]), 0), 1)
-                return Double(Float((1 - w) * Double(low) + w * Double(low + 1)))
-            }
+            sigmas = Spacings.karrasSigmas(from: sigmas.first!, to: sigmas.last!, count: n)
+            ts = sigmas.map { Double(Float(Spacings.timestep(ofSigma: $0, in: table))) }
         }
         let last = euler.finalSigmas == .zero ? 0 : Double(table[0])
         return (ts, (sigmas + [last]).map { Double(Float($0)) })

@@ -114,11 +114,7 @@ public final class Sampler {
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
         for (first, n) in chunks {
-            var x = [Float](repeating: 0, count: batch * per)
-            for i in 0..<n {
-                let noise = given.map { Array($0[(first + i) * per..<(first + i + 1) * per]) } ?? initialNoise(image: first + i, seed: seed)
-                x.replaceSubrange(i * per..<(i + 1) * per, with: noise)
-            }
+            let x = initialBatch(first: first, count: n, given: given, seed: seed)
             try backend.write(x, to: sampleBuffer)
             var current = sampleBuffer, next = nextBuffer
             let snapshotAt: Set<Int> = first == 0 && snapshots > 1
@@ -167,6 +163,17 @@ public final class Sampler {
         try backend.run(.solverUpdate(update), inputs: [xt] + previous, outputs: [out], step: UInt32(step.t))
     }
 
+    /// x_T of images first ..< first + count (given, or drawn by (seed, image)), padded to the device batch.
+    private func initialBatch(first: Int, count n: Int, given: [Float]?, seed: UInt64) -> [Float] {
+        let per = imageShape.count
+        var x = [Float](repeating: 0, count: batch * per)
+        for i in 0..<n {
+            let noise = given.map { Array($0[(first + i) * per..<(first + i + 1) * per]) } ?? initialNoise(image: first + i, seed: seed)
+            x.replaceSubrange(i * per..<(i + 1) * per, with: noise)
+        }
+        return x
+    }
+
     private func sampleMultistep(count: Int, seed: UInt64, plan: [SolverStep], order: Int, initialNoise given: [Float]?,
                                  snapshots: Int, trajectory: ((Int, [Float]) -> Void)?, progress: (Int, Int) -> Void) throws -> [Float] {
         let per = imageShape.count
@@ -177,11 +184,7 @@ public final class Sampler {
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
         for (first, n) in chunks {
-            var x = [Float](repeating: 0, count: batch * per)
-            for i in 0..<n {
-                let noise = given.map { Array($0[(first + i) * per..<(first + i + 1) * per]) } ?? initialNoise(image: first + i, seed: seed)
-                x.replaceSubrange(i * per..<(i + 1) * per, with: noise)
-            }
+            let x = initialBatch(first: first, count: n, given: given, seed: seed)
             try backend.write(x, to: sampleBuffer)
             var current = sampleBuffer, next = nextBuffer
             let snapshotAt: Set<Int> = first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []

@@ -21,4 +21,22 @@ public enum Spacings {
 
     /// np.round: half to even.
     public static func roundHalfEven(_ x: Double) -> Int { Int(x.rounded(.toNearestOrEven)) }
+
+    /// Karras et al. (2022) eq. 5 with ρ = 7: n noise levels from σ_max down to σ_min, in float64
+    /// (diffusers' _convert_to_karras).
+    static func karrasSigmas(from hi: Double, to lo: Double, count n: Int) -> [Double] {
+        let rho = 7.0
+        return linspace(0, 1, n).map { pow(pow(hi, 1 / rho) + $0 * (pow(lo, 1 / rho) - pow(hi, 1 / rho)), rho) }
+    }
+
+    /// The fractional timestep of σ by interpolating log σ over the table of σ_t (diffusers' _sigma_to_t).
+    static func timestep(ofSigma sigma: Double, in table: [Float]) -> Double {
+        let logSigmas = table.map { Double(logf($0)) }
+        let logSigma = log(max(sigma, 1e-10))
+        var low = 0
+        for (i, l) in logSigmas.enumerated() where logSigma - l >= 0 { low = i }
+        low = min(low, table.count - 2)
+        let w = min(max((logSigmas[low] - logSigma) / (logSigmas[low] - logSigmas[low + 1]), 0), 1)
+        return (1 - w) * Double(low) + w * Double(low + 1)
+    }
 }
