@@ -33,7 +33,7 @@ struct Check: ParsableCommand {
             var backends: [(String, Backend)] = [("", try device.makeBackend())]
             if allProfiles, Int(device.device) != nil {
                 let info = try device.openCLDevice()
-                for named in DeviceProfile.parityProfiles(for: info) {
+                for named in DeviceProfile.parityProfiles {
                     backends.append((" (profile \(named.name))", try OpenCLBackend(device: info, profile: named.profile)))
                 }
             }

@@ -9,9 +9,9 @@ import XCTest
 /// its local-memory kernels are proved correct on PoCL, so CI checks them without a GPU).
 final class ParityTests: XCTestCase {
     func testEveryOpMatchesTheReferenceUnderEveryProfile() throws {
-        let device = try requireOpenCLDevice()
+        _ = try requireOpenCLDevice()  // a skip without OpenCL, a failure under DDPM_REQUIRE_CL=1
         let cpu = CPUBackend()
-        for named in DeviceProfile.parityProfiles(for: device) {
+        for named in DeviceProfile.parityProfiles {
             let cl = try requireOpenCLBackend(named)
             var failures: [String] = []
             for c in ParityCases.all {
