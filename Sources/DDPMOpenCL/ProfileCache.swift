@@ -20,6 +20,12 @@ public struct ProfileCache {
                     conv3x3: Conv3x3Tuner.Search? = nil) {
             (self.device, self.driver, self.gemm, self.searches, self.conv3x3) = (device, driver, gemm, searches, conv3x3)
         }
+
+        /// The cached choices put into a profile built from the device's facts.
+        public func apply(to profile: inout DeviceProfile) {
+            profile.gemm = gemm
+            if let conv = conv3x3 { profile.conv3x3 = conv.winner }
+        }
     }
 
     public let file: URL
@@ -47,15 +53,6 @@ public struct ProfileCache {
         entry.gemm = entry.gemm.filter { GEMMShapeClass(rawValue: $0.key) != nil && $0.value.problem == nil }
         if entry.conv3x3?.winner?.problem != nil { entry.conv3x3 = nil }
         return entry
-    }
-
-    /// The device's profile from its facts, with the cached choices.
-    public func profile(for device: CLDeviceInfo) -> DeviceProfile {
-        var profile = DeviceProfile.defaults(for: device)
-        guard let entry = load() else { return profile }
-        profile.gemm = entry.gemm
-        if let conv = entry.conv3x3 { profile.conv3x3 = conv.winner }
-        return profile
     }
 
     /// Writes the entry atomically (temporary file, then rename).

@@ -25,14 +25,16 @@ struct DeviceOptions: ParsableArguments {
         let info = try openCLDevice()
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
-        var profile = cache.profile(for: info)
+        let cached = cache.load()  // read once: the choices, and which searches are still to run
+        var profile = DeviceProfile.defaults(for: info)
+        cached?.apply(to: &profile)
         overrides.apply(to: &profile)
         let backend = try OpenCLBackend(device: info, profile: profile)
         let pending = Set(GEMMShapeClass.allCases.filter { profile.gemm[$0.rawValue] == nil })
         if overrides.gemmTiles == nil && !pending.isEmpty {
             backend.setGEMMTuner(makeTuner(for: info, pending: pending, cache: cache, quiet: false))
         }
-        if overrides.conv3x3 == nil && cache.load()?.conv3x3 == nil {
+        if overrides.conv3x3 == nil && cached?.conv3x3 == nil {
             backend.setConv3x3Tuner(makeConv3x3Tuner(for: info, cache: cache, quiet: false))
         }
         return backend
