@@ -89,7 +89,7 @@ final class CLIMPITests: XCTestCase {
         // 3 steps on 2 ranks, then resumed on 1 process to step 6.
         let firstHalf = try run(ranks: 2, train(mixed, steps: 3))
         XCTAssertEqual(firstHalf.status, 0, firstHalf.out + firstHalf.err)
-        let secondHalf = try run(ranks: 1, ["train", "--resume", mixed.path, "--steps", "6", "--device", "0"])
+        let secondHalf = try run(ranks: 1, ["train", "--resume", mixed.path, "--steps", "6", "--device", "0", "--log-every", "1"])
         XCTAssertEqual(secondHalf.status, 0, secondHalf.err)
 
         let reference = try losses(one), reference_w = try weights(one)
@@ -104,7 +104,12 @@ final class CLIMPITests: XCTestCase {
             XCTAssertEqual(Set(w.keys), Set(reference_w.keys))
             for (name, values) in reference_w {
                 let worst = zip(values, w[name]!).map { abs($0 - $1) }.max()!
-                XCTAssertLessThanOrEqual(worst, 2 * 1e-3 * 6, "\(candidate.lastPathComponent) \(name)")
+                // Measured 2026-12-01: ≤ 8.9e-7 after 6 steps at lr 1e-3 (round-off of summing the batch in
+                // two halves, passed on by AdamW); a wrong shard or noise would move weights by ~lr per step.
+                // Attention's key bias has an exactly-zero gradient: its round-off becomes Adam steps of up
+                // to lr either way (measured 2.7e-5), so it is bounded by 2·lr·steps only.
+                let bound: Float = name.hasSuffix("to_k.bias") ? 2 * 1e-3 * 6 : 1e-5
+                XCTAssertLessThanOrEqual(worst, bound, "\(candidate.lastPathComponent) \(name)")
             }
         }
     }

@@ -55,12 +55,11 @@ final class DataParallelTests: XCTestCase {
         for (name, w) in one.checkpoint.model.values {
             let w2 = two[0].checkpoint.model.values[name]!
             let worst = zip(w, w2).map { abs($0 - $1) }.max()!
-            // Gradients differ by round-off (~1e-7 relative); AdamW divides by √v, so a step moves a
-            // weight by ≤ lr per element. Exactly-zero gradients (attention's key bias, biases before a
-            // GroupNorm) hold only round-off, which Adam can turn into steps of up to lr in either
-            // direction: the bound is then 2·lr per step, far below a wrong shard (which moves ~lr everywhere).
-            XCTAssertLessThanOrEqual(worst, 2 * options.learningRate * 3, "weight \(name)")
-            XCTAssertLessThan(nmse(w2, w), 1e-8, "weight \(name)")
+            // Gradients differ by round-off (~1e-7 relative), which AdamW passes on; a wrong shard, noise
+            // or mask would move weights by ~lr per step. Attention's key bias has an exactly-zero
+            // gradient: its round-off becomes Adam steps of up to lr either way, bounded by 2·lr·steps.
+            let bound = name.hasSuffix("to_k.bias") ? 2 * options.learningRate * 3 : 1e-5
+            XCTAssertLessThanOrEqual(worst, bound, "weight \(name)")
         }
     }
 
