@@ -17,6 +17,8 @@ let package = Package(
 
         // Thin C layer over OpenCL: device listing, program build with log, error names.
         .target(name: "CLShim", dependencies: ["COpenCL"]),
+        // Open MPI opened at run time (dlopen), so building and running without MPI needs nothing.
+        .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
 
         // Pure Swift engine: shapes, ops, graph, autodiff, executor, Backend protocol, Philox.
         .target(name: "DDPMCore"),
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "DDPMOpenCL", dependencies: ["DDPMCore", "CLShim", "COpenCL"],
                 resources: [.embedInCode("Kernels")]),
         // The domain: U-Net, schedules, diffusion, training, sampling, file formats.
-        .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib", "CLAPACK"]),
+        .target(name: "DDPM", dependencies: ["DDPMCore", "CPNG", "CZlib", "CLAPACK", "CMPIShim"]),
         .executableTarget(name: "ddpm-cl", dependencies: [
             "DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

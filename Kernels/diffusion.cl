@@ -17,13 +17,15 @@ kernel void timestep_embedding(global float *emb, global const float *t, int dim
     emb[i] = (first_half != flip) ? sin(angle) : cos(angle);
 }
 
-// y = keep ? x·scale : 0, keep = uniform(word i%4 of Philox(seed, [i/4, 0, step, stream])) ≥ p
+// y = keep ? x·scale : 0, keep = uniform(word g%4 of Philox(seed, [g/4, 0, step, stream])) ≥ p, with
+// g = first_image·per + i the element's index in the whole batch (a data-parallel shard starts later)
 kernel void dropout(global float *y, global const float *x, float p, float scale, uint seed_lo, uint seed_hi,
-                    uint stream, uint step, int n) {
+                    uint stream, uint step, int n, uint first_image, int per) {
     int i = get_global_id(0);
     if (i >= n) return;
-    uint4 r = philox4x32_10((uint4)(i / 4, 0, step, stream), (uint2)(seed_lo, seed_hi));
-    uint lane = i % 4;
+    ulong g = (ulong)first_image * (ulong)per + (ulong)i;
+    uint4 r = philox4x32_10((uint4)((uint)(g / 4), 0, step, stream), (uint2)(seed_lo, seed_hi));
+    uint lane = (uint)(g % 4);
     uint word = lane == 0 ? r.x : lane == 1 ? r.y : lane == 2 ? r.z : r.w;
     y[i] = philox_uniform(word) >= p ? x[i] * scale : 0.0f;
 }
@@ -60,20 +62,21 @@ kernel void mse_backward(global float *dpred, global const float *pred, global c
 // and each Philox block gives the 4 normals of elements 4m…4m+3, exactly as philox_normal does.
 kernel void q_sample(global float *xt, global float *target, global float *t_out, global float *snr, global const float *x0,
                      global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
-                     uint step, int per, int n, int span) {
+                     uint first_image, uint step, int per, int n, int span) {
     int g = get_global_id(0);
     int blocks = (per + span - 1) / span;
     int image = g / blocks;
     if (image >= n / per) return;
     int j = (g - image * blocks) * span, end = min(per, j + span);
     uint2 key = (uint2)(seed_lo, seed_hi);
-    uint4 r = philox4x32_10((uint4)(0, image, step, 2u), key);   // RandomStream.trainingTimestep
+    uint stream_image = first_image + (uint)image;   // the image's index in the global batch
+    uint4 r = philox4x32_10((uint4)(0, stream_image, step, 2u), key);   // RandomStream.trainingTimestep
     int t = (int)(((ulong)r.x * (ulong)timesteps) >> 32);
     if (j == 0) { t_out[image] = (float)t; snr[image] = table[2 * timesteps + t]; }
     float a = table[t], b = table[timesteps + t];
     long base = (long)image * per;
     for (; j < end; j += 4) {
-        uint4 q = philox4x32_10((uint4)(j / 4, image, step, 1u), key);   // RandomStream.trainingNoise
+        uint4 q = philox4x32_10((uint4)(j / 4, stream_image, step, 1u), key);   // RandomStream.trainingNoise
         float2 n01 = philox_box_muller(philox_uniform(q.x), philox_uniform(q.y));
         float2 n23 = philox_box_muller(philox_uniform(q.z), philox_uniform(q.w));
         float4 noise = (float4)(n01.x, n01.y, n23.x, n23.y);

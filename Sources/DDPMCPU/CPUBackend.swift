@@ -120,7 +120,7 @@ public final class CPUBackend: Backend {
         case .timestepEmbedding(let e):
             timestepEmbedding(y[0], x[0], n: s[0][0], e)
         case .dropout(let d):
-            dropout(y[0], x[0], count: s[0].count, d, step: step)
+            dropout(y[0], x[0], count: s[0].count, first: Int(d.firstImage) * (s[0].count / s[0][0]), d, step: step)
         case .mse(let weighted):
             y[0][0] = meanSquaredError(x[0], x[1], weighted ? x[2] : nil, s[0])
         case .mseBackward(let weighted):

@@ -20,11 +20,13 @@ func timestepEmbedding(_ y: UnsafeMutablePointer<Float>, _ t: UnsafePointer<Floa
 }
 
 /// y = keep ? x / (1 − p) : 0 with keep = uniform(Philox(seed, [i/4, 0, step, stream])[i%4]) ≥ p.
-func dropout(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, _ d: Dropout, step: UInt32) {
+/// `first`: the batch-wide index of element 0 (see Dropout.firstImage).
+func dropout(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, first: Int, _ d: Dropout, step: UInt32) {
     let scale = 1 / (1 - d.probability)
     elementwise(y, count: count) { i in
-        let r = Philox.block(seed: d.seed, counter: (UInt32(i / 4), 0, step, RandomStream.dropoutBase + d.stream))
-        let word = [r.0, r.1, r.2, r.3][i % 4]
+        let g = first + i
+        let r = Philox.block(seed: d.seed, counter: (UInt32(truncatingIfNeeded: g / 4), 0, step, RandomStream.dropoutBase + d.stream))
+        let word = [r.0, r.1, r.2, r.3][g % 4]
         return Philox.uniform(word) >= d.probability ? x[i] * scale : 0
     }
 }
@@ -53,7 +55,8 @@ func meanSquaredErrorBackward(_ dpred: UnsafeMutablePointer<Float>, _ pred: Unsa
 }
 
 /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε and the target (ε, x0, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x0), with
-/// t_n = Philox(seed, [0, n, step, timestep stream]) mod-free in 0..<T and ε from the noise stream;
+/// t_n = Philox(seed, [0, firstImage + n, step, timestep stream]) mod-free in 0..<T and ε from the
+/// noise stream of image firstImage + n;
 /// snr[n] = table[2T + t_n].
 func qSample(_ xt: UnsafeMutablePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ tOut: UnsafeMutablePointer<Float>,
              _ snr: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ table: UnsafePointer<Float>, _ s: Shape,
@@ -61,12 +64,13 @@ func qSample(_ xt: UnsafeMutablePointer<Float>, _ target: UnsafeMutablePointer<F
     let n = s[0], per = s.count / n
     parallelFor(n) { image in
         let t = Philox.integer(below: q.timesteps, seed: q.seed,
-                               counter: (0, UInt32(image), step, RandomStream.trainingTimestep))
+                               counter: (0, q.firstImage + UInt32(image), step, RandomStream.trainingTimestep))
         tOut[image] = Float(t)
         snr[image] = table[2 * q.timesteps + t]
         let a = table[t], b = table[q.timesteps + t]
         for i in 0..<per {
-            let eps = Philox.normal(seed: q.seed, index: i, image: UInt32(image), step: step, stream: RandomStream.trainingNoise)
+            let eps = Philox.normal(seed: q.seed, index: i, image: q.firstImage + UInt32(image), step: step,
+                                    stream: RandomStream.trainingNoise)
             let x = x0[image * per + i]
             xt[image * per + i] = a * x + b * eps
             switch q.prediction {

@@ -201,13 +201,16 @@ public struct TimestepEmbedding: Hashable, Sendable {
     }
 }
 
+/// The mask of element i of image n (of N) is drawn as element (firstImage + n)·(count/N) + i of the
+/// whole batch, so a data-parallel rank's shard drops what one process with the whole batch drops.
 public struct Dropout: Hashable, Sendable {
     public var probability: Float
     public var seed: UInt64
     /// Distinguishes the dropout layers of one model so they draw different masks.
     public var stream: UInt32
-    public init(probability: Float, seed: UInt64, stream: UInt32) {
-        self.probability = probability; self.seed = seed; self.stream = stream
+    public var firstImage: UInt32
+    public init(probability: Float, seed: UInt64, stream: UInt32, firstImage: UInt32 = 0) {
+        self.probability = probability; self.seed = seed; self.stream = stream; self.firstImage = firstImage
     }
 }
 
@@ -216,12 +219,16 @@ public enum Prediction: String, Hashable, Sendable, CaseIterable, Codable {
     case epsilon, sample, v = "v_prediction"
 }
 
+/// The fused noising step. Image n of the batch draws its timestep and noise as image
+/// `firstImage + n`, so a data-parallel rank holding images [first, first + N) of a global batch
+/// draws exactly what one process with the whole batch draws for them.
 public struct QSample: Hashable, Sendable {
     public var seed: UInt64
     public var timesteps: Int
     public var prediction: Prediction
-    public init(seed: UInt64, timesteps: Int, prediction: Prediction) {
-        self.seed = seed; self.timesteps = timesteps; self.prediction = prediction
+    public var firstImage: UInt32
+    public init(seed: UInt64, timesteps: Int, prediction: Prediction, firstImage: UInt32 = 0) {
+        self.seed = seed; self.timesteps = timesteps; self.prediction = prediction; self.firstImage = firstImage
     }
 }
 

@@ -114,7 +114,8 @@ extension OpenCLBackend {
             try launch("dropout", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .float(d.probability), .float(1 / (1 - d.probability)),
                         .uint(UInt32(truncatingIfNeeded: d.seed)), .uint(UInt32(truncatingIfNeeded: d.seed >> 32)),
-                        .uint(RandomStream.dropoutBase + d.stream), .uint(step), .int(count)])
+                        .uint(RandomStream.dropoutBase + d.stream), .uint(step), .int(count),
+                        .uint(d.firstImage), .int(count / s[0][0])])
         case .mse(let weighted):
             let n = s[0][0]
             let partial = try scratch("mse_partial", floats: n)
@@ -136,7 +137,7 @@ extension OpenCLBackend {
                        [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(y[3]), .buffer(x[0]), .buffer(x[1]),
                         .int(q.timesteps), .int(prediction),
                         .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
-                        .uint(step), .int(per), .int(count), .int(span)])
+                        .uint(q.firstImage), .uint(step), .int(per), .int(count), .int(span)])
         case .samplerStep(let p):
             try launch("sampler_step", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]),

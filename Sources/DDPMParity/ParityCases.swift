@@ -108,6 +108,8 @@ public enum ParityCases {
                        [(Shape(4), .integers(1000))], tolerance: 1e-6),
             // The mask comes from Philox on both sides: it must agree exactly.
             ParityCase(.dropout(Dropout(probability: 0.3, seed: 42, stream: 3)), [(Shape(3, 5, 7, 11), n)], tolerance: 0),
+            // A data-parallel shard (images 4, 5, 6 of the batch): an odd per-image count moves the lane.
+            ParityCase(.dropout(Dropout(probability: 0.3, seed: 42, stream: 3, firstImage: 4)), [(Shape(3, 5, 7, 11), n)], tolerance: 0),
             ParityCase(.mse(weighted: false), [(x, n), (x, n)]),
             ParityCase(.mse(weighted: true), [(x, n), (x, n), (Shape(3), .uniform(0.1, 2))]),
             ParityCase(.mseBackward(weighted: false), [(x, n), (x, n), (Shape(1), .values([0.7]))]),
@@ -118,6 +120,9 @@ public enum ParityCases {
             cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: prediction)),
                                     [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
         }
+        // A data-parallel rank's shard: images drawn as global images 7, 8, 9.
+        cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: .epsilon, firstImage: 7)),
+                                [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
         let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, em: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
                                seed: 77, firstImage: 5)
         cases.append(ParityCase(.samplerStep(step), [(x, n), (x, n)]))

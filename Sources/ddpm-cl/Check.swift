@@ -31,7 +31,7 @@ struct Check: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var backends: [(String, Backend)] = [("", try device.makeBackend())]
-            if allProfiles, Int(device.device) != nil {
+            if allProfiles, Int(device.choice) != nil {
                 let info = try device.openCLDevice()
                 for named in DeviceProfile.parityProfiles {
                     backends.append((" (profile \(named.name))", try OpenCLBackend(device: info, profile: named.profile)))

@@ -7,12 +7,15 @@ import Foundation
 /// `--device`, shared by every subcommand that computes.
 struct DeviceOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
-        "Device index from `ddpm-cl devices` (0 is the fastest: GPUs are listed first), or `cpu-reference` for the plain-Swift reference backend.",
+        "Device index from `ddpm-cl devices` (0 is the fastest: GPUs are listed first), or `cpu-reference` for the plain-Swift reference backend (default: 0; under mpirun, `train` gives each rank the device of its local rank index).",
         valueName: "N|cpu-reference"))
-    var device: String = "0"
+    var device: String?
+
+    /// The device asked for, or device 0.
+    var choice: String { device ?? "0" }
 
     func validate() throws {
-        if device != "cpu-reference" && (Int(device) ?? -1) < 0 {
+        if let device, device != "cpu-reference" && (Int(device) ?? -1) < 0 {
             throw ValidationError("--device takes a number ≥ 0 from `ddpm-cl devices` or `cpu-reference`, not '\(device)'.")
         }
     }
@@ -21,7 +24,7 @@ struct DeviceOptions: ParsableArguments {
     /// An OpenCL device runs with its cached profile (ProfileCache); GEMM shape classes that have
     /// no cached choice yet are timed on their first use and the choice is saved.
     func makeBackend() throws -> Backend {
-        guard Int(device) != nil else { return CPUBackend() }
+        guard Int(choice) != nil else { return CPUBackend() }
         let info = try openCLDevice()
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
@@ -42,7 +45,7 @@ struct DeviceOptions: ParsableArguments {
 
     /// The OpenCL device --device names.
     func openCLDevice() throws -> CLDeviceInfo {
-        guard let index = Int(device) else {
+        guard let index = Int(choice) else {
             throw UserError("--device cpu-reference is the plain-Swift reference backend; this needs an OpenCL device (--device N).")
         }
         let devices = try listDevices()

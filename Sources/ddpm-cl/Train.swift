@@ -37,6 +37,10 @@ struct Train: ParsableCommand {
               ddpm-cl train --minutes 10                      Fashion-MNIST, `small` U-Net, device 0
               ddpm-cl train --data ~/faces --model cifar10 --steps 20000 --batch 32
               ddpm-cl train --resume runs/fashion-mnist --steps 5000
+
+            Data parallel over K processes (Open MPI; one device per rank, its local rank index unless
+            --device is given; --batch is the global batch, split evenly; rank 0 writes the run):
+              mpirun -np 2 ddpm-cl train --steps 1000 --batch 64
             """)
 
     @OptionGroup var device: DeviceOptions
@@ -156,6 +160,13 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Under mpirun: one rank of K (nil otherwise, and nothing of MPI is loaded).
+            let mpi = MPIReducer.launched() ? try MPIReducer() : nil
+            let parallel = mpi.map { DataParallel(reducer: $0) }
+            let isRoot = parallel?.isRoot ?? true
+            let say: (String) -> Void = isRoot ? { print($0) } : { _ in }
+            var device = self.device
+            if let mpi, device.device == nil { device.device = String(mpi.localRank) }
             var settings = sessionSettings
             try settings.validate()
             if fidEvery < 0 || fidSamples < 2 || fidSteps < 1 {
@@ -177,14 +188,17 @@ struct Train: ParsableCommand {
                 directory = RunDirectory(URL(fileURLWithPath: name))
             }
             // One trainer per folder; leftovers of killed writers go first.
-            let lock = try RunLock(directory: directory.url)
-            defer { lock.release() }
-            for path in removeStaleTemporaryFiles(under: directory.url) { print("removed \(path), left by a process that was killed while writing it") }
+            // Under MPI rank 0 alone holds the lock and writes, so only it clears leftovers.
+            let lock = isRoot ? try RunLock(directory: directory.url) : nil
+            defer { lock?.release() }
+            if isRoot {
+                for path in removeStaleTemporaryFiles(under: directory.url) { print("removed \(path), left by a process that was killed while writing it") }
+            }
             if let resume {
                 let resumed = try Checkpoint.read(directory.checkpoint)
                 checkpoint = resumed
                 options = resumed.options
-                print("resuming \(resume) at step \(resumed.step)")
+                say("resuming \(resume) at step \(resumed.step)")
             } else {
                 if FileManager.default.fileExists(atPath: directory.checkpoint.path) {
                     throw UserError("\(directory.url.path) already holds a run. Continue it with --resume \(directory.url.path), or choose another --out.")
@@ -194,16 +208,21 @@ struct Train: ParsableCommand {
                 throw UserError("the run is already at step \(done); give --steps larger than that to continue.")
             }
             guard let options else { preconditionFailure("options come from the flags or the checkpoint") }
+            try parallel?.check(batch: options.batch)
             let backend = try device.makeBackend()
             let need = try MemoryNeed.training(options)
             let advice = " (with --accumulate K to keep the effective batch)"
-            try need.check(batch: options.batch, flag: "--batch", on: backend, what: "training", advice: advice)
+            // A rank holds its shard of the batch; the message then speaks of the batch per rank.
+            let ranks = parallel?.size ?? 1
+            let what = ranks > 1 ? "training (one of \(ranks) ranks, batch per rank)" : "training"
+            let localBatch = options.batch / ranks
+            try need.check(batch: localBatch, flag: "--batch", on: backend, what: what, advice: advice)
             let trainingData = try TrainingData.load(options.data, size: options.model.sampleSize, channels: options.model.inChannels,
                                                      seed: options.seed, horizontalFlip: options.horizontalFlip)
-            let trainer = try need.allocating(batch: options.batch, flag: "--batch", on: backend, what: "training", advice: advice) {
-                try Trainer(backend: backend, options: options, resumeFrom: checkpoint)
+            let trainer = try need.allocating(batch: localBatch, flag: "--batch", on: backend, what: what, advice: advice) {
+                try Trainer(backend: backend, options: options, resumeFrom: checkpoint, parallel: parallel)
             }
-            if fidEvery > 0 {
+            if fidEvery > 0 && isRoot {
                 let reference = try ImageSource.parse(options.data)
                 let file = fidClassifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: reference)
                 let fid = try TrainingFID(backend: backend, classifier: try TrainedClassifier.read(file), reference: reference,
@@ -214,7 +233,10 @@ struct Train: ParsableCommand {
                 print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, classifier %@ (held-out accuracy %.2f%%)",
                              fidEvery, fidSamples, fidSteps, reference.description, file.path, 100 * fid.classifier.heldOutAccuracy))
             }
-            print("""
+            if let parallel {
+                say("data parallel: \(parallel.size) ranks (Open MPI), \(localBatch) images of each batch of \(options.batch) per rank; rank 0 writes the run")
+            }
+            say("""
                 training on \(backend.name): \(trainer.parameterCount) parameters, batch \(options.batch), \
                 \(String(format: "%.1f", trainer.flopsPerStep / 1e9)) GFLOP per step, \
                 \(trainer.plannedBytes / 1_048_576) MiB of activations and gradients
@@ -223,12 +245,14 @@ struct Train: ParsableCommand {
             Interruption.install()
             let session = TrainingSession(trainer: trainer, data: trainingData, directory: directory, settings: settings,
                                           terminal: isatty(STDERR_FILENO) == 1, say: { print($0) })
-            switch try session.run() {
+            let outcome = try session.run()
+            try mpi?.finish()   // every rank got here: MPI_Finalize (a failed rank exits without it)
+            switch outcome {
             case .finished(let step):
-                print("finished at step \(step). Samples: \(directory.samples.path)  Loss plot: \(directory.lossPlot.path)")
-                print("Pipeline (EMA weights) for diffusers: \(directory.pipeline.path)")
+                say("finished at step \(step). Samples: \(directory.samples.path)  Loss plot: \(directory.lossPlot.path)")
+                say("Pipeline (EMA weights) for diffusers: \(directory.pipeline.path)")
             case .interrupted(let step):
-                print("interrupted at step \(step); checkpoint saved. Resume with:\n  ddpm-cl train --resume \(directory.url.path) --steps N")
+                say("interrupted at step \(step); checkpoint saved. Resume with:\n  ddpm-cl train --resume \(directory.url.path) --steps N")
                 throw ExitCode(130)
             }
         }

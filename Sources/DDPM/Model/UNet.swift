@@ -11,15 +11,17 @@ public struct UNet {
     public let output: Value      // [N, out_channels, H, W]
 
     /// Builds the forward pass into `graph` for a batch of `batch` images. Dropout layers draw their
-    /// masks from Philox(dropoutSeed) when `training` is true and are identity otherwise.
+    /// masks from Philox(dropoutSeed) when `training` is true and are identity otherwise; the batch's
+    /// images are drawn as images `firstImage`… of a larger batch (a data-parallel shard).
     public init(config: UNetConfig, batch: Int, graph: Graph = Graph(), sample: Value? = nil, timesteps: Value? = nil,
-                training: Bool = false, dropoutSeed: UInt64 = 0) {
+                training: Bool = false, dropoutSeed: UInt64 = 0, firstImage: UInt32 = 0) {
         self.config = config
         self.graph = graph
         let size = config.sampleSize
         self.sample = sample ?? graph.input("sample", Shape(batch, config.inChannels, size, size))
         self.timesteps = timesteps ?? graph.input("timesteps", Shape(batch))
         var b = Builder(graph: graph, config: config, training: training && config.dropout > 0, dropoutSeed: dropoutSeed)
+        b.firstImage = firstImage
         output = b.forward(self.sample, self.timesteps)
     }
 }
@@ -31,6 +33,7 @@ struct Builder {
     let training: Bool
     let dropoutSeed: UInt64
     var dropoutLayers: UInt32 = 0
+    var firstImage: UInt32 = 0
 
     init(graph: Graph, config: UNetConfig, training: Bool, dropoutSeed: UInt64) {
         self.graph = graph; self.config = config; self.training = training; self.dropoutSeed = dropoutSeed
@@ -99,7 +102,7 @@ struct Builder {
         h = graph(.silu, groupNorm("\(name).norm2", h, groups: groups))
         if training {
             dropoutLayers += 1
-            h = graph(.dropout(Dropout(probability: config.dropout, seed: dropoutSeed, stream: dropoutLayers)), h)
+            h = graph(.dropout(Dropout(probability: config.dropout, seed: dropoutSeed, stream: dropoutLayers, firstImage: firstImage)), h)
         }
         h = conv("\(name).conv2", h, out: out, kernel: 3)
         let shortcut = inChannels == out ? x : conv("\(name).conv_shortcut", x, out: out, kernel: 1)

@@ -11,6 +11,10 @@ public final class Trainer {
     public let graph: Graph
     public let loss: Value
     public let parameterCount: Int
+    /// The ranks this trainer shares its steps with (nil: one process, the whole batch).
+    public let parallel: DataParallel?
+    /// Images per micro-batch on this rank: the batch, or this rank's shard of it.
+    public let localBatch: Int
     /// Device memory of the planned activations and gradients.
     public var plannedBytes: Int { executor.plannedBytes }
 
@@ -30,18 +34,24 @@ public final class Trainer {
     private var accumulated: [DeviceBuffer] = []
 
     /// A fresh run (weights initialised from the seed) or a resumed one (from a checkpoint).
-    public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil) throws {
+    public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil,
+                parallel: DataParallel? = nil) throws {
         self.backend = backend
         self.options = options
-        let b = options.batch
+        self.parallel = parallel
+        try parallel?.check(batch: options.batch)
+        let shard = parallel?.shard(ofBatch: options.batch) ?? 0..<options.batch
+        let b = shard.count
+        localBatch = b
         let size = options.model.sampleSize
         let graph = Graph()
         x0 = graph.input("x0", Shape(b, options.model.inChannels, size, size))
         let schedule = options.noiseSchedule
         let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
-        let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType)), [x0, table])
+        let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType,
+                                                  firstImage: UInt32(shard.lowerBound))), [x0, table])
         net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
-                   training: true, dropoutSeed: options.seed ^ 0xD50F)
+                   training: true, dropoutSeed: options.seed ^ 0xD50F, firstImage: UInt32(shard.lowerBound))
         // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
         loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
                                         : graph(.mse(weighted: false), net.output, noised[1])
@@ -99,6 +109,10 @@ public final class Trainer {
             }
             grads = zip(accumulated, grads).map { TensorRef($0, $1.shape) }
         }
+        // ── Data parallel (issue 19): between backward and the optimizer, the gradients (and the
+        // loss) are averaged over the ranks on the host. At merge this moves onto the flat gradient buffer.
+        if let parallel { try parallel.average(grads, loss: executor.buffer(loss), on: backend) }
+        // ──
         let stats = TensorRef(statsBuffer, Shape(2))
         try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)

@@ -85,11 +85,14 @@ public final class TrainingData {
     }
 
     /// Batch `step` (1-based) of size `batch`, N×C×S×S.
-    public func batch(step: Int, size batch: Int) -> [Float] {
+    public func batch(step: Int, size batch: Int) -> [Float] { self.batch(step: step, size: batch, images: 0..<batch) }
+
+    /// Images `images` of batch `step` of size `batch` (a data-parallel rank's shard), N×C×S×S.
+    public func batch(step: Int, size batch: Int, images shard: Range<Int>) -> [Float] {
         let per = channels * size * size
-        var out = [Float](repeating: 0, count: batch * per)
-        for b in 0..<batch {
-            let position = (step - 1) * batch + b
+        var out = [Float](repeating: 0, count: shard.count * per)
+        for (b, image) in shard.enumerated() {
+            let position = (step - 1) * batch + image
             let source = index(at: position) * per
             var flip = false
             if horizontalFlip {
@@ -110,14 +113,16 @@ public final class TrainingData {
 public final class BatchPrefetcher {
     private let data: TrainingData
     private let batch: Int
+    private let images: Range<Int>
     private let lock = NSCondition()
     private var ready: [Int: [Float]] = [:]
     private var nextToMake: Int
     private var stopped = false
     private let depth = 2
 
-    public init(data: TrainingData, batch: Int, firstStep: Int) {
-        self.data = data; self.batch = batch; nextToMake = firstStep
+    /// Prepares images `images` (default: all) of each batch of `batch`, from batch `firstStep` on.
+    public init(data: TrainingData, batch: Int, images: Range<Int>? = nil, firstStep: Int) {
+        self.data = data; self.batch = batch; self.images = images ?? 0..<batch; nextToMake = firstStep
         let thread = Thread { [weak self] in self?.produce() }
         thread.name = "batch-prefetch"
         thread.start()
@@ -131,7 +136,7 @@ public final class BatchPrefetcher {
             let step = nextToMake
             nextToMake += 1
             lock.unlock()
-            let values = data.batch(step: step, size: batch)
+            let values = data.batch(step: step, size: batch, images: images)
             lock.lock()
             ready[step] = values
             lock.broadcast()

@@ -27,6 +27,8 @@ public enum SessionOutcome: Equatable {
 /// The training loop around a Trainer: batches from a prefetch thread, the progress bar or log lines,
 /// log.csv and loss.png, sample grids from fixed noise, checkpoints and the diffusers pipeline,
 /// Ctrl-C and NaN handling. Every file is written to a temporary name and renamed.
+/// Data parallel (the trainer's `parallel`): every rank trains on its shard of each batch; rank 0
+/// alone prints and writes files; stopping (time, Ctrl-C) is decided by all ranks together.
 public final class TrainingSession {
     let trainer: Trainer
     let data: TrainingData
@@ -34,11 +36,24 @@ public final class TrainingSession {
     let settings: SessionSettings
     let say: (String) -> Void
     let progressBar: ProgressBar?
+    let parallel: DataParallel?
+    /// Whether this process writes files and prints (rank 0, or the only process).
+    var isRoot: Bool { parallel?.isRoot ?? true }
 
     public init(trainer: Trainer, data: TrainingData, directory: RunDirectory, settings: SessionSettings,
                 terminal: Bool, say: @escaping (String) -> Void) {
-        self.trainer = trainer; self.data = data; self.directory = directory; self.settings = settings; self.say = say
-        progressBar = terminal ? ProgressBar() : nil
+        parallel = trainer.parallel
+        let root = trainer.parallel?.isRoot ?? true
+        self.trainer = trainer; self.data = data; self.directory = directory; self.settings = settings
+        self.say = root ? say : { _ in }
+        progressBar = terminal && root ? ProgressBar() : nil
+    }
+
+    /// A stop condition every rank sees at the same step (each rank's own view of the clock or of a
+    /// signal could differ by a step, and a rank that stops alone leaves the others waiting).
+    func agreed(_ flag: Bool) throws -> Bool {
+        guard let parallel else { return flag }
+        return try parallel.anyRank(flag)
     }
 
     public func run() throws -> SessionOutcome {
@@ -48,19 +63,24 @@ public final class TrainingSession {
         let firstStep = trainer.step + 1
         let k = options.accumulationSteps
         // The prefetcher counts micro-batches: step s uses micro-batches (s−1)·k + 1 … s·k.
-        let prefetch = BatchPrefetcher(data: data, batch: options.batch, firstStep: (firstStep - 1) * k + 1)
+        let prefetch = BatchPrefetcher(data: data, batch: options.batch, images: parallel?.shard(ofBatch: options.batch),
+                                       firstStep: (firstStep - 1) * k + 1)
         defer { prefetch.stop() }
         var lastLog = (time: Date(), step: trainer.step)
         var smoothed: Float?
         let totalText = settings.steps.map { "\($0)" } ?? "\(Int(settings.minutes ?? 0)) min"
 
-        func finished() -> Bool {
+        if let parallel {
+            try parallel.checkAgreement(try trainer.checkpoint().fingerprint, on: "the starting state (options, step, weights)")
+        }
+
+        func finished() throws -> Bool {
             if let steps = settings.steps, trainer.step >= steps { return true }
-            if let minutes = settings.minutes, Date().timeIntervalSince(start) >= minutes * 60 { return true }
+            if let minutes = settings.minutes { return try agreed(Date().timeIntervalSince(start) >= minutes * 60) }
             return false
         }
 
-        while !finished() {
+        while try !finished() {
             try trainer.trainStep(microBatches: (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) })
             let step = trainer.step
             let logNow = step % settings.logEvery == 0 || step == settings.steps
@@ -71,7 +91,7 @@ public final class TrainingSession {
                 let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
                 smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
-                log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips))
+                if isRoot { log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips)) }
                 let elapsed = now.timeIntervalSince(start)
                 let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
                     ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
@@ -82,10 +102,10 @@ public final class TrainingSession {
                                step, totalText, loss, smoothed!, gradNorm, options.learningRate(step: step), ips, formatDuration(eta ?? 0)))
                 }
             }
-            if settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
-            if settings.fidEvery > 0 && step % settings.fidEvery == 0 { try measureFID() }
+            if isRoot && settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
+            if isRoot && settings.fidEvery > 0 && step % settings.fidEvery == 0 { try measureFID() }
             if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 { try save(&log) }
-            if Interruption.requested {
+            if try agreed(Interruption.requested) {
                 progressBar?.finish()
                 try save(&log)
                 return .interrupted(step: step)
@@ -93,7 +113,7 @@ public final class TrainingSession {
         }
         progressBar?.finish()
         try save(&log)
-        try writeSamples()
+        if isRoot { try writeSamples() }
         return .finished(step: trainer.step)
     }
 
@@ -114,6 +134,7 @@ public final class TrainingSession {
     func save(_ log: inout TrainingLog) throws {
         let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
         try checkFinite(loss: loss, gradientNorm: gradNorm, step: trainer.step)
+        guard isRoot else { return }   // every rank holds the same weights; one writes them
         let checkpoint = try trainer.checkpoint()
         for (name, values) in checkpoint.model.values where !values.allSatisfy(\.isFinite) {
             throw UserError("the weight \(name) is not finite at step \(trainer.step); training stopped and the last good checkpoint is kept in \(directory.checkpoint.path). Try a lower --lr or --grad-clip 1.")
