@@ -1,4 +1,5 @@
-// Optimizer ops, in place on parameter-sized buffers: gradient norm + clip factor, AdamW, EMA.
+// Optimizer ops, in place on parameter-sized buffers: gradient norm + clip factor, AdamW, EMA,
+// gradient accumulation.
 // The per-step scalars come from AdamCoefficients (computed on the host, shared with the CPU).
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -39,6 +40,14 @@ kernel void adam_step(global float *param, global float *m, global float *v, glo
 kernel void ema_update(global float *ema, global const float *param, float one_minus_decay, int n) {
     int i = get_global_id(0);
     if (i < n) ema[i] = ema[i] - one_minus_decay * (ema[i] - param[i]);
+}
+
+// acc = (reset ? 0 : acc) + scale·g, in place: gradient accumulation over micro-batches.
+kernel void accumulate(global float *acc, global const float *g, float scale, int reset, int n) {
+    int i = get_global_id(0);
+    if (i >= n) return;
+    float term = scale * g[i];
+    acc[i] = reset ? term : acc[i] + term;
 }
 
 #pragma OPENCL FP_CONTRACT ON

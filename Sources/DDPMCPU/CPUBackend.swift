@@ -6,13 +6,22 @@ import Foundation
 public final class CPUBuffer: DeviceBuffer {
     public let count: Int
     let pointer: UnsafeMutablePointer<Float>
+    /// The buffer a view shares memory with (kept alive by the view); nil when this one owns it.
+    private let owner: CPUBuffer?
 
     init(count: Int) {
         self.count = count
         pointer = .allocate(capacity: max(count, 1))
         pointer.initialize(repeating: 0, count: max(count, 1))
+        owner = nil
     }
-    deinit { pointer.deallocate() }
+    init(viewOf buffer: CPUBuffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= buffer.count, "view \(offset)+\(count) outside a buffer of \(buffer.count)")
+        self.count = count
+        pointer = buffer.pointer + offset
+        owner = buffer
+    }
+    deinit { if owner == nil { pointer.deallocate() } }
 }
 
 /// The reference backend: plain loops that define what every op means. Readable first; it uses
@@ -30,6 +39,11 @@ public final class CPUBackend: Backend {
     }
 
     public var memoryLimits: MemoryLimits? { .host }
+
+    public func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer {
+        CPUBuffer(viewOf: buffer as! CPUBuffer, offset: offset, count: count)
+    }
+    public var viewAlignment: Int { 1 }
 
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {
         let b = buffer as! CPUBuffer
@@ -139,6 +153,12 @@ public final class CPUBackend: Backend {
             adamStep(param: y[0], m: y[1], v: y[2], grad: x[0], clip: x[1][1], count: s[0].count, a)
         case .emaUpdate(let rate):
             emaUpdate(ema: y[0], param: x[0], count: s[0].count, rate: rate)
+        case .accumulate(let scale, let reset):
+            // In place: y[0] is x[0]. The scaled term is rounded before the sum (no fused multiply-add).
+            for i in 0..<s[0].count {
+                let term = scale * x[1][i]
+                y[0][i] = reset ? term : y[0][i] + term
+            }
         case .globalAveragePool:
             globalAveragePool(y[0], x[0], s[0])
         case .globalAveragePoolBackward:

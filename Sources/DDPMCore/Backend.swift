@@ -18,13 +18,19 @@ public struct TensorRef {
 /// other backends must agree with it (the parity suite checks that).
 ///
 /// Calls are asynchronous on devices: `run` enqueues, `read` waits. Outputs never alias inputs,
-/// except for the in-place optimizer ops, whose `outputs` are read and written (documented on Op).
+/// except for the in-place ops (Op.inPlaceInputs): there output i is the same buffer as the input it
+/// overwrites, and the backend reads and writes it through the output.
 public protocol Backend: AnyObject {
     /// "cpu-reference" or the OpenCL device's name.
     var name: String { get }
     func makeBuffer(count: Int) throws -> DeviceBuffer
     func write(_ values: [Float], to buffer: DeviceBuffer) throws
     func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float]
+    /// `count` floats of `buffer` from `offset` as a buffer of their own (a view: writes through
+    /// either are seen by both). `offset` must be a multiple of `viewAlignment`.
+    func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer
+    /// The offsets, in floats, at which a view may start (OpenCL sub-buffers need aligned origins).
+    var viewAlignment: Int { get }
     /// Runs one op. `step` addresses the random streams of ops that draw noise (Philox counters).
     func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws
     /// Waits until everything enqueued has finished.

@@ -46,6 +46,9 @@ public final class MeasuringBackend: Backend {
         largestBufferBytes = max(largestBufferBytes, bytes)
         return Buffer(count: count)
     }
+    /// Views share their buffer's memory: they cost nothing.
+    public func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer { Buffer(count: count) }
+    public var viewAlignment: Int { 1 }
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {}
     public func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { [Float](repeating: 0, count: count) }
     public func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {}

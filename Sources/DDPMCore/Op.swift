@@ -77,14 +77,18 @@ public enum Op: Hashable, Sendable {
     /// (Imagen's dynamic thresholding, as diffusers' _threshold_sample; linear-interpolated quantile).
     case dynamicThreshold(ratio: Float, maxValue: Float)
 
-    // MARK: Optimizer (in place: outputs are read and written)
+    // MARK: Optimizer (in place: see inPlaceInputs)
     /// grads g_1…g_P → stats[2] = (global L2 norm, clip factor min(1, maxNorm / (norm + 1e-6)))
     case gradNorm(maxNorm: Float)
-    /// grad, stats[2] (clip factor at [1]) → param, m, v updated in place (AdamW, torch semantics)
+    /// grad, stats[2] (clip factor at [1]), param, m, v → param, m, v updated in place (AdamW, torch
+    /// semantics)
     case adamStep(Adam)
-    /// param → ema updated in place: ema ← ema − rate·(ema − param), rate = 1 − decay (formed in
+    /// param, ema → ema updated in place: ema ← ema − rate·(ema − param), rate = 1 − decay (formed in
     /// double by the caller, as diffusers' EMAModel does in Python)
     case emaUpdate(rate: Float)
+    /// acc, g → acc updated in place: acc ← acc + scale·g, or scale·g when `reset` (gradient
+    /// accumulation over micro-batches: the first one resets)
+    case accumulate(scale: Float, reset: Bool)
 
     // MARK: Classification (the domain classifier behind `ddpm-cl fid --features classifier`)
     /// x[N,C,H,W] → [N,C], the mean over H·W (global average pooling)
@@ -132,10 +136,25 @@ public enum Op: Hashable, Sendable {
         case .gradNorm: return .gradNorm
         case .adamStep: return .adamStep
         case .emaUpdate: return .emaUpdate
+        case .accumulate: return .accumulate
         case .globalAveragePool: return .globalAveragePool
         case .globalAveragePoolBackward: return .globalAveragePoolBackward
         case .crossEntropy: return .crossEntropy
         case .crossEntropyBackward: return .crossEntropyBackward
+        }
+    }
+}
+
+extension Op {
+    /// For ops that update state in place: output i overwrites input `inPlaceInputs[i]`. The
+    /// Executor gives both the same buffer (and checks that nothing reads the old value later);
+    /// backends read and write it through the output.
+    public var inPlaceInputs: [Int]? {
+        switch self {
+        case .adamStep: return [2, 3, 4]
+        case .emaUpdate: return [1]
+        case .accumulate: return [0]
+        default: return nil
         }
     }
 }
@@ -147,7 +166,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
-    case gradNorm, adamStep, emaUpdate
+    case gradNorm, adamStep, emaUpdate, accumulate
     case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
 }
 

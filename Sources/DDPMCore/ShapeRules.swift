@@ -135,8 +135,18 @@ extension Op {
             need(3)
             precondition(s[0].rank == 2 && s[1].dims == [s[0][0]] && s[2].dims == [1], "crossEntropyBackward: \(s)")
             return [s[0]]
-        case .adamStep, .emaUpdate:
-            preconditionFailure("\(self) runs in place on parameters; it has no graph output shape")
+        case .adamStep:
+            need(5)
+            precondition(s[2...].allSatisfy { $0.count == s[0].count } && s[1].count == 2, "adamStep: \(s)")
+            return Array(s[2...])
+        case .emaUpdate:
+            need(2)
+            precondition(s[0].count == s[1].count, "emaUpdate: \(s)")
+            return [s[1]]
+        case .accumulate:
+            need(2)
+            precondition(s[0].count == s[1].count, "accumulate: \(s)")
+            return [s[0]]
         }
     }
 }

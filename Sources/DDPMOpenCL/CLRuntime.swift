@@ -136,6 +136,26 @@ public final class CLContext {
         return CLBuffer(mem: mem, bytes: bytes)
     }
 
+    /// `bytes` of `parent` from `offset` as a buffer of their own (clCreateSubBuffer; `offset` a
+    /// multiple of CL_DEVICE_MEM_BASE_ADDR_ALIGN).
+    public func makeSubBuffer(of parent: CLBuffer, offset: Int, bytes: Int) throws -> CLBuffer {
+        precondition(offset >= 0 && bytes > 0 && offset + bytes <= max(parent.bytes, 4), "sub-buffer outside its parent")
+        var region = cl_buffer_region(origin: offset, size: bytes)
+        var status: cl_int = 0
+        guard let mem = clCreateSubBuffer(parent.mem, cl_mem_flags(CL_MEM_READ_WRITE), cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION),
+                                          &region, &status), status == CL_SUCCESS else {
+            throw CLError(call: "clCreateSubBuffer(offset \(offset), \(bytes) bytes)", code: status, log: "")
+        }
+        return CLBuffer(mem: mem, bytes: bytes, parent: parent)
+    }
+
+    /// CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: where a sub-buffer may start.
+    public var subBufferAlignmentBytes: Int {
+        var bits: cl_uint = 0
+        guard clGetDeviceInfo(deviceID, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN), 4, &bits, nil) == CL_SUCCESS, bits >= 32 else { return 4096 }
+        return Int(bits) / 8
+    }
+
     public func write(_ buffer: CLBuffer, from pointer: UnsafeRawPointer, bytes: Int, offset: Int = 0) throws {
         precondition(offset + bytes <= buffer.bytes, "write past the end of a buffer")
         if bytes == 0 { return }
@@ -177,8 +197,16 @@ public final class CLContext {
 public final class CLBuffer {
     let mem: cl_mem
     public let bytes: Int
-    init(mem: cl_mem, bytes: Int) { self.mem = mem; self.bytes = bytes; LiveBuffers.shared.add(bytes) }
-    deinit { clReleaseMemObject(mem); LiveBuffers.shared.remove(bytes) }
+    /// The buffer a sub-buffer shares memory with (kept alive by it; its bytes are counted there).
+    let parent: CLBuffer?
+    init(mem: cl_mem, bytes: Int, parent: CLBuffer? = nil) {
+        self.mem = mem; self.bytes = bytes; self.parent = parent
+        if parent == nil { LiveBuffers.shared.add(bytes) }
+    }
+    deinit {
+        clReleaseMemObject(mem)
+        if parent == nil { LiveBuffers.shared.remove(bytes) }
+    }
 }
 
 public final class CLProgram {

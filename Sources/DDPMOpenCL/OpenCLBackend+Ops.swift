@@ -176,6 +176,9 @@ extension OpenCLBackend {
         case .emaUpdate(let rate):
             try launch("ema_update", "optimizer.cl", count: s[0].count,
                        [.buffer(y[0]), .buffer(x[0]), .float(rate), .int(s[0].count)])
+        case .accumulate(let scale, let reset):
+            try launch("accumulate", "optimizer.cl", count: s[0].count,
+                       [.buffer(y[0]), .buffer(x[1]), .float(scale), .int(reset ? 1 : 0), .int(s[0].count)])
         case .globalAveragePool:
             let (n, c, h, w) = s[0].nchw
             try launch("global_average_pool", "classifier.cl", count: n * c, loops: true,

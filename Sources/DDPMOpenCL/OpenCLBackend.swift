@@ -37,6 +37,8 @@ public final class OpenCLBackend: Backend {
     private var kernels: [String: CLKernel] = [:]
     private var scratchBuffers: [String: CLBuffer] = [:]
     let gemm: GEMM
+    /// Sub-buffer origins, in floats (CL_DEVICE_MEM_BASE_ADDR_ALIGN).
+    let subBufferAlignment: Int
 
     private var profiling = false
     private var pendingEvents: [(String, CLEvent)] = []
@@ -48,6 +50,7 @@ public final class OpenCLBackend: Backend {
         context = try CLContext(device: device)
         baseProfile = profile ?? .defaults(for: device)
         conv3x3Tiles = baseProfile.conv3x3
+        subBufferAlignment = max(context.subBufferAlignmentBytes / 4, 1)
         // Build the GEMM now so that a broken driver shows up here, not in the middle of a step.
         gemm = try GEMM(context: context, source: KernelSources.withPrelude("gemm.cl"), profile: baseProfile)
     }
@@ -65,6 +68,14 @@ public final class OpenCLBackend: Backend {
     public func makeBuffer(count: Int) throws -> DeviceBuffer {
         CLFloatBuffer(storage: try allocate(bytes: max(count, 1) * 4), count: count)
     }
+
+    public func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer {
+        let b = buffer as! CLFloatBuffer
+        precondition(offset % viewAlignment == 0 && count >= 0 && offset + count <= b.count, "view \(offset)+\(count) of \(b.count) floats")
+        return CLFloatBuffer(storage: try context.makeSubBuffer(of: b.storage, offset: offset * 4, bytes: max(count, 1) * 4), count: count)
+    }
+
+    public var viewAlignment: Int { subBufferAlignment }
 
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {
         let b = buffer as! CLFloatBuffer

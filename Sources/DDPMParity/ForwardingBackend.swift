@@ -10,6 +10,10 @@ open class ForwardingBackend: Backend {
     public func makeBuffer(count: Int) throws -> DeviceBuffer { try reference.makeBuffer(count: count) }
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws { try reference.write(values, to: buffer) }
     public func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try reference.read(buffer, count: count) }
+    public func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer {
+        try reference.makeView(of: buffer, offset: offset, count: count)
+    }
+    public var viewAlignment: Int { reference.viewAlignment }
     public func synchronize() throws {}
     open func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
         try reference.run(op, inputs: inputs, outputs: outputs, step: step)

@@ -14,18 +14,15 @@ public enum InputFill {
 /// Σ(a−b)²/Σb² allowed between the reference and the candidate backend.
 public struct ParityCase: CustomStringConvertible {
     public let op: Op
+    /// For in-place ops (Op.inPlaceInputs) the overwritten inputs are the outputs' buffers too.
     public let inputs: [(shape: Shape, fill: InputFill)]
-    /// For in-place ops (optimizer): the outputs' shapes and initial contents.
-    public let inPlace: [(shape: Shape, fill: InputFill)]
     public let tolerance: Double
     public let seed: UInt64
     public var step: UInt32 = 7
 
-    public init(_ op: Op, _ inputs: [(Shape, InputFill)], inPlace: [(Shape, InputFill)] = [],
-                tolerance: Double = 1e-7, seed: UInt64 = 1) {
+    public init(_ op: Op, _ inputs: [(Shape, InputFill)], tolerance: Double = 1e-7, seed: UInt64 = 1) {
         self.op = op
         self.inputs = inputs.map { (shape: $0.0, fill: $0.1) }
-        self.inPlace = inPlace.map { (shape: $0.0, fill: $0.1) }
         self.tolerance = tolerance
         self.seed = seed
     }

@@ -152,10 +152,12 @@ public enum ParityCases {
         return [
             ParityCase(.gradNorm(maxNorm: 1), grads),
             ParityCase(.gradNorm(maxNorm: 0), grads),
+            // In place: the runner hands the backend param, m, v (ema, acc) as inputs and as outputs.
             ParityCase(.adamStep(Adam(learningRate: 1e-3, weightDecay: 0.01, step: 3)),
-                       [(p, n), (Shape(2), .values([5, 0.7]))],
-                       inPlace: [(p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
-            ParityCase(.emaUpdate(rate: 0.001), [(p, n)], inPlace: [(p, n)]),
+                       [(p, n), (Shape(2), .values([5, 0.7])), (p, n), (p, .normal(scale: 0.1)), (p, .uniform(0, 0.01))]),
+            ParityCase(.emaUpdate(rate: 0.001), [(p, n), (p, n)]),
+            ParityCase(.accumulate(scale: 0.25, reset: false), [(p, n), (p, n)]),
+            ParityCase(.accumulate(scale: 0.5, reset: true), [(Shape(3, 5), .values([Float](repeating: .nan, count: 15))), (Shape(3, 5), n)]),
         ]
     }
 

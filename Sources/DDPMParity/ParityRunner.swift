@@ -47,25 +47,20 @@ public enum ParityRunner {
         return ParityResult(testCase: c, nmse: worst, maxAbsError: maxAbs, problems: problems)
     }
 
-    /// The outputs of one case on one backend, each followed by its guard region.
+    /// The outputs of one case on one backend, each followed by its guard region. An in-place op's
+    /// outputs are the very buffers of the inputs they overwrite (aliased, as the Executor runs them).
     static func outputs(of c: ParityCase, on backend: Backend) throws -> [[Float]] {
         var random = TestRandom(seed: c.seed)
         let inputValues = c.inputs.map { $0.fill.values($0.shape, &random) }
-        let inputs = try zip(c.inputs, inputValues).map { spec, values in
-            TensorRef(try backend.makeBuffer(values), spec.shape)
-        }
         let guardValues = [Float](repeating: sentinel, count: guardCount)
-        let outputShapes: [Shape]
-        let initial: [[Float]]
-        if c.inPlace.isEmpty {
-            outputShapes = c.op.outputShapes(c.inputs.map(\.shape))
-            initial = outputShapes.map { [Float](repeating: -777, count: $0.count) }
-        } else {
-            outputShapes = c.inPlace.map(\.shape)
-            initial = c.inPlace.map { $0.fill.values($0.shape, &random) }
+        let aliased = c.op.inPlaceInputs ?? []
+        let inputs = try zip(c.inputs, inputValues).enumerated().map { index, pair in
+            TensorRef(try backend.makeBuffer(pair.1 + (aliased.contains(index) ? guardValues : [])), pair.0.shape)
         }
-        let outputs = try zip(outputShapes, initial).map { shape, values in
-            TensorRef(try backend.makeBuffer(values + guardValues), shape)
+        let outputShapes = c.op.outputShapes(c.inputs.map(\.shape))
+        let outputs = try outputShapes.enumerated().map { index, shape in
+            index < aliased.count ? inputs[aliased[index]]
+                : TensorRef(try backend.makeBuffer([Float](repeating: -777, count: shape.count) + guardValues), shape)
         }
         try backend.run(c.op, inputs: inputs, outputs: outputs, step: c.step)
         try backend.synchronize()

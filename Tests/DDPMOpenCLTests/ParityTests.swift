@@ -74,7 +74,7 @@ final class ParityTests: XCTestCase {
             "silu.cl": [.silu, .siluBackward],
             "softmax.cl": [.softmax, .softmaxBackward],
             "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep, .solverUpdate, .dynamicThreshold],
-            "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate],
+            "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate, .accumulate],
             "gemm.cl": [.matmul, .linear, .conv2d],
             "philox.cl": [.qSample, .dropout, .samplerStep, .solverUpdate],
             "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],

@@ -19,6 +19,9 @@ final class SmallDeviceBackend: Backend {
         allocated += bytes
         return try inner.makeBuffer(count: count)
     }
+    /// Views share their buffer's memory: they allocate nothing.
+    func makeView(of buffer: DeviceBuffer, offset: Int, count: Int) throws -> DeviceBuffer { try inner.makeView(of: buffer, offset: offset, count: count) }
+    var viewAlignment: Int { inner.viewAlignment }
     func write(_ values: [Float], to buffer: DeviceBuffer) throws { try inner.write(values, to: buffer) }
     func read(_ buffer: DeviceBuffer, count: Int) throws -> [Float] { try inner.read(buffer, count: count) }
     func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws { try inner.run(op, inputs: inputs, outputs: outputs, step: step) }

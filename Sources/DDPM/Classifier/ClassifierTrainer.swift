@@ -21,7 +21,7 @@ public struct ClassifierTrainingOptions {
 }
 
 /// Trains the domain classifier with ddpm-cl's own graph and ops: one step is one graph run
-/// (forward, cross-entropy, backward) plus the fused gradient norm and AdamW, as the DDPM Trainer does.
+/// (forward, cross-entropy, backward, gradient norm, AdamW on flat buffers), as the DDPM Trainer does.
 public final class ClassifierTrainer {
     public let config: ClassifierConfig
     public let options: ClassifierTrainingOptions
@@ -29,10 +29,9 @@ public final class ClassifierTrainer {
     let backend: Backend
     let net: EncoderClassifier
     let loss: Value
-    let gradients: [Value]
     let executor: Executor
-    let imagesBuffer: DeviceBuffer, labelsBuffer: DeviceBuffer, statsBuffer: DeviceBuffer
-    private var parameters: [(name: String, shape: Shape, param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer)] = []
+    let imagesBuffer: DeviceBuffer, labelsBuffer: DeviceBuffer
+    private let optimizer: FlatOptimizer
 
     public init(backend: Backend, config: ClassifierConfig, options: ClassifierTrainingOptions) throws {
         self.backend = backend; self.config = config; self.options = options
@@ -40,40 +39,29 @@ public final class ClassifierTrainer {
         net = EncoderClassifier(config: config, batch: options.batch, graph: graph)
         let labels = graph.input("labels", Shape(options.batch))
         loss = graph(.crossEntropy, net.logits, labels)
-        gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
-        executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
+        let gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
+        var weights = Weights(graph: graph)
+        weights.initialize(seed: options.seed)
+        optimizer = try FlatOptimizer(graph: graph, gradients: gradients, backend: backend, maxNorm: options.gradientClip,
+                                      accumulationSteps: 1, weights: weights, keepsEMA: false)
+        executor = try Executor(graph: graph, outputs: [loss] + optimizer.outputs, backend: backend, placements: optimizer.placements)
+        optimizer.bind(to: executor)
         imagesBuffer = try backend.makeBuffer(count: graph.shape(net.images).count)
         labelsBuffer = try backend.makeBuffer(count: options.batch)
-        statsBuffer = try backend.makeBuffer(count: 2)
         executor.bind(net.images, to: imagesBuffer)
         executor.bind(labels, to: labelsBuffer)
         executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: 0, count: options.batch)))
-        var weights = Weights(graph: graph)
-        weights.initialize(seed: options.seed)
-        for (name, value) in graph.parameters {
-            let shape = graph.shape(value)
-            let p = try backend.makeBuffer(weights.values[name]!)
-            executor.bind(value, to: p)
-            // Device buffers start undefined: Adam's moments must be written as zeros.
-            let zeros = [Float](repeating: 0, count: shape.count)
-            parameters.append((name, shape, p, try backend.makeBuffer(zeros), try backend.makeBuffer(zeros)))
-        }
     }
 
     /// One AdamW step on a batch (N×C×S×S in [-1, 1]) and its labels.
     public func trainStep(images: [Float], labels: [Int]) throws {
         precondition(labels.count == options.batch)
         step += 1
-        try backend.write(images, to: imagesBuffer)
-        try backend.write(labels.map(Float.init), to: labelsBuffer)
-        try executor.run(step: UInt32(truncatingIfNeeded: step))
-        let grads = gradients.map(executor.tensor)
-        let stats = TensorRef(statsBuffer, Shape(2))
-        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
-        for (p, g) in zip(parameters, grads) {
-            try backend.run(.adamStep(adam), inputs: [g, stats],
-                            outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
+        try optimizer.step(executor: executor, adam: adam, emaRate: nil, hook: nil) { _ in
+            try backend.write(images, to: imagesBuffer)
+            try backend.write(labels.map(Float.init), to: labelsBuffer)
+            return UInt32(truncatingIfNeeded: step)
         }
     }
 
@@ -81,17 +69,9 @@ public final class ClassifierTrainer {
     public func readLoss() throws -> Float { try backend.read(executor.buffer(loss), count: 1)[0] }
 
     /// d(loss)/d(parameter) of the last step by parameter name (before clipping).
-    public func gradientValues() throws -> [String: [Float]] {
-        var out: [String: [Float]] = [:]
-        for (p, g) in zip(parameters, gradients) { out[p.name] = try backend.read(executor.buffer(g), count: p.shape.count) }
-        return out
-    }
+    public func gradientValues() throws -> [String: [Float]] { try optimizer.read(optimizer.gradients, into: net.graph).values }
 
-    public func weights() throws -> Weights {
-        var w = Weights(graph: net.graph)
-        for p in parameters { w.values[p.name] = try backend.read(p.param, count: p.shape.count) }
-        return w
-    }
+    public func weights() throws -> Weights { try optimizer.read(optimizer.parameters, into: net.graph) }
 }
 
 /// The whole `classifier train`: batches in a seeded shuffled order (with random horizontal flips

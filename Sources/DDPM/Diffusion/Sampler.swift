@@ -13,7 +13,6 @@ public final class Sampler {
     private let executor: Executor
     private let sampleBuffer: DeviceBuffer
     private let nextBuffer: DeviceBuffer
-    private let timestepBuffer: DeviceBuffer
 
     public init(backend: Backend, config: UNetConfig, weights: Weights, settings: SchedulerSettings, batch: Int) throws {
         self.backend = backend; self.config = config; self.settings = settings; self.batch = batch
@@ -25,9 +24,20 @@ public final class Sampler {
         let count = net.graph.shape(net.sample).count
         sampleBuffer = try backend.makeBuffer(count: count)
         nextBuffer = try backend.makeBuffer(count: count)
-        timestepBuffer = try backend.makeBuffer(count: batch)
         executor.bind(net.sample, to: sampleBuffer)
-        executor.bind(net.timesteps, to: timestepBuffer)
+    }
+
+    /// The model's timestep input for every step of a run, uploaded once: one row of `batch` per
+    /// step (rows at the backend's view alignment), so that no step writes to the device.
+    private func timestepRows(_ timesteps: [Double]) throws -> [DeviceBuffer] {
+        let alignment = backend.viewAlignment
+        let stride = (batch + alignment - 1) / alignment * alignment
+        var table = [Float](repeating: 0, count: max(stride * timesteps.count, 1))
+        for (row, t) in timesteps.enumerated() {
+            table.replaceSubrange(row * stride..<row * stride + batch, with: repeatElement(Float(t), count: batch))
+        }
+        let buffer = try backend.makeBuffer(table)
+        return try timesteps.indices.map { try backend.makeView(of: buffer, offset: $0 * stride, count: batch) }
     }
 
     public var imageShape: Shape { Shape(config.inChannels, config.sampleSize, config.sampleSize) }
@@ -110,6 +120,7 @@ public final class Sampler {
         }
         let per = imageShape.count
         let plan = settings.reverseSteps(sampler, count: steps, seed: seed)
+        let timesteps = try timestepRows(plan.map { Double($0.t) })
         var out = [Float](repeating: 0, count: count * per)
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
@@ -122,7 +133,7 @@ public final class Sampler {
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
-                try backend.write([Float](repeating: Float(step.t), count: batch), to: timestepBuffer)
+                executor.bind(net.timesteps, to: timesteps[index])
                 try executor.run(step: 0)
                 var op = step.op
                 op.firstImage = UInt32(first)
@@ -180,6 +191,7 @@ public final class Sampler {
         let shape = net.graph.shape(net.sample)
         if history.count != order { history = try (0..<order).map { _ in try backend.makeBuffer(count: shape.count) } }
         if halves.count < 3 { halves = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
+        let timesteps = try timestepRows(plan.map { Double($0.modelTimestep) })
         var out = [Float](repeating: 0, count: count * per)
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
@@ -191,7 +203,7 @@ public final class Sampler {
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
-                try backend.write([Float](repeating: Float(step.modelTimestep), count: batch), to: timestepBuffer)
+                executor.bind(net.timesteps, to: timesteps[index])
                 try executor.run(step: 0)
                 var model = executor.tensor(net.output)
                 if config.outChannels == 2 * config.inChannels {

@@ -2,8 +2,9 @@ import DDPMCore
 import Foundation
 
 /// One training run (llm.c's shape): the whole step — noising, U-Net forward, MSE, backward, grad
-/// norm and clip, AdamW, EMA — is enqueued on the device; the host only uploads the next batch and
-/// reads the loss every `logEvery` steps.
+/// norm and clip, AdamW, EMA — is one graph run enqueued on the device; the host only uploads the
+/// next batch and reads the loss every `logEvery` steps. Parameters, gradients, Adam moments and
+/// EMA live in flat buffers (FlatOptimizer).
 public final class Trainer {
     public let backend: Backend
     public let options: TrainingOptions
@@ -15,23 +16,20 @@ public final class Trainer {
     public let parallel: DataParallel?
     /// Images per micro-batch on this rank: the batch, or this rank's shard of it.
     public let localBatch: Int
-    /// Device memory of the planned activations and gradients.
-    public var plannedBytes: Int { executor.plannedBytes }
+    /// Device memory of the planned activations and the gradients.
+    public var plannedBytes: Int { executor.plannedBytes + optimizer.layout.count * 4 }
+    /// Runs between "gradients computed" and "optimizer update" in every step, with the flat
+    /// gradient buffer the update reads (averaged over the micro-batches when accumulating; laid out
+    /// as `flatLayout`). It may change the gradients in place (the data-parallel average runs first).
+    public var gradientHook: ((DeviceBuffer) throws -> Void)?
+    /// Where each parameter's gradient lives in the flat gradient buffer.
+    public var flatLayout: FlatLayout { optimizer.layout }
 
     private let net: UNet
     private let x0: Value
-    private let gradients: [Value]
     private let executor: Executor
     private let x0Buffer: DeviceBuffer
-    private let statsBuffer: DeviceBuffer
-    /// A parameter's device state: its value, Adam moments and EMA.
-    private struct ParameterState {
-        let name: String, shape: Shape
-        let param: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, ema: DeviceBuffer
-    }
-    private var parameters: [ParameterState] = []
-    /// Averaged gradients when accumulating over micro-batches (empty otherwise).
-    private var accumulated: [DeviceBuffer] = []
+    private let optimizer: FlatOptimizer
 
     /// A fresh run (weights initialised from the seed) or a resumed one (from a checkpoint).
     public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil,
@@ -55,12 +53,8 @@ public final class Trainer {
         // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
         loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
                                         : graph(.mse(weighted: false), net.output, noised[1])
-        gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
+        let gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
         self.graph = graph
-        executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
-        x0Buffer = try backend.makeBuffer(count: graph.shape(x0).count)
-        executor.bind(x0, to: x0Buffer)
-        statsBuffer = try backend.makeBuffer(count: 2)
 
         var weights = Weights(graph: graph)
         if let checkpoint {
@@ -71,17 +65,13 @@ public final class Trainer {
             step = 0
         }
         parameterCount = weights.parameterCount
-        for (name, value) in graph.parameters {
-            let shape = graph.shape(value)
-            let zeros = [Float](repeating: 0, count: shape.count)
-            let p = try backend.makeBuffer(weights.values[name]!)
-            executor.bind(value, to: p)
-            parameters.append(ParameterState(name: name, shape: shape, param: p,
-                                             m: try backend.makeBuffer(checkpoint?.adamM.values[name] ?? zeros),
-                                             v: try backend.makeBuffer(checkpoint?.adamV.values[name] ?? zeros),
-                                             ema: try backend.makeBuffer(checkpoint?.ema.values[name] ?? weights.values[name]!)))
-            if options.accumulationSteps > 1 { accumulated.append(try backend.makeBuffer(count: shape.count)) }
-        }
+        optimizer = try FlatOptimizer(graph: graph, gradients: gradients, backend: backend, maxNorm: options.gradientClip,
+                                      accumulationSteps: options.accumulationSteps, weights: weights,
+                                      m: checkpoint?.adamM, v: checkpoint?.adamV, ema: checkpoint?.ema, keepsEMA: true)
+        executor = try Executor(graph: graph, outputs: [loss] + optimizer.outputs, backend: backend, placements: optimizer.placements)
+        optimizer.bind(to: executor)
+        x0Buffer = try backend.makeBuffer(count: graph.shape(x0).count)
+        executor.bind(x0, to: x0Buffer)
     }
 
     /// Runs one step on `batch` (N×C×H×W in [-1, 1]). Nothing is read back.
@@ -93,73 +83,47 @@ public final class Trainer {
         let k = options.accumulationSteps
         precondition(microBatches.count == k, "expected \(k) micro-batches")
         step += 1
-        var grads = gradients.map(executor.tensor)
-        for (i, batch) in microBatches.enumerated() {
-            try backend.write(batch, to: x0Buffer)
-            try executor.run(step: UInt32((step - 1) * k + i + 1))
-            guard k > 1 else { break }
-            for (g, acc) in zip(gradients.map(executor.tensor), accumulated) {
-                let target = TensorRef(acc, g.shape)
-                if i == 0 {
-                    try backend.run(.scale(1 / Float(k)), inputs: [g], outputs: [target], step: 0)
-                } else {
-                    try backend.run(.scale(1 / Float(k)), inputs: [g], outputs: [g], step: 0)   // in place, elementwise
-                    try backend.run(.add, inputs: [target, g], outputs: [target], step: 0)
-                }
-            }
-            grads = zip(accumulated, grads).map { TensorRef($0, $1.shape) }
-        }
-        // ── Data parallel (issue 19): between backward and the optimizer, the gradients (and the
-        // loss) are averaged over the ranks on the host. At merge this moves onto the flat gradient buffer.
-        if let parallel { try parallel.average(grads, loss: executor.buffer(loss), on: backend) }
-        // ──
-        let stats = TensorRef(statsBuffer, Shape(2))
-        try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
-        let rate = options.emaRate(step: step)
-        for (p, g) in zip(parameters, grads) {
-            try backend.run(.adamStep(adam), inputs: [g, stats],
-                            outputs: [TensorRef(p.param, p.shape), TensorRef(p.m, p.shape), TensorRef(p.v, p.shape)], step: 0)
-            try backend.run(.emaUpdate(rate: rate), inputs: [TensorRef(p.param, p.shape)], outputs: [TensorRef(p.ema, p.shape)], step: 0)
+        try optimizer.step(executor: executor, adam: adam, emaRate: options.emaRate(step: step), hook: stepHook) { i in
+            try backend.write(microBatches[i], to: x0Buffer)
+            return UInt32((step - 1) * k + i + 1)
+        }
+    }
+
+    /// What runs between the gradient stage and the update: with data parallelism (issue 19) the
+    /// flat gradients and the loss are first averaged over the ranks, then `gradientHook`.
+    private var stepHook: ((DeviceBuffer) throws -> Void)? {
+        guard let parallel else { return gradientHook }
+        return { [self] flat in
+            try parallel.average(flat, count: optimizer.layout.count, loss: executor.buffer(loss), on: backend)
+            try gradientHook?(flat)
         }
     }
 
     /// The loss of the last step and its gradient norm before clipping (waits for the device).
     public func readLossAndGradientNorm() throws -> (loss: Float, gradientNorm: Float) {
         let l = try backend.read(executor.buffer(loss), count: 1)[0]
-        let s = try backend.read(statsBuffer, count: 2)
+        let s = try backend.read(executor.buffer(optimizer.stats), count: 2)
         return (l, s[0])
     }
 
     /// d(loss)/d(parameter) of the last step, by parameter name (before clipping).
-    public func gradientValues() throws -> [String: [Float]] {
-        var out: [String: [Float]] = [:]
-        for (p, g) in zip(parameters, gradients) { out[p.name] = try backend.read(executor.buffer(g), count: p.shape.count) }
-        return out
-    }
+    public func gradientValues() throws -> [String: [Float]] { try optimizer.read(optimizer.gradients, into: graph).values }
 
     /// The averaged gradients of the last step when accumulating over micro-batches.
     public func accumulatedGradientValues() throws -> [String: [Float]] {
-        precondition(!accumulated.isEmpty, "not accumulating")
-        var out: [String: [Float]] = [:]
-        for (p, acc) in zip(parameters, accumulated) { out[p.name] = try backend.read(acc, count: p.shape.count) }
-        return out
+        guard let accumulated = optimizer.accumulated else { preconditionFailure("not accumulating") }
+        return try optimizer.read(accumulated, into: graph).values
     }
 
     /// Host copies of the weights (raw or EMA), the Adam moments: everything a checkpoint needs.
     public func checkpoint() throws -> Checkpoint {
-        Checkpoint(step: step, options: options, model: try read { $0.param }, ema: try emaWeights(),
-                   adamM: try read { $0.m }, adamV: try read { $0.v })
+        Checkpoint(step: step, options: options, model: try optimizer.read(optimizer.parameters, into: graph), ema: try emaWeights(),
+                   adamM: try optimizer.read(optimizer.m, into: graph), adamV: try optimizer.read(optimizer.v, into: graph))
     }
 
     /// The EMA weights only (what sample grids and exports use).
-    public func emaWeights() throws -> Weights { try read { $0.ema } }
-
-    private func read(_ pick: (ParameterState) -> DeviceBuffer) throws -> Weights {
-        var w = Weights(graph: graph)
-        for p in parameters { w.values[p.name] = try backend.read(pick(p), count: p.shape.count) }
-        return w
-    }
+    public func emaWeights() throws -> Weights { try optimizer.read(optimizer.ema!, into: graph) }
 
     /// Floating-point operations of one step: 2 per multiply-add of the convolutions and matrix
     /// products, forward and backward (elementwise ops are not counted).

@@ -28,29 +28,19 @@ public struct DataParallel {
         }
     }
 
-    /// The step's gradients, read to one host buffer with the loss after them, summed over the ranks
-    /// and divided by K, then written back: each rank's loss and gradients are means over its shard,
-    /// so their mean is the mean over the global batch. Dividing the sum (one rounding) rather than
-    /// scaling by 1/K keeps this exact up to the sum's own rounding; for K = 2 the sum is one add.
-    func average(_ gradients: [TensorRef], loss: DeviceBuffer, on backend: Backend) throws {
-        let total = gradients.reduce(0) { $0 + $1.shape.count }
-        var flat = [Float](repeating: 0, count: total + 1)
-        var offset = 0
-        for g in gradients {
-            let values = try backend.read(g.buffer, count: g.shape.count)
-            flat.replaceSubrange(offset..<offset + values.count, with: values)
-            offset += values.count
-        }
-        flat[total] = try backend.read(loss, count: 1)[0]
+    /// The step's flat gradient buffer (`count` floats, zero padding included), read to one host
+    /// buffer with the loss after it, summed over the ranks and divided by K, then written back: each
+    /// rank's loss and gradients are means over its shard, so their mean is the mean over the global
+    /// batch. Dividing the sum (one rounding) rather than scaling by 1/K keeps this exact up to the
+    /// sum's own rounding; for K = 2 the sum is one add.
+    func average(_ gradients: DeviceBuffer, count: Int, loss: DeviceBuffer, on backend: Backend) throws {
+        var flat = try backend.read(gradients, count: count)
+        flat.append(try backend.read(loss, count: 1)[0])
         try flat.withUnsafeMutableBufferPointer { try reducer.sum($0) }
         let k = Float(size)
         for i in flat.indices { flat[i] /= k }
-        offset = 0
-        for g in gradients {
-            try backend.write(Array(flat[offset..<offset + g.shape.count]), to: g.buffer)
-            offset += g.shape.count
-        }
-        try backend.write([flat[total]], to: loss)
+        try backend.write(Array(flat[..<count]), to: gradients)
+        try backend.write([flat[count]], to: loss)
     }
 
     /// True on every rank when it is true on any (an interrupt that reached one rank stops all of
