@@ -19,6 +19,8 @@ public final class Trainer {
     private let gradients: [Value]
     private let executor: Executor
     private let x0Buffer: DeviceBuffer
+    /// The batch's class labels (class-conditional models only).
+    private let labelBuffer: DeviceBuffer?
     private let statsBuffer: DeviceBuffer
     /// A parameter's device state: its value, Adam moments and EMA.
     private struct ParameterState {
@@ -40,7 +42,8 @@ public final class Trainer {
         let schedule = options.noiseSchedule
         let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
         let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType)), [x0, table])
-        net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
+        let labels = options.model.isClassConditional ? graph.input("class_labels", Shape(b)) : nil
+        net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2], classLabels: labels,
                    training: true, dropoutSeed: options.seed ^ 0xD50F)
         // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
         loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
@@ -50,6 +53,8 @@ public final class Trainer {
         executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
         x0Buffer = try backend.makeBuffer(count: graph.shape(x0).count)
         executor.bind(x0, to: x0Buffer)
+        labelBuffer = try labels.map { try backend.makeBuffer(count: graph.shape($0).count) }
+        if let labels, let labelBuffer { executor.bind(labels, to: labelBuffer) }
         statsBuffer = try backend.makeBuffer(count: 2)
 
         var weights = Weights(graph: graph)
@@ -74,18 +79,23 @@ public final class Trainer {
         }
     }
 
-    /// Runs one step on `batch` (N×C×H×W in [-1, 1]). Nothing is read back.
-    public func trainStep(batch: [Float]) throws { try trainStep(microBatches: [batch]) }
+    /// Runs one step on `batch` (N×C×H×W in [-1, 1]) and, for a class-conditional model, its
+    /// labels (N floats holding class indices). Nothing is read back.
+    public func trainStep(batch: [Float], labels: [Float]? = nil) throws {
+        try trainStep(microBatches: [batch], labels: labels.map { [$0] })
+    }
 
     /// One optimizer step on `accumulationSteps` micro-batches: their gradients are averaged on the
     /// device. Micro-batch i of step s draws its noise at Philox step (s−1)·k + i + 1.
-    public func trainStep(microBatches: [[Float]]) throws {
+    public func trainStep(microBatches: [[Float]], labels: [[Float]]? = nil) throws {
         let k = options.accumulationSteps
         precondition(microBatches.count == k, "expected \(k) micro-batches")
+        precondition((labels != nil) == (labelBuffer != nil), "a class-conditional model trains with labels, an unconditional one without")
         step += 1
         var grads = gradients.map(executor.tensor)
         for (i, batch) in microBatches.enumerated() {
             try backend.write(batch, to: x0Buffer)
+            if let labelBuffer, let labels { try backend.write(labels[i], to: labelBuffer) }
             try executor.run(step: UInt32((step - 1) * k + i + 1))
             guard k > 1 else { break }
             for (g, acc) in zip(gradients.map(executor.tensor), accumulated) {
