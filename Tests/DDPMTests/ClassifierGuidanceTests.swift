@@ -69,8 +69,9 @@ final class ClassifierGuidanceTests: XCTestCase {
                 diff += Double(gradient[i] - expected[i]) * Double(gradient[i] - expected[i])
                 norm += Double(expected[i]) * Double(expected[i])
             }
-            // As GradientChecks: float32 central differences with h = 1e-2; a wrong sign or factor gives ~1.
-            XCTAssertLessThan(diff.squareRoot() / max(norm.squareRoot(), 1e-3), GradientChecks.tolerance, backend.name)
+            // GradientChecks' bound: float32 central differences with h = 1e-2 leave O(h²) + ~1e-5 rounding;
+            // a wrong sign or factor gives ~1.
+            XCTAssertLessThan(diff.squareRoot() / max(norm.squareRoot(), 1e-3), 2e-2, backend.name)
         }
     }
 

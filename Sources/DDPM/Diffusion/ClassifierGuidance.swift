@@ -7,9 +7,10 @@ import Foundation
 ///   Every other solver (their Algorithm 2, guided-diffusion's condition_score): the prediction is
 ///   shifted as ε̃ = ε − √(1−ᾱ_t)·s·∇, written in the model's own parametrisation (x₀ and v moved
 ///   by the same change of ε at fixed x_t).
-/// The gradient graph: x_t, t → classifier → logits → cross-entropy with the labels (the mean over
-/// the batch of −log p(y_n | x_n)), differentiated with respect to the images. Each image's gradient
-/// depends on that image only, so ∇ log p(y_n | x_n) = −N · d(loss)/d(x_n), padding included.
+/// The gradient graph: x_t, t → classifier → logits → N · cross-entropy with the labels (the sum
+/// over the batch of −log p(y_n | x_n); N·(1/N) is exactly 1, so no batch-dependent rounding enters),
+/// differentiated with respect to the images: ∇ log p(y_n | x_n) = −d(loss)/d(x_n), each image's
+/// depending on that image only, whatever the batch and its padding.
 public final class ClassifierGuide {
     public let classifier: TrainedClassifier
     public let scale: Float
@@ -32,7 +33,7 @@ public final class ClassifierGuide {
         let graph = Graph()
         net = EncoderClassifier(config: classifier.config, batch: batch, graph: graph)
         self.labels = graph.input("labels", Shape(batch))
-        loss = graph(.crossEntropy, net.logits, self.labels)
+        loss = graph(.scale(Float(batch)), graph(.crossEntropy, net.logits, self.labels))
         gradient = graph.gradients(of: loss, wrt: [net.images])[0]
         executor = try Executor(graph: graph, outputs: [gradient], backend: backend)
         for (name, value) in graph.parameters { executor.bind(value, to: try backend.makeBuffer(classifier.weights.values[name]!)) }
@@ -71,7 +72,7 @@ public final class ClassifierGuide {
     public func logProbabilityGradient(x: [Float], timesteps: [Float]) throws -> [Float] {
         try setLabels(first: 0, count: batch)
         let g = try lossGradient(x: TensorRef(try backend.makeBuffer(x), net.graph.shape(net.images)), timesteps: try backend.makeBuffer(timesteps))
-        return try backend.read(g.buffer, count: g.shape.count).map { -Float(batch) * $0 }
+        return try backend.read(g.buffer, count: g.shape.count).map { -$0 }
     }
 
     /// Uploads the labels of images first ..< first + count.
@@ -84,7 +85,7 @@ public final class ClassifierGuide {
                 into target: TensorRef? = nil) throws -> TensorRef {
         let g = try lossGradient(x: x, timesteps: timesteps)
         let out = target ?? TensorRef(shifted, value.shape), s = TensorRef(shift, value.shape)
-        try backend.run(.scale(Float(factor * Double(scale) * -Double(batch))), inputs: [g], outputs: [s], step: 0)
+        try backend.run(.scale(Float(-factor * Double(scale))), inputs: [g], outputs: [s], step: 0)
         try backend.run(.add, inputs: [value, s], outputs: [out], step: 0)
         return out
     }
