@@ -167,6 +167,10 @@ public final class CPUBackend: Backend {
             y[0][0] = crossEntropy(x[0], x[1], s[0])
         case .crossEntropyBackward:
             crossEntropyBackward(y[0], x[0], x[1], x[2][0], s[0])
+        case .embedding:
+            embeddingForward(y[0], x[0], x[1], rows: s[0][0], dim: s[0][1], n: s[1][0])
+        case .embeddingBackward(let rows):
+            embeddingBackward(y[0], x[0], x[1], rows: rows, dim: s[0][1], n: s[0][0])
         }
     }
 }

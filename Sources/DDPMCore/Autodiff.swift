@@ -117,6 +117,8 @@ extension Op {
             }
         case .crossEntropy:
             return { g, x, _, dy in [g(.crossEntropyBackward, x[0], x[1], dy), nil] }
+        case .embedding:
+            return { g, x, _, dy in [g(.embeddingBackward(rows: g.shape(x[0])[0]), dy, x[1]), nil] }
         default:
             return nil
         }

@@ -101,6 +101,13 @@ public enum Op: Hashable, Sendable {
     /// logits[N,K], labels[N], dloss[1] → dlogits = dloss · (softmax(logits_n) − onehot(label_n)) / N
     case crossEntropyBackward
 
+    // MARK: Conditioning
+    /// table[K,D], indices[N] (floats holding row indices in 0..<K) → [N,D], row indices[n] of the
+    /// table (torch's nn.Embedding: diffusers' class_embedding)
+    case embedding
+    /// dy[N,D], indices[N] → dtable[rows,D]: row k sums dy[n] over the n with indices[n] = k
+    case embeddingBackward(rows: Int)
+
     public var kind: OpKind {
         switch self {
         case .conv2d: return .conv2d
@@ -141,6 +148,8 @@ public enum Op: Hashable, Sendable {
         case .globalAveragePoolBackward: return .globalAveragePoolBackward
         case .crossEntropy: return .crossEntropy
         case .crossEntropyBackward: return .crossEntropyBackward
+        case .embedding: return .embedding
+        case .embeddingBackward: return .embeddingBackward
         }
     }
 }
@@ -168,6 +177,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate, accumulate
     case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
+    case embedding, embeddingBackward
 }
 
 // MARK: - Parameters

@@ -147,6 +147,14 @@ extension Op {
             need(2)
             precondition(s[0].count == s[1].count, "accumulate: \(s)")
             return [s[0]]
+        case .embedding:
+            need(2)
+            precondition(s[0].rank == 2 && s[1].rank == 1, "embedding: table \(s[0]) with indices \(s[1])")
+            return [Shape(s[1][0], s[0][1])]
+        case .embeddingBackward(let rows):
+            need(2)
+            precondition(rows > 0 && s[0].rank == 2 && s[1].dims == [s[0][0]], "embeddingBackward: dy \(s[0]) with indices \(s[1])")
+            return [Shape(rows, s[0][1])]
         }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64 (Steele et al.): host-side randomness for weight initialisation, data order and test
 /// inputs. Device-side noise uses Philox.
 public struct SplitMix64 {
@@ -11,6 +13,11 @@ public struct SplitMix64 {
         return z ^ (z >> 31)
     }
     public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+    /// A standard normal (Box–Muller in double, one draw per call).
+    public mutating func normal() -> Float {
+        let u = 1 - uniform(), v = uniform()
+        return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
+    }
     /// A Fisher–Yates shuffle of 0..<count.
     public mutating func permutation(_ count: Int) -> [Int] {
         var p = Array(0..<count)

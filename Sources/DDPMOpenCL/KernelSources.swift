@@ -10,6 +10,7 @@ public enum KernelSources {
         "conv3x3.cl": PackageResources.conv3x3_cl,
         "diffusion.cl": PackageResources.diffusion_cl,
         "elementwise.cl": PackageResources.elementwise_cl,
+        "embedding.cl": PackageResources.embedding_cl,
         "gemm.cl": PackageResources.gemm_cl,
         "group_norm.cl": PackageResources.group_norm_cl,
         "im2col.cl": PackageResources.im2col_cl,

@@ -196,6 +196,12 @@ extension OpenCLBackend {
             let (n, k) = (s[0][0], s[0][1])
             try launch("cross_entropy_backward", "classifier.cl", count: n, loops: true,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .int(n), .int(k)])
+        case .embedding:
+            try launch("embedding_forward", "embedding.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(s[0][0]), .int(s[0][1]), .int(count)])
+        case .embeddingBackward:
+            try launch("embedding_backward", "embedding.cl", count: count, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(s[0][0]), .int(s[0][1]), .int(count)])
         }
     }
 }

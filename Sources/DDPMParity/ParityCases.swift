@@ -4,7 +4,7 @@ import DDPMCore
 /// batch 1 and 3, channel counts that are not multiples of 4. Backward ops have rows of their own.
 public enum ParityCases {
     public static var all: [ParityCase] {
-        convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer + classification
+        convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer + classification + conditioning
     }
 
     static let n: InputFill = .normal(scale: 1)
@@ -173,6 +173,18 @@ public enum ParityCases {
             let labels: (Shape, InputFill) = (Shape(rows), .integers(classes))
             cases.append(ParityCase(.crossEntropy, [logits, labels]))
             cases.append(ParityCase(.crossEntropyBackward, [logits, labels, (Shape(1), .values([0.7]))]))
+        }
+        return cases
+    }
+
+    static var conditioning: [ParityCase] {
+        var cases: [ParityCase] = []
+        // 11 rows (10 classes and the null class) of an odd width; a batch with repeated classes, one
+        // of a single image, and one larger than the table so that some rows are hit several times.
+        for (rows, dim, images) in [(11, 36, 7), (3, 5, 1), (11, 64, 33)] {
+            let indices: (Shape, InputFill) = (Shape(images), .integers(rows))
+            cases.append(ParityCase(.embedding, [(Shape(rows, dim), n), indices]))
+            cases.append(ParityCase(.embeddingBackward(rows: rows), [(Shape(images, dim), n), indices]))
         }
         return cases
     }

@@ -19,6 +19,12 @@ struct ClassifierTrain: ParsableCommand {
             or from the class subfolders of an image folder (--data DIR with DIR/CLASS/*.png; held out: every
             10th image). The result, with its held-out accuracy, goes to --out (default: the cache that
             `ddpm-cl fid` reads, ~/.cache/ddpm-cl/classifier-<data>.safetensors).
+
+            --noisy trains the noisy classifier of classifier guidance instead (Dhariwal & Nichol 2021):
+            each batch is noised on the device to x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε with t ~ U{0…T−1} of
+            --schedule/--timesteps (those of the model it will guide), and the classifier sees t through its
+            timestep embedding. Default --out: ~/.cache/ddpm-cl/classifier-noisy-<data>.safetensors. Use it with
+            `ddpm-cl sample --classifier FILE --classifier-scale s --class K`.
             """)
 
     @OptionGroup var device: DeviceOptions
@@ -53,11 +59,21 @@ struct ClassifierTrain: ParsableCommand {
     @Option(help: "Where to write the classifier (.safetensors).")
     var out: String?
 
+    @Flag(help: "Train on noisy images x_t with their timestep (the classifier of `sample --classifier`).")
+    var noisy = false
+
+    @Option(help: "With --noisy: the noise schedule of the model to guide (linear, cosine, quadratic, sigmoid, exponential).")
+    var schedule: ScheduleChoice = .linear
+
+    @Option(parsing: .unconditional, help: "With --noisy: the model's diffusion timesteps T.")
+    var timesteps = 1000
+
     func validate() throws {
         if batch < 2 { throw ValidationError("--batch must be at least 2") }
         if let s = steps, s < 1 { throw ValidationError("--steps must be at least 1") }
         if let m = minutes, m <= 0 { throw ValidationError("--minutes must be positive") }
         if channels != 1 && channels != 3 { throw ValidationError("--channels must be 1 or 3") }
+        if !(2...TrainingOptions.maxTimesteps).contains(timesteps) { throw ValidationError("--timesteps must be in 2…\(TrainingOptions.maxTimesteps)") }
     }
 
     func run() throws {
@@ -68,13 +84,14 @@ struct ClassifierTrain: ParsableCommand {
             var options = ClassifierTrainingOptions()
             options.batch = batch; options.learningRate = lr; options.seed = seed
             options.steps = steps; options.minutes = steps == nil ? (minutes ?? 3) : nil
+            if noisy { options.noise = ClassifierNoise(schedule: schedule.kind, timesteps: timesteps) }
             print("training the classifier on \(train.description) with \(backend.name)")
             let trained = try ClassifierTraining.run(backend: backend, train: train, heldOut: heldOut, options: options, flip: flip) { step, loss, seconds in
                 if step % 100 == 0 {
                     print(String(format: "step %5d  loss %.4f  %.0f img/s", step, loss, Double(step * batch) / max(seconds, 1e-9)))
                 }
             }
-            let url = out.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source)
+            let url = out.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source, noisy: noisy)
             try trained.write(to: url)
             print(String(format: "held-out accuracy %.2f%% on %@ after %d steps; written to %@",
                          100 * trained.heldOutAccuracy, heldOut.description, trained.steps, url.path))

@@ -27,6 +27,11 @@ struct Sample: ParsableCommand {
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m --steps 20   DPM-Solver++(2M), 20 model calls
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m-sde --karras --steps 30
               ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
+              ddpm-cl sample runs/cond --class all --batch 8 --guidance 2     class-conditional: a labelled row per class
+
+            Classifier-free guidance (--guidance w, models trained with --class-conditional --cond-drop):
+            ε̃ = (1+w)·ε(x, y) − w·ε(x, ∅), ∅ the null class. w = 0 is the plain conditional model;
+            diffusers' guidance_scale is 1 + w. Both predictions come from one network call on 2N images.
             """)
 
     @Argument(help: "Run, pipeline or UNet directory (default: the newest run under runs/).")
@@ -76,8 +81,28 @@ struct Sample: ParsableCommand {
     @Flag(help: "Also write trajectory.png: x_t of up to 8 images at 8 points of the run, from noise to image.")
     var trajectory = false
 
+    @Option(name: .customLong("class"), help: "Class-conditional models: the class of every image (an index or a name such as Trouser), or `all` for one row per class of --batch images each, labelled with the class names. Default: the classes in turn (image i gets class i mod K).")
+    var classChoice: String?
+
+    @Option(parsing: .unconditional, help: "Classifier-free guidance weight w ≥ 0: ε̃ = (1+w)·ε(x, y) − w·ε(x, ∅) (diffusers' guidance_scale = 1 + w). 0: the plain conditional model, one network call per step; otherwise the conditional and null-class predictions share one call of 2N images. Needs a model trained with --cond-drop.")
+    var guidance: Float = 0
+
+    @Option(help: "Classifier guidance (Dhariwal & Nichol 2021): a noisy classifier from `ddpm-cl classifier train --noisy`, trained on the model's noise schedule. Each step moves toward --class by its gradient ∇ log p(y | x_t), computed on the device: DDPM (fixed variance) shifts the mean by s·σ²·∇, every other solver shifts ε by −√(1−ᾱ)·s·∇.")
+    var classifier: String?
+
+    @Option(name: .customLong("classifier-scale"), parsing: .unconditional, help: "The scale s of classifier guidance (with --classifier; guided-diffusion uses 1–10).")
+    var classifierScale: Float = 1
+
     @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
     var out: String?
+
+    /// "-class3-w2", "-classall", "-cg4" in the default output folder's name when classes are asked for.
+    var classSuffix: String {
+        var suffix = classChoice.map { "-class\($0.replacingOccurrences(of: "/", with: "_"))" } ?? ""
+        if guidance != 0 { suffix += String(format: "-w%g", guidance) }
+        if classifier != nil { suffix += String(format: "-cg%g", classifierScale) }
+        return suffix
+    }
 
     func run() throws {
         try reportingErrors {
@@ -132,6 +157,17 @@ struct Sample: ParsableCommand {
                 if karras { solver.karras = true }
                 kind = .dpmSolver(solver)
             }
+            guard classifierScale.isFinite && classifierScale >= 0 else {
+                throw UserError("--classifier-scale \(classifierScale): it takes a finite scale ≥ 0 (guided-diffusion uses 1–10).")
+            }
+            let guideFile = try classifier.map { path -> (URL, TrainedClassifier) in
+                let url = URL(fileURLWithPath: path)
+                let trained = try TrainedClassifier.read(url)
+                try ClassifierGuide.check(trained, source: path, model: pipeline.config, settings: pipeline.settings)
+                return (url, trained)
+            }
+            let classes = try ClassRequest(choice: classChoice, guidance: guidance).plan(pipeline, batch: batch, classifier: guideFile?.1)
+            let batch = classes?.count ?? batch
             let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: stepCount,
                                         initialNoise: initNoise.map { URL(fileURLWithPath: $0) })
             try request.validate(pipeline)
@@ -139,13 +175,22 @@ struct Sample: ParsableCommand {
             let given = try request.loadInitialNoise(c)
             let backend = try device.makeBackend()
             let perCall = min(deviceBatch, batch)
-            let need = try MemoryNeed.sampling(c, weights: pipeline.weights, settings: pipeline.settings)
+            let need = try MemoryNeed.sampling(c, weights: pipeline.weights, settings: pipeline.settings, conditioning: classes?.modelConditioning)
             try need.check(batch: perCall, flag: "--device-batch", on: backend, what: "sampling")
             let engine = try need.allocating(batch: perCall, flag: "--device-batch", on: backend, what: "sampling") {
-                try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: perCall)
+                try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: perCall,
+                            conditioning: classes?.modelConditioning)
             }
-            let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(sampler.rawValue)-\(stepCount)-seed\(seed)").path)
+            if let guideFile, let classes {
+                let (url, trained) = guideFile
+                engine.classifierGuide = try ClassifierGuide(backend: backend, classifier: trained, scale: classifierScale, batch: perCall,
+                                                             labels: classes.conditioning)
+                print(String(format: "classifier guidance: %@ (held-out accuracy %.2f%% at t = 0), scale %g", url.path,
+                             100 * trained.heldOutAccuracy, classifierScale))
+            }
+            let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(sampler.rawValue)-\(stepCount)-seed\(seed)\(classSuffix)").path)
             print("sampling \(batch) images with \(sampler.rawValue) (\(stepCount) steps) on \(backend.name) from \(pipeline.description)")
+            if let classes { print("classes: \(classes.description)") }
             let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
             let start = Date()
             var snapshots: [[Float]] = []
@@ -170,8 +215,10 @@ struct Sample: ParsableCommand {
                                       width: c.sampleSize, columns: snapshots.count),
                              to: outDir.appendingPathComponent("trajectory.png"))
             }
-            try writePNG(makeGrid(images, count: batch, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize),
-                         to: outDir.appendingPathComponent("grid.png"))
+            var grid = makeGrid(images, count: batch, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize,
+                                columns: classes?.columns)
+            if let labels = classes?.rowLabels { grid = labellingRows(grid, labels: labels, rowHeight: c.sampleSize) }
+            try writePNG(grid, to: outDir.appendingPathComponent("grid.png"))
             try writeNPY(uint8: pixels, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples.npy"))
             for i in 0..<batch {
                 let image = Array(images[i * per..<(i + 1) * per])

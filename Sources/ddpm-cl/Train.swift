@@ -37,6 +37,7 @@ struct Train: ParsableCommand {
               ddpm-cl train --minutes 10                      Fashion-MNIST, `small` U-Net, device 0
               ddpm-cl train --data ~/faces --model cifar10 --steps 20000 --batch 32
               ddpm-cl train --resume runs/fashion-mnist --steps 5000
+              ddpm-cl train --class-conditional --cond-drop 0.1   labels of Fashion-MNIST; then sample --class all --guidance 2
 
             Data parallel over K processes (Open MPI; one device per rank, its local rank index unless
             --device is given; --batch is the global batch, split evenly; rank 0 writes the run):
@@ -95,6 +96,12 @@ struct Train: ParsableCommand {
 
     @Flag(help: "Flip training images horizontally at random.")
     var flip = false
+
+    @Flag(name: .customLong("class-conditional"), help: "Train a class-conditional model (diffusers' num_class_embeds: a class embedding added to the time embedding). Labels come from Fashion-MNIST's label files or from the class subfolders of --data DIR (DIR/CLASS/*.png); num_class_embeds is the class count + 1, the last row being the null class.")
+    var classConditional = false
+
+    @Option(name: .customLong("cond-drop"), parsing: .unconditional, help: "With --class-conditional: replace each label by the null class with this probability, so one model learns both ε(x, y) and ε(x, ∅) for classifier-free guidance (`sample --guidance`); 0.1 is usual (Ho & Salimans 2022).")
+    var condDrop: Float = 0
 
     @Option(help: "Run directory to write (default runs/<data>-<model>-<time>).")
     var out: String?
@@ -155,6 +162,11 @@ struct Train: ParsableCommand {
         options.sampleLossWeighting = sampleLossWeight.rawValue
         options.zeroTerminalSNR = zeroSNR ? true : nil
         options.seed = seed
+        if classConditional {
+            try options.conditionOnClasses(TrainingData.classNames(of: data), drop: condDrop)
+        } else {
+            options.conditionDrop = condDrop == 0 ? nil : condDrop   // refused by validate(): it needs --class-conditional
+        }
         return options
     }
 
@@ -217,8 +229,7 @@ struct Train: ParsableCommand {
             let what = ranks > 1 ? "training (one of \(ranks) ranks, batch per rank)" : "training"
             let localBatch = options.batch / ranks
             try need.check(batch: localBatch, flag: "--batch", on: backend, what: what, advice: advice)
-            let trainingData = try TrainingData.load(options.data, size: options.model.sampleSize, channels: options.model.inChannels,
-                                                     seed: options.seed, horizontalFlip: options.horizontalFlip)
+            let trainingData = try TrainingData.load(for: options)
             let trainer = try need.allocating(batch: localBatch, flag: "--batch", on: backend, what: what, advice: advice) {
                 try Trainer(backend: backend, options: options, resumeFrom: checkpoint, parallel: parallel)
             }

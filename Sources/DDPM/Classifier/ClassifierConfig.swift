@@ -12,6 +12,9 @@ public struct ClassifierConfig: Codable, Equatable {
     public var blockOutChannels: [Int]
     public var layersPerBlock: Int
     public var normNumGroups: Int
+    /// A noisy classifier (classifier guidance, Dhariwal & Nichol 2021) learned p(y | x_t, t) on x_t of
+    /// this noise schedule; nil: clean images (t = 0, the FID classifier).
+    public var noise: ClassifierNoise?
 
     public var classes: Int { classNames.count }
     public var featureDimension: Int { blockOutChannels.last! }
@@ -41,5 +44,21 @@ public struct ClassifierConfig: Codable, Equatable {
             throw UserError("\(source): block_out_channels must not be empty and layers_per_block must be at least 1.")
         }
         try unet.validate(source: source)
+    }
+}
+
+/// The forward process a noisy classifier was trained on: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, t ~ U{0…T−1}.
+public struct ClassifierNoise: Codable, Equatable {
+    public var schedule: NoiseSchedule.Kind
+    public var timesteps: Int
+    public var betaStart: Double
+    public var betaEnd: Double
+
+    public init(schedule: NoiseSchedule.Kind = .linear, timesteps: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) {
+        self.schedule = schedule; self.timesteps = timesteps; self.betaStart = betaStart; self.betaEnd = betaEnd
+    }
+
+    public var noiseSchedule: NoiseSchedule {
+        NoiseSchedule(kind: schedule, timesteps: timesteps, betaStart: betaStart, betaEnd: betaEnd)
     }
 }

@@ -60,7 +60,7 @@ public struct TrainedClassifier {
 
     /// Where `classifier train` keeps the classifier of a data source unless told otherwise:
     /// $XDG_CACHE_HOME/ddpm-cl (or ~/.cache/ddpm-cl)/classifier-<source>.safetensors.
-    public static func defaultURL(for source: ImageSource) -> URL {
+    public static func defaultURL(for source: ImageSource, noisy: Bool = false) -> URL {
         let name: String
         switch source {
         case .fashionMNIST: name = "fashion-mnist"
@@ -69,7 +69,7 @@ public struct TrainedClassifier {
             for byte in url.standardizedFileURL.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
             name = url.lastPathComponent + "-" + String(hash, radix: 16)
         }
-        return cacheDirectory().appendingPathComponent("classifier-\(name).safetensors")
+        return cacheDirectory().appendingPathComponent("classifier-\(noisy ? "noisy-" : "")\(name).safetensors")
     }
 }
 

@@ -9,6 +9,8 @@ public struct ClassifierTrainingOptions {
     public var weightDecay: Float = 0
     public var gradientClip: Float = 1
     public var seed: UInt64 = 0
+    /// Train on noisy images x_t of this schedule (a noisy classifier for classifier guidance); nil: clean.
+    public var noise: ClassifierNoise?
     /// Train until this many steps, or for this many minutes (whichever is given; steps win).
     public var steps: Int?
     public var minutes: Double?
@@ -22,6 +24,8 @@ public struct ClassifierTrainingOptions {
 
 /// Trains the domain classifier with ddpm-cl's own graph and ops: one step is one graph run
 /// (forward, cross-entropy, backward, gradient norm, AdamW on flat buffers), as the DDPM Trainer does.
+/// A noisy classifier (config.noise) first noises each batch on the device with the qSample op, which
+/// draws t and ε with Philox by (seed, step), and sees x_t with its t.
 public final class ClassifierTrainer {
     public let config: ClassifierConfig
     public let options: ClassifierTrainingOptions
@@ -36,7 +40,16 @@ public final class ClassifierTrainer {
     public init(backend: Backend, config: ClassifierConfig, options: ClassifierTrainingOptions) throws {
         self.backend = backend; self.config = config; self.options = options
         let graph = Graph()
-        net = EncoderClassifier(config: config, batch: options.batch, graph: graph)
+        let s = config.sampleSize
+        let clean = graph.input("images", Shape(options.batch, config.inChannels, s, s))
+        if let noise = config.noise {
+            let schedule = noise.noiseSchedule
+            let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
+            let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: .epsilon)), [clean, table])
+            net = EncoderClassifier(config: config, batch: options.batch, graph: graph, images: noised[0], timesteps: noised[2])
+        } else {
+            net = EncoderClassifier(config: config, batch: options.batch, graph: graph, images: clean)
+        }
         let labels = graph.input("labels", Shape(options.batch))
         loss = graph(.crossEntropy, net.logits, labels)
         let gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
@@ -46,11 +59,11 @@ public final class ClassifierTrainer {
                                       accumulationSteps: 1, weights: weights, keepsEMA: false)
         executor = try Executor(graph: graph, outputs: [loss] + optimizer.outputs, backend: backend, placements: optimizer.placements)
         optimizer.bind(to: executor)
-        imagesBuffer = try backend.makeBuffer(count: graph.shape(net.images).count)
+        imagesBuffer = try backend.makeBuffer(count: graph.shape(clean).count)
         labelsBuffer = try backend.makeBuffer(count: options.batch)
-        executor.bind(net.images, to: imagesBuffer)
+        executor.bind(clean, to: imagesBuffer)
         executor.bind(labels, to: labelsBuffer)
-        executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: 0, count: options.batch)))
+        if config.noise == nil { executor.bind(net.timesteps, to: try backend.makeBuffer([Float](repeating: 0, count: options.batch))) }
     }
 
     /// One AdamW step on a batch (N×C×S×S in [-1, 1]) and its labels.
@@ -85,7 +98,8 @@ public enum ClassifierTraining {
         guard train.count >= options.batch else {
             throw UserError("\(train.description) has \(train.count) images, fewer than one batch of \(options.batch); use a smaller --batch.")
         }
-        let config = ClassifierConfig.standard(sampleSize: train.size, inChannels: train.channels, classNames: names)
+        var config = ClassifierConfig.standard(sampleSize: train.size, inChannels: train.channels, classNames: names)
+        config.noise = options.noise
         try config.validate(source: "classifier")
         let trainer = try ClassifierTrainer(backend: backend, config: config, options: options)
         let data = TrainingData(images: train.images, count: train.count, channels: train.channels, size: train.size,

@@ -14,14 +14,16 @@ public struct EncoderClassifier {
     public let features: Value   // [N, featureDimension]
     public let logits: Value     // [N, classes]
 
-    public init(config: ClassifierConfig, batch: Int, graph: Graph = Graph()) {
+    /// `images` and `timesteps` default to graph inputs; a noisy classifier's trainer feeds x_t and t
+    /// from the qSample op instead.
+    public init(config: ClassifierConfig, batch: Int, graph: Graph = Graph(), images: Value? = nil, timesteps: Value? = nil) {
         self.config = config
         self.graph = graph
         let s = config.sampleSize
-        images = graph.input("images", Shape(batch, config.inChannels, s, s))
-        timesteps = graph.input("timesteps", Shape(batch))
+        self.images = images ?? graph.input("images", Shape(batch, config.inChannels, s, s))
+        self.timesteps = timesteps ?? graph.input("timesteps", Shape(batch))
         var b = Builder(graph: graph, config: config.unet, training: false, dropoutSeed: 0)
-        let h = b.encoder(images, timesteps)
+        let h = b.encoder(self.images, self.timesteps)
         let pooled = graph(.globalAveragePool, graph(.silu, b.groupNorm("out.norm", h, groups: config.normNumGroups)))
         features = pooled
         logits = b.linear("out.linear", pooled, out: config.classes)

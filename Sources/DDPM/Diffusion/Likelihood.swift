@@ -191,6 +191,9 @@ public final class UNetNoisePredictor: NoisePredictor {
         if settings.variance == .learnedRange && config.outChannels != 2 * config.inChannels {
             throw UserError("variance_type learned_range needs a model whose out_channels (\(config.outChannels)) are twice its in_channels (\(config.inChannels)); this model has a fixed variance: set variance_type fixed_small or fixed_large.")
         }
+        if config.isClassConditional {
+            throw UserError("eval measures the likelihood of unconditional models; this one is class-conditional (num_class_embeds \(config.numClassEmbeds!)), and bits/dim per class are not implemented yet.")
+        }
         net = UNet(config: config, batch: batch)
         executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
         for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeBuffer(weights.values[name]!)) }

@@ -11,6 +11,8 @@ public struct LoadedPipeline {
     public var solver: DPMSolverSettings?
     /// The Euler options when the pipeline's scheduler is an EulerDiscreteScheduler.
     public var euler: EulerSettings?
+    /// A class-conditional model's classes: class_labels.json beside the pipeline, or unnamed.
+    public var classes: ClassLabels?
     public var description: String
 
     public static func load(_ url: URL) throws -> LoadedPipeline {
@@ -68,7 +70,13 @@ public struct LoadedPipeline {
         // A bare UNet2DModel directory has no scheduler: diffusers' DDPMScheduler defaults, said so.
         let schedule = settings ?? SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
         let text = settings == nil ? "\(dir.path) (no scheduler_config.json: DDPMScheduler defaults, linear β, T=1000)" : dir.path
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, euler: euler, description: text)
+        var classes: ClassLabels?
+        if let rows = config.numClassEmbeds {
+            let file = [dir, unetDir].map { $0.appendingPathComponent(ClassLabels.fileName) }.first { fm.fileExists(atPath: $0.path) }
+            classes = try file.map { try ClassLabels.read($0, embeddings: rows) } ?? ClassLabels.unnamed(embeddings: rows)
+        }
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, euler: euler, classes: classes,
+                              description: text)
     }
 
     /// model_index.json must be a JSON object naming a DDPM or DDIM pipeline (or no class at all).

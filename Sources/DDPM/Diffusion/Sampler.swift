@@ -9,14 +9,28 @@ public final class Sampler {
     public let config: UNetConfig
     public let settings: SchedulerSettings
     public let batch: Int
-    private let net: UNet
+    /// Class labels and guidance of a class-conditional model (nil for an unconditional one).
+    public let conditioning: ClassConditioning?
+    private let net: GuidedUNet
     private let executor: Executor
     private let sampleBuffer: DeviceBuffer
     private let nextBuffer: DeviceBuffer
+    /// The model's timestep input of the step being taken (a row of `timestepRows`).
+    private var currentTimesteps: DeviceBuffer?
+    private var labelBuffer: DeviceBuffer?
+    /// Classifier guidance (Dhariwal & Nichol 2021): steers every step with a noisy classifier's
+    /// gradient. Its batch must be this sampler's.
+    public var classifierGuide: ClassifierGuide? {
+        didSet { precondition(classifierGuide.map { $0.batch == batch } ?? true, "the classifier guide's batch must be the sampler's") }
+    }
+    private var spareBuffer: DeviceBuffer?
 
-    public init(backend: Backend, config: UNetConfig, weights: Weights, settings: SchedulerSettings, batch: Int) throws {
+    /// A class-conditional model samples with `conditioning`, or without it class i mod num_class_embeds.
+    public init(backend: Backend, config: UNetConfig, weights: Weights, settings: SchedulerSettings, batch: Int,
+                conditioning: ClassConditioning? = nil) throws {
         self.backend = backend; self.config = config; self.settings = settings; self.batch = batch
-        net = UNet(config: config, batch: batch)
+        self.conditioning = config.numClassEmbeds.map { conditioning ?? ClassConditioning(labels: Array(0..<$0)) }
+        net = GuidedUNet(config: config, batch: batch, conditioning: self.conditioning)
         executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
         for (name, value) in net.graph.parameters {
             executor.bind(value, to: try backend.makeBuffer(weights.values[name]!))
@@ -25,6 +39,17 @@ public final class Sampler {
         sampleBuffer = try backend.makeBuffer(count: count)
         nextBuffer = try backend.makeBuffer(count: count)
         executor.bind(net.sample, to: sampleBuffer)
+        if let labels = net.classLabels {
+            labelBuffer = try backend.makeBuffer(count: batch)
+            executor.bind(labels, to: labelBuffer!)
+        }
+    }
+
+    /// Uploads the class labels of images first ..< first + count (class-conditional models).
+    private func writeLabels(first: Int, count: Int) throws {
+        try classifierGuide?.setLabels(first: first, count: count)
+        guard let labelBuffer, let conditioning else { return }
+        try backend.write(conditioning.batchLabels(first: first, count: count, batch: batch), to: labelBuffer)
     }
 
     /// The model's timestep input for every step of a run, uploaded once: one row of `batch` per
@@ -50,6 +75,12 @@ public final class Sampler {
         let shape = net.graph.shape(net.sample)
         if settings.thresholding && scratch.isEmpty { scratch = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
         var model = executor.tensor(net.output)
+        // Classifier guidance: DDPM with a fixed variance shifts the mean after the step, the rest the prediction.
+        let meanShift = sampler == .ddpm && !op.learnedVariance
+        if let guide = classifierGuide, !meanShift {
+            model = try guide.shiftedPrediction(model, x: TensorRef(current, shape), timesteps: currentTimesteps!,
+                                                alphaBar: Double(settings.schedule.alphasCumprod[t]), prediction: settings.prediction)
+        }
         var variance: TensorRef?
         if config.outChannels == 2 * config.inChannels {
             // A learned-variance model outputs [ε (or x₀, v), v_σ]: split the halves.
@@ -63,6 +94,13 @@ public final class Sampler {
         try Self.reverseStep(op, sampler: sampler, settings: settings, backend: backend, xt: TensorRef(current, shape),
                              model: model, variance: op.learnedVariance ? variance : nil, out: TensorRef(next, shape),
                              scratch: scratch, step: UInt32(t))
+        if let guide = classifierGuide, meanShift {
+            if spareBuffer == nil { spareBuffer = try backend.makeBuffer(count: shape.count) }
+            let shifted = TensorRef(spareBuffer!, shape)
+            try guide.shiftMean(TensorRef(next, shape), xt: TensorRef(current, shape), timesteps: currentTimesteps!, sigma: op.sigma,
+                                into: shifted)
+            try backend.run(.scale(1), inputs: [shifted], outputs: [TensorRef(next, shape)], step: 0)   // an exact copy
+        }
     }
 
     /// x_t → x_prev with the step's coefficients. With dynamic thresholding the step is split: x̂0
@@ -127,6 +165,7 @@ public final class Sampler {
         for (first, n) in chunks {
             let x = initialBatch(first: first, count: n, given: given, seed: seed)
             try backend.write(x, to: sampleBuffer)
+            try writeLabels(first: first, count: n)
             var current = sampleBuffer, next = nextBuffer
             let snapshotAt: Set<Int> = first == 0 && snapshots > 1
                 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
@@ -134,6 +173,7 @@ public final class Sampler {
             for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
                 executor.bind(net.timesteps, to: timesteps[index])
+                currentTimesteps = timesteps[index]
                 try executor.run(step: 0)
                 var op = step.op
                 op.firstImage = UInt32(first)
@@ -198,18 +238,24 @@ public final class Sampler {
         for (first, n) in chunks {
             let x = initialBatch(first: first, count: n, given: given, seed: seed)
             try backend.write(x, to: sampleBuffer)
+            try writeLabels(first: first, count: n)
             var current = sampleBuffer, next = nextBuffer
             let snapshotAt: Set<Int> = first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
                 executor.bind(net.sample, to: current)
                 executor.bind(net.timesteps, to: timesteps[index])
+                currentTimesteps = timesteps[index]
                 try executor.run(step: 0)
                 var model = executor.tensor(net.output)
                 if config.outChannels == 2 * config.inChannels {
                     try backend.run(.sliceChannels(start: 0, count: config.inChannels), inputs: [model],
                                     outputs: [TensorRef(halves[0], shape)], step: 0)
                     model = TensorRef(halves[0], shape)
+                }
+                if let guide = classifierGuide {
+                    model = try guide.shiftedPrediction(model, x: TensorRef(current, shape), timesteps: currentTimesteps!,
+                                                        alphaBar: step.alphaBar(settings), prediction: settings.prediction)
                 }
                 try Self.multistepStep(step, settings: settings, backend: backend, xt: TensorRef(current, shape),
                                        model: model, history: history.map { TensorRef($0, shape) }, scratch: TensorRef(halves[2], shape),

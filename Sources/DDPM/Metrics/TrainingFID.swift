@@ -29,13 +29,15 @@ public final class TrainingFID {
 
     /// Samples, measures and records one row (the fixed seed 0: the same noise at every evaluation).
     @discardableResult
-    public func evaluate(step: Int, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings) throws -> Row {
+    public func evaluate(step: Int, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
+                         conditioning: ClassConditioning? = nil) throws -> Row {
         let start = Date()
         guard config.sampleSize == classifier.config.sampleSize, config.inChannels == classifier.config.inChannels else {
             throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the classifier reads "
                 + "\(classifier.config.inChannels)×\(classifier.config.sampleSize)²; train a classifier on this data.")
         }
-        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: scheduler, batch: min(samples, 100))
+        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: scheduler, batch: min(samples, 100),
+                                  conditioning: conditioning)
         let images = try sampler.sample(count: samples, seed: 0, sampler: .ddim(eta: 0), steps: steps)
         // Quantised as a saved sample would be, so the number matches `ddpm-cl fid` on samples.npy.
         let bytes = toUInt8(images)

@@ -8,21 +8,26 @@ public struct UNet {
     public let graph: Graph
     public let sample: Value      // x_t [N, C, H, W]
     public let timesteps: Value   // t [N] as floats
+    /// y [N] as floats holding class indices in 0..<num_class_embeds (class-conditional configs only)
+    public let classLabels: Value?
     public let output: Value      // [N, out_channels, H, W]
 
     /// Builds the forward pass into `graph` for a batch of `batch` images. Dropout layers draw their
     /// masks from Philox(dropoutSeed) when `training` is true and are identity otherwise; the batch's
-    /// images are drawn as images `firstImage`… of a larger batch (a data-parallel shard).
+    /// images are drawn as images `firstImage`… of a larger batch (a data-parallel shard). A
+    /// class-conditional config gets a `class_labels` input unless `classLabels` is given.
     public init(config: UNetConfig, batch: Int, graph: Graph = Graph(), sample: Value? = nil, timesteps: Value? = nil,
-                training: Bool = false, dropoutSeed: UInt64 = 0, firstImage: UInt32 = 0) {
+                classLabels: Value? = nil, training: Bool = false, dropoutSeed: UInt64 = 0, firstImage: UInt32 = 0) {
+        precondition(classLabels == nil || config.isClassConditional, "class labels given to a U-Net without num_class_embeds")
         self.config = config
         self.graph = graph
         let size = config.sampleSize
         self.sample = sample ?? graph.input("sample", Shape(batch, config.inChannels, size, size))
         self.timesteps = timesteps ?? graph.input("timesteps", Shape(batch))
+        self.classLabels = config.isClassConditional ? classLabels ?? graph.input("class_labels", Shape(graph.shape(self.sample)[0])) : nil
         var b = Builder(graph: graph, config: config, training: training && config.dropout > 0, dropoutSeed: dropoutSeed)
         b.firstImage = firstImage
-        output = b.forward(self.sample, self.timesteps)
+        output = b.forward(self.sample, self.timesteps, classLabels: self.classLabels)
     }
 }
 
@@ -41,7 +46,7 @@ struct Builder {
 
     var groups: Int { config.normNumGroups }
 
-    mutating func forward(_ sampleIn: Value, _ t: Value) -> Value {
+    mutating func forward(_ sampleIn: Value, _ t: Value, classLabels: Value? = nil) -> Value {
         let c = config.blockOutChannels
         var sample = sampleIn
         if config.centerInputSample { sample = graph(.add, graph(.scale(2), sample), graph.constant([Float](repeating: -1, count: graph.shape(sample).count), graph.shape(sample))) }
@@ -50,7 +55,12 @@ struct Builder {
         // ResnetBlock2D applies SiLU to it before its own projection; that SiLU is shared here.
         let projected = graph(.timestepEmbedding(TimestepEmbedding(dim: c[0], flipSinToCos: config.flipSinToCos,
                                                                      freqShift: Float(config.freqShift))), t)
-        let temb = linear("time_embedding.linear_2", graph(.silu, linear("time_embedding.linear_1", projected, out: 4 * c[0])), out: 4 * c[0])
+        var temb = linear("time_embedding.linear_2", graph(.silu, linear("time_embedding.linear_1", projected, out: 4 * c[0])), out: 4 * c[0])
+        if let labels = classLabels, let classes = config.numClassEmbeds {
+            // UNet2DModel with class_embed_type None: emb = time_embedding(t) + class_embedding(y).
+            let table = graph.parameter("class_embedding.weight", Shape(classes, 4 * c[0]))
+            temb = graph(.add, temb, graph(.embedding, table, labels))
+        }
         let tembAct = graph(.silu, temb)
 
         var h = conv("conv_in", sample, out: c[0], kernel: 3)

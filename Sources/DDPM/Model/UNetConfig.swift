@@ -33,6 +33,10 @@ public struct UNetConfig: Codable, Equatable {
     public var timeEmbeddingDim: Int?
     public var attnNormNumGroups: Int?
 
+    /// Whether the U-Net takes class labels (diffusers' class_embedding, an nn.Embedding of
+    /// num_class_embeds rows added to the time embedding).
+    public var isClassConditional: Bool { numClassEmbeds != nil }
+
     public static let supportedDownBlocks: Set<String> = ["DownBlock2D", "AttnDownBlock2D"]
     public static let supportedUpBlocks: Set<String> = ["UpBlock2D", "AttnUpBlock2D"]
 
@@ -152,7 +156,9 @@ public struct UNetConfig: Codable, Equatable {
         if downsampleType != "conv" || upsampleType != "conv" { throw refuse("only conv down/upsampling is supported") }
         guard let m = midBlockType else { throw refuse("mid_block_type null (a U-Net without a mid block) is not supported") }
         if m != "UNetMidBlock2D" { throw refuse("unsupported mid_block_type \"\(m)\"") }
-        if classEmbedType != nil || numClassEmbeds != nil { throw refuse("class-conditional UNets are not supported yet") }
+        if let type = classEmbedType {
+            throw refuse("class_embed_type \"\(type)\" is not supported; class conditioning takes class_embed_type null with num_class_embeds (an nn.Embedding added to the time embedding)")
+        }
         if timeEmbeddingDim != nil { throw refuse("time_embedding_dim is not supported") }
         if attnNormNumGroups != nil { throw refuse("attn_norm_num_groups is not supported") }
         if midBlockScaleFactor != 1 { throw refuse("mid_block_scale_factor other than 1 is not supported") }

@@ -16,13 +16,17 @@ public struct Weights {
     public var parameterCount: Int { shapes.values.reduce(0) { $0 + $1.count } }
 
     /// PyTorch's default initialisation, seeded: conv and linear weights and biases uniform in
-    /// ±1/√fan_in (kaiming_uniform with a=√5), GroupNorm weight 1 and bias 0.
+    /// ±1/√fan_in (kaiming_uniform with a=√5), GroupNorm weight 1 and bias 0, a class embedding N(0, 1).
     public mutating func initialize(seed: UInt64) {
         var random = SplitMix64(seed: seed)
         for name in names {
             let shape = shapes[name]!
             if name.contains("norm") {   // norm1, norm2, group_norm, conv_norm_out
                 values[name] = [Float](repeating: name.hasSuffix(".weight") ? 1 : 0, count: shape.count)
+                continue
+            }
+            if name == "class_embedding.weight" {   // nn.Embedding: N(0, 1)
+                values[name] = (0..<shape.count).map { _ in random.normal() }
                 continue
             }
             let weightShape = name.hasSuffix(".bias") ? shapes[String(name.dropLast(5)) + ".weight"]! : shape

@@ -17,11 +17,14 @@ public struct RunDirectory {
     public var samples: URL { url.appendingPathComponent("samples") }
 
     /// Writes the diffusers pipeline: model_index.json, unet/ (config + EMA weights), scheduler/.
-    public func writePipeline(config: UNetConfig, weights: Weights, scheduler: SchedulerSettings) throws {
-        try Self.writePipeline(at: pipeline, config: config, weights: weights, scheduler: scheduler)
+    public func writePipeline(config: UNetConfig, weights: Weights, scheduler: SchedulerSettings, classes: ClassLabels? = nil) throws {
+        try Self.writePipeline(at: pipeline, config: config, weights: weights, scheduler: scheduler, classes: classes)
     }
 
-    public static func writePipeline(at dir: URL, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings) throws {
+    /// A class-conditional model also gets class_labels.json (its class names and null class).
+    public static func writePipeline(at dir: URL, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
+                                     classes: ClassLabels? = nil) throws {
+        if let classes { try classes.write(to: dir.appendingPathComponent(ClassLabels.fileName)) }
         let index: [String: Any] = ["_class_name": "DDPMPipeline", "_diffusers_version": "0.42.1",
                                     "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]]
         try writeAtomically(JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),

@@ -7,6 +7,8 @@ public final class SpeedProbe {
     public let trainer: Trainer
     public let options: TrainingOptions
     private let batchValues: [Float]
+    /// Class 0 for every image of a class-conditional model.
+    private let labelValues: [Float]?
 
     /// `batchFlag` names the option that set `batch` in errors (a batch that cannot fit is refused
     /// before anything is allocated, with a batch that fits).
@@ -21,6 +23,7 @@ public final class SpeedProbe {
             try Trainer(backend: backend, options: options)
         }
         var random = SplitMix64(seed: 1)
+        labelValues = model.isClassConditional ? [Float](repeating: 0, count: batch) : nil
         batchValues = (0..<(batch * model.inChannels * model.sampleSize * model.sampleSize)).map { _ in
             Float(random.uniform() * 2 - 1)
         }
@@ -28,7 +31,7 @@ public final class SpeedProbe {
 
     /// One untimed step: builds kernels, makes machine code, runs any pending tuning searches.
     public func warmUp() throws {
-        try trainer.trainStep(batch: batchValues)
+        try trainer.trainStep(batch: batchValues, labels: labelValues)
         _ = try trainer.readLossAndGradientNorm()
     }
 
@@ -36,7 +39,7 @@ public final class SpeedProbe {
     public func secondsPerTrainingStep(steps: Int) throws -> Double {
         guard steps >= 1 else { throw UserError("--steps \(steps): time at least 1 training step.") }
         let start = Date()
-        for _ in 0..<steps { try trainer.trainStep(batch: batchValues) }
+        for _ in 0..<steps { try trainer.trainStep(batch: batchValues, labels: labelValues) }
         _ = try trainer.readLossAndGradientNorm()
         return Date().timeIntervalSince(start) / Double(max(steps, 1))
     }

@@ -30,6 +30,8 @@ public final class Trainer {
     private let executor: Executor
     private let x0Buffer: DeviceBuffer
     private let optimizer: FlatOptimizer
+    /// The batch's class labels (class-conditional models only).
+    private let labelBuffer: DeviceBuffer?
 
     /// A fresh run (weights initialised from the seed) or a resumed one (from a checkpoint).
     public init(backend: Backend, options: TrainingOptions, resumeFrom checkpoint: Checkpoint? = nil,
@@ -48,7 +50,8 @@ public final class Trainer {
         let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
         let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType,
                                                   firstImage: UInt32(shard.lowerBound))), [x0, table])
-        net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
+        let labels = options.model.isClassConditional ? graph.input("class_labels", Shape(b)) : nil
+        net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2], classLabels: labels,
                    training: true, dropoutSeed: options.seed ^ 0xD50F, firstImage: UInt32(shard.lowerBound))
         // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
         loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
@@ -72,20 +75,27 @@ public final class Trainer {
         optimizer.bind(to: executor)
         x0Buffer = try backend.makeBuffer(count: graph.shape(x0).count)
         executor.bind(x0, to: x0Buffer)
+        labelBuffer = try labels.map { try backend.makeBuffer(count: graph.shape($0).count) }
+        if let labels, let labelBuffer { executor.bind(labels, to: labelBuffer) }
     }
 
-    /// Runs one step on `batch` (N×C×H×W in [-1, 1]). Nothing is read back.
-    public func trainStep(batch: [Float]) throws { try trainStep(microBatches: [batch]) }
+    /// Runs one step on `batch` (N×C×H×W in [-1, 1]) and, for a class-conditional model, its
+    /// labels (N floats holding class indices). Nothing is read back.
+    public func trainStep(batch: [Float], labels: [Float]? = nil) throws {
+        try trainStep(microBatches: [batch], labels: labels.map { [$0] })
+    }
 
     /// One optimizer step on `accumulationSteps` micro-batches: their gradients are averaged on the
     /// device. Micro-batch i of step s draws its noise at Philox step (s−1)·k + i + 1.
-    public func trainStep(microBatches: [[Float]]) throws {
+    public func trainStep(microBatches: [[Float]], labels: [[Float]]? = nil) throws {
         let k = options.accumulationSteps
         precondition(microBatches.count == k, "expected \(k) micro-batches")
+        precondition((labels != nil) == (labelBuffer != nil), "a class-conditional model trains with labels, an unconditional one without")
         step += 1
         let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
         try optimizer.step(executor: executor, adam: adam, emaRate: options.emaRate(step: step), hook: stepHook) { i in
             try backend.write(microBatches[i], to: x0Buffer)
+            if let labelBuffer, let labels { try backend.write(labels[i], to: labelBuffer) }
             return UInt32((step - 1) * k + i + 1)
         }
     }

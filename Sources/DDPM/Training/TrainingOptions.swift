@@ -33,6 +33,12 @@ public struct TrainingOptions: Codable, Equatable {
     /// New runs default to "snr"; checkpoints written before the option (nil) keep "none".
     public var sampleLossWeighting: String? = SampleLossWeighting.snr.rawValue
     public var seed: UInt64 = 0
+    /// Class-conditional training (`--class-conditional`; nil: unconditional): the data's class names
+    /// in label order. The model's num_class_embeds is their count + 1; the last row is the null class.
+    public var classNames: [String]?
+    /// The probability that a label is replaced by the null class (`--cond-drop`, classifier-free
+    /// guidance training); nil = 0.
+    public var conditionDrop: Float?
 
     public init(model: UNetConfig) { self.model = model }
 

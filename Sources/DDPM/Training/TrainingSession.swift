@@ -81,7 +81,8 @@ public final class TrainingSession {
         }
 
         while try !finished() {
-            try trainer.trainStep(microBatches: (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) })
+            let batches = (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) }
+            try trainer.trainStep(microBatches: batches.map { $0.images }, labels: data.labels == nil ? nil : batches.map { $0.labels! })
             let step = trainer.step
             let logNow = step % settings.logEvery == 0 || step == settings.steps
             if logNow {
@@ -141,7 +142,8 @@ public final class TrainingSession {
         }
         // The checkpoint goes last: it is the commit point. A kill before it leaves the previous
         // checkpoint, and resuming redoes the step and rewrites the pipeline and log identically.
-        try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings)
+        try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings,
+                                    classes: trainer.options.classLabels)
         try log.write()
         try checkpoint.write(to: directory.checkpoint)
     }
@@ -150,7 +152,8 @@ public final class TrainingSession {
     func measureFID() throws {
         guard let fid = settings.fid else { return }
         let row = try fid.evaluate(step: trainer.step, backend: trainer.backend, config: trainer.options.model,
-                                   weights: try trainer.emaWeights(), scheduler: trainer.options.schedulerSettings)
+                                   weights: try trainer.emaWeights(), scheduler: trainer.options.schedulerSettings,
+                                   conditioning: trainer.options.classLabels?.everyClass)
         try fid.write(to: directory)
         progressBar?.finish()
         say(String(format: "step %d  FID %.3f  KID %.5f  (%d DDIM-%d samples, %.1f s)", row.step, row.fid, row.kid,
@@ -161,7 +164,8 @@ public final class TrainingSession {
     /// sampling in `sampleSteps` steps (sharper than DDIM early in training).
     func writeSamples() throws {
         let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: try trainer.emaWeights(),
-                                  settings: trainer.options.schedulerSettings, batch: settings.sampleCount)
+                                  settings: trainer.options.schedulerSettings, batch: settings.sampleCount,
+                                  conditioning: trainer.options.classLabels?.everyClass)
         // A model with fewer timesteps than sampleSteps samples with all of them.
         let steps = min(settings.sampleSteps, trainer.options.timesteps)
         let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: steps)

@@ -75,9 +75,10 @@ public struct MemoryNeed {
     }
 
     /// What a Sampler for `config` (with `weights`) allocates on the device.
-    public static func sampling(_ config: UNetConfig, weights: Weights, settings: SchedulerSettings) throws -> MemoryNeed {
+    public static func sampling(_ config: UNetConfig, weights: Weights, settings: SchedulerSettings,
+                                conditioning: ClassConditioning? = nil) throws -> MemoryNeed {
         try measure { backend, batch in
-            _ = try Sampler(backend: backend, config: config, weights: weights, settings: settings, batch: batch)
+            _ = try Sampler(backend: backend, config: config, weights: weights, settings: settings, batch: batch, conditioning: conditioning)
         }
     }
 

@@ -45,6 +45,15 @@ extension TrainingOptions {
                   "zero terminal SNR makes ᾱ_T = 0, where ε or x₀ targets degenerate; pass --prediction v with it (Lin et al. 2023)")
         try check(sampleLossWeighting.map { SampleLossWeighting(rawValue: $0) != nil } ?? true, flag: "--sample-loss-weight",
                   key: "sampleLossWeighting", sampleLossWeighting ?? "", "it takes snr or none")
+        let drop = conditionDrop ?? 0
+        try check(drop.isFinite && drop >= 0 && drop < 1, flag: "--cond-drop", key: "conditionDrop", drop,
+                  "it takes a probability in [0, 1), e.g. 0.1 (classifier-free guidance, Ho & Salimans 2022)")
+        try check(drop == 0 || classNames != nil, flag: "--cond-drop", key: "conditionDrop", drop,
+                  "it drops class labels, so it needs --class-conditional")
+        try check(classNames.map { $0.count >= 2 && model.numClassEmbeds == $0.count + 1 } ?? (model.numClassEmbeds == nil),
+                  flag: "--class-conditional", key: "classNames", classNames.map { "\($0.count) classes" } ?? "none",
+                  model.numClassEmbeds.map { "the model has num_class_embeds \($0): train it with --class-conditional on data with \($0 - 1) classes (the last row is the null class)" }
+                    ?? "a class-conditional run needs at least 2 classes and num_class_embeds = classes + 1")
         switch origin {
         case .flags: break
         case .checkpoint(let file): try model.validate(source: "\(file) (the model config in its metadata)")

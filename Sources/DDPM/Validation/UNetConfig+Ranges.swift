@@ -10,6 +10,8 @@ extension UNetConfig {
     public static let maxBlocks = 8
     public static let maxLayersPerBlock = 32
     public static let maxParameters = 2_000_000_000
+    /// Rows of a class embedding (ImageNet has 1000 classes).
+    public static let maxClasses = 100_000
 
     /// Every config.json key ddpm-cl reads.
     public static var jsonKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -35,6 +37,7 @@ extension UNetConfig {
         try whole("norm_num_groups", normNumGroups, 1...Self.maxChannels)
         try whole("downsample_padding", downsamplePadding, 0...1)
         try whole("freq_shift", freqShift, 0...1)
+        if let k = numClassEmbeds { try whole("num_class_embeds", k, 1...Self.maxClasses) }
         guard (1...Self.maxBlocks).contains(blockOutChannels.count) else {
             throw refuse("block_out_channels", blockOutChannels, "it takes a list of 1…\(Self.maxBlocks) channel counts")
         }
