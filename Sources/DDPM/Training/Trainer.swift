@@ -8,6 +8,11 @@ public final class Trainer {
     public let backend: Backend
     public let options: TrainingOptions
     public private(set) var step: Int
+    /// Training time spent before the next step, all sessions together (the session sets it; it
+    /// drives a time-driven cosine learning rate and is stored in the checkpoint).
+    public var trainingSeconds: Double
+    /// The learning rate of the last step.
+    public private(set) var lastLearningRate: Float = 0
     public let graph: Graph
     public let loss: Value
     public let parameterCount: Int
@@ -37,14 +42,10 @@ public final class Trainer {
         let size = options.model.sampleSize
         let graph = Graph()
         x0 = graph.input("x0", Shape(b, options.model.inChannels, size, size))
-        let schedule = options.noiseSchedule
-        let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
-        let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType)), [x0, table])
+        let noised = options.noised(x0, in: graph)
         net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2],
                    training: true, dropoutSeed: options.seed ^ 0xD50F)
-        // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
-        loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
-                                        : graph(.mse(weighted: false), net.output, noised[1])
+        loss = options.loss(output: net.output, x0: x0, noised: noised, in: graph)
         gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
         self.graph = graph
         executor = try Executor(graph: graph, outputs: [loss] + gradients, backend: backend)
@@ -56,9 +57,11 @@ public final class Trainer {
         if let checkpoint {
             weights = checkpoint.model
             step = checkpoint.step
+            trainingSeconds = checkpoint.trainingSeconds
         } else {
             weights.initialize(seed: options.seed)
             step = 0
+            trainingSeconds = 0
         }
         parameterCount = weights.parameterCount
         for (name, value) in graph.parameters {
@@ -101,7 +104,8 @@ public final class Trainer {
         }
         let stats = TensorRef(statsBuffer, Shape(2))
         try backend.run(.gradNorm(maxNorm: options.gradientClip), inputs: grads, outputs: [stats], step: 0)
-        let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
+        lastLearningRate = options.learningRate(step: step, trainingSeconds: trainingSeconds)
+        let adam = Adam(learningRate: lastLearningRate, weightDecay: options.weightDecay, step: step)
         let rate = options.emaRate(step: step)
         for (p, g) in zip(parameters, grads) {
             try backend.run(.adamStep(adam), inputs: [g, stats],
@@ -135,7 +139,7 @@ public final class Trainer {
     /// Host copies of the weights (raw or EMA), the Adam moments: everything a checkpoint needs.
     public func checkpoint() throws -> Checkpoint {
         Checkpoint(step: step, options: options, model: try read { $0.param }, ema: try emaWeights(),
-                   adamM: try read { $0.m }, adamV: try read { $0.v })
+                   adamM: try read { $0.m }, adamV: try read { $0.v }, trainingSeconds: trainingSeconds)
     }
 
     /// The EMA weights only (what sample grids and exports use).

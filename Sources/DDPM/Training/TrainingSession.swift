@@ -34,6 +34,8 @@ public final class TrainingSession {
     let settings: SessionSettings
     let say: (String) -> Void
     let progressBar: ProgressBar?
+    /// The run's training seconds so far (the checkpoint's plus this session's wall-clock time).
+    var clock: () -> Double = { 0 }
 
     public init(trainer: Trainer, data: TrainingData, directory: RunDirectory, settings: SessionSettings,
                 terminal: Bool, say: @escaping (String) -> Void) {
@@ -45,6 +47,9 @@ public final class TrainingSession {
         let options = trainer.options
         var log = TrainingLog(directory: directory, keepingUpTo: trainer.step)
         let start = Date()
+        // The run's training time goes on from the checkpoint's (a time-driven cosine follows it).
+        let priorSeconds = trainer.trainingSeconds
+        clock = { priorSeconds + Date().timeIntervalSince(start) }
         let firstStep = trainer.step + 1
         let k = options.accumulationSteps
         // The prefetcher counts micro-batches: step s uses micro-batches (s−1)·k + 1 … s·k.
@@ -61,6 +66,7 @@ public final class TrainingSession {
         }
 
         while !finished() {
+            trainer.trainingSeconds = clock()
             try trainer.trainStep(microBatches: (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) })
             let step = trainer.step
             let logNow = step % settings.logEvery == 0 || step == settings.steps
@@ -71,7 +77,7 @@ public final class TrainingSession {
                 let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
                 smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
-                log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips))
+                log.append(.init(step: step, loss: loss, lr: trainer.lastLearningRate, gradNorm: gradNorm, imagesPerSecond: ips))
                 let elapsed = now.timeIntervalSince(start)
                 let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
                     ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
@@ -79,7 +85,7 @@ public final class TrainingSession {
                     bar.show(step: step, total: settings.steps, loss: smoothed!, imagesPerSecond: ips, eta: eta)
                 } else {
                     say(String(format: "step %d/%@  loss %.4f (smoothed %.4f)  grad norm %.3f  lr %.2e  %.1f img/s  ETA %@",
-                               step, totalText, loss, smoothed!, gradNorm, options.learningRate(step: step), ips, formatDuration(eta ?? 0)))
+                               step, totalText, loss, smoothed!, gradNorm, trainer.lastLearningRate, ips, formatDuration(eta ?? 0)))
                 }
             }
             if settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
@@ -103,7 +109,7 @@ public final class TrainingSession {
         guard !(loss.isFinite && gradientNorm.isFinite) else { return }
         let what = loss.isFinite ? "the gradient norm became \(gradientNorm)" : "the loss became \(loss)"
         throw UserError("""
-            \(what) at step \(step) (learning rate \(trainer.options.learningRate(step: step))). \
+            \(what) at step \(step) (learning rate \(trainer.lastLearningRate)). \
             Training stopped; the last good checkpoint is kept in \(directory.checkpoint.path). \
             Try a lower --lr, a longer --warmup, or --grad-clip 1.
             """)
@@ -114,6 +120,7 @@ public final class TrainingSession {
     func save(_ log: inout TrainingLog) throws {
         let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
         try checkFinite(loss: loss, gradientNorm: gradNorm, step: trainer.step)
+        trainer.trainingSeconds = clock()
         let checkpoint = try trainer.checkpoint()
         for (name, values) in checkpoint.model.values where !values.allSatisfy(\.isFinite) {
             throw UserError("the weight \(name) is not finite at step \(trainer.step); training stopped and the last good checkpoint is kept in \(directory.checkpoint.path). Try a lower --lr or --grad-clip 1.")

@@ -45,6 +45,17 @@ extension TrainingOptions {
                   "zero terminal SNR makes ᾱ_T = 0, where ε or x₀ targets degenerate; pass --prediction v with it (Lin et al. 2023)")
         try check(sampleLossWeighting.map { SampleLossWeighting(rawValue: $0) != nil } ?? true, flag: "--sample-loss-weight",
                   key: "sampleLossWeighting", sampleLossWeighting ?? "", "it takes snr or none")
+        if lrSchedule == .cosine {
+            try check((cosineSteps == nil) != (cosineMinutes == nil), flag: "--lr-schedule", key: "cosineSteps", "cosine",
+                      "a cosine schedule ends either at a step count (--steps) or after a time (--minutes), exactly one of them")
+            try check((cosineSteps ?? 1) >= 1, flag: "--steps", key: "cosineSteps", cosineSteps ?? 0, "it takes a whole number of steps ≥ 1")
+            try check(cosineMinutes.map { $0.isFinite && $0 > 0 } ?? true, flag: "--minutes", key: "cosineMinutes", cosineMinutes ?? 0,
+                      "it takes a positive number of minutes")
+        } else {
+            try check(cosineSteps == nil && cosineMinutes == nil, flag: "--lr-schedule", key: "cosineSteps", "constant",
+                      "a cosine horizon belongs only to --lr-schedule cosine")
+        }
+        try validateLossOptions(check)
         switch origin {
         case .flags: break
         case .checkpoint(let file): try model.validate(source: "\(file) (the model config in its metadata)")
