@@ -2,11 +2,15 @@
 // Sources/DDPMCPU/VariationalBoundTerm.swift, in double). table rows per timestep t (length T):
 // 0 kx, 1 km, 2 c1, 3 c2, 4 log β̃ (clipped), 5 log β.
 
-float approx_normal_cdf(float x) { return 0.5f * (1.0f + tanh(0.7978845608f * (x + 0.044715f * x * x * x))); }
+// improved-diffusion's approx_standard_normal_cdf ½(1 + tanh(g(x))), g(x) = √(2/π)(x + 0.044715x³), written
+// as the logistic σ(2g): tails then stay accurate in float32 (1 − Φ̃(x) = σ(−2g) without cancellation).
+float approx_g(float x) { return 0.7978845608f * (x + 0.044715f * x * x * x); }
+float logistic(float z) { return 1.0f / (1.0f + exp(-z)); }
 
+// d/dx ½(1 + tanh g) = ½(1 − tanh² g)·g′ = 2σ(2g)σ(−2g)·g′
 float approx_normal_cdf_derivative(float x) {
-    float th = tanh(0.7978845608f * (x + 0.044715f * x * x * x));
-    return 0.5f * (1.0f - th * th) * 0.7978845608f * (1.0f + 3.0f * 0.044715f * x * x);
+    float g = approx_g(x);
+    return 2.0f * logistic(2.0f * g) * logistic(-2.0f * g) * 0.7978845608f * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
 // One element's term in nats; *dv receives ∂term/∂v.
@@ -25,16 +29,17 @@ float vlb_element(float x0, float xt, float m, float v, int t, global const floa
     }
     float inv = exp(-0.5f * log_var), centered = x0 - model_mean;
     float plus_in = inv * (centered + 1.0f / 255.0f), min_in = inv * (centered - 1.0f / 255.0f);
-    float cdf_plus = approx_normal_cdf(plus_in), cdf_min = approx_normal_cdf(min_in);
+    float cdf_plus = logistic(2.0f * approx_g(plus_in)), cdf_min = logistic(2.0f * approx_g(min_in));
     float dplus = -approx_normal_cdf_derivative(plus_in) * plus_in, dmin = -approx_normal_cdf_derivative(min_in) * min_in;
     float log_prob, dlog_prob;
     if (x0 < -0.999f) {
         log_prob = log(fmax(cdf_plus, 1e-12f)); dlog_prob = cdf_plus > 1e-12f ? dplus / cdf_plus : 0.0f;
     } else if (x0 > 0.999f) {
-        float upper = 1.0f - cdf_min;
+        float upper = logistic(-2.0f * approx_g(min_in));   // 1 − Φ̃(min_in)
         log_prob = log(fmax(upper, 1e-12f)); dlog_prob = upper > 1e-12f ? -dmin / upper : 0.0f;
     } else {
-        float delta = cdf_plus - cdf_min;
+        // Φ̃(plus) − Φ̃(min), from the upper tails when both lie above 0 (no cancellation near 1).
+        float delta = min_in > 0.0f ? logistic(-2.0f * approx_g(min_in)) - logistic(-2.0f * approx_g(plus_in)) : cdf_plus - cdf_min;
         log_prob = log(fmax(delta, 1e-12f)); dlog_prob = delta > 1e-12f ? (dplus - dmin) / delta : 0.0f;
     }
     *dv = -dlog_prob * 0.5f * dlog_var;
