@@ -79,6 +79,7 @@ final class ParityTests: XCTestCase {
             "philox.cl": [.qSample, .dropout, .samplerStep, .solverUpdate],
             "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],
             "classifier.cl": [.globalAveragePool, .globalAveragePoolBackward, .crossEntropy, .crossEntropyBackward],
+            "vlb_term.cl": [.vlbTerm, .vlbTermBackward],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
         let covered = Set(ParityCases.all.map(\.op.kind))
