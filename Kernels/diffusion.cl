@@ -57,12 +57,13 @@ kernel void mse_backward(global float *dpred, global const float *pred, global c
 }
 
 // t_n from the timestep stream, ε from the noise stream; x_t = a·x0 + b·ε; target by prediction
-// (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…, SNR_0…]; snr[n] = SNR_t.
+// (0 = epsilon, 1 = sample, 2 = v). table = [√ᾱ_0…√ᾱ_{T−1}, √(1−ᾱ_0)…, w_0…]; weight[n] = w_t.
 // A work-item handles `span` (a multiple of 4) consecutive elements of one image: t is drawn once,
 // and each Philox block gives the 4 normals of elements 4m…4m+3, exactly as philox_normal does.
+// Offset noise (offset ≠ 0): ε += offset · normal number c of the offset stream, c = channel.
 kernel void q_sample(global float *xt, global float *target, global float *t_out, global float *snr, global const float *x0,
                      global const float *table, int timesteps, int prediction, uint seed_lo, uint seed_hi,
-                     uint first_image, uint step, int per, int n, int span) {
+                     uint first_image, uint step, int per, int n, int span, float offset, int plane) {
     int g = get_global_id(0);
     int blocks = (per + span - 1) / span;
     int image = g / blocks;
@@ -82,6 +83,8 @@ kernel void q_sample(global float *xt, global float *target, global float *t_out
         float4 noise = (float4)(n01.x, n01.y, n23.x, n23.y);
         for (int lane = 0; lane < 4 && j + lane < end; lane++) {
             float eps = lane == 0 ? noise.x : lane == 1 ? noise.y : lane == 2 ? noise.z : noise.w;
+            if (offset != 0.0f)   // RandomStream.trainingOffsetNoise
+                eps = eps + offset * philox_normal(key, (uint)((j + lane) / plane), stream_image, step, 6u);
             long i = base + j + lane;
             float x = x0[i];
             xt[i] = a * x + b * eps;

@@ -141,6 +141,10 @@ public final class CPUBackend: Backend {
             meanSquaredErrorBackward(y[0], x[0], x[1], weighted ? x[2] : nil, x[weighted ? 3 : 2][0], s[0])
         case .qSample(let q):
             qSample(y[0], y[1], y[2], y[3], x[0], x[1], s[0], q, step: step)
+        case .vlbTerm(let p):
+            y[0][0] = vlbTerm(x[0], x[1], x[2], x[3], x[4], x[5], s[0], p)
+        case .vlbTermBackward(let p):
+            vlbTermBackward(y[0], x[0], x[1], x[2], x[3], x[4], x[5], x[6][0], s[0], p)
         case .samplerStep(let p):
             samplerStep(y[0], x[0], x[1], p.learnedVariance ? x[2] : nil, s[0], p, step: step)
         case .solverUpdate(let u):

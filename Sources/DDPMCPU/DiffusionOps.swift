@@ -56,21 +56,25 @@ func meanSquaredErrorBackward(_ dpred: UnsafeMutablePointer<Float>, _ pred: Unsa
 
 /// x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε and the target (ε, x0, or v = √ᾱ_t·ε − √(1−ᾱ_t)·x0), with
 /// t_n = Philox(seed, [0, firstImage + n, step, timestep stream]) mod-free in 0..<T and ε from the
-/// noise stream of image firstImage + n;
-/// snr[n] = table[2T + t_n].
+/// noise stream of image firstImage + n (plus offsetNoise · normal number c of the offset stream for
+/// channel c, when offsetNoise ≠ 0); weight[n] = table[2T + t_n].
 func qSample(_ xt: UnsafeMutablePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ tOut: UnsafeMutablePointer<Float>,
-             _ snr: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ table: UnsafePointer<Float>, _ s: Shape,
+             _ weight: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ table: UnsafePointer<Float>, _ s: Shape,
              _ q: QSample, step: UInt32) {
-    let n = s[0], per = s.count / n
+    let n = s[0], per = s.count / n, plane = per / s[1]
     parallelFor(n) { image in
         let t = Philox.integer(below: q.timesteps, seed: q.seed,
                                counter: (0, q.firstImage + UInt32(image), step, RandomStream.trainingTimestep))
         tOut[image] = Float(t)
-        snr[image] = table[2 * q.timesteps + t]
+        weight[image] = table[2 * q.timesteps + t]
         let a = table[t], b = table[q.timesteps + t]
         for i in 0..<per {
-            let eps = Philox.normal(seed: q.seed, index: i, image: q.firstImage + UInt32(image), step: step,
+            var eps = Philox.normal(seed: q.seed, index: i, image: q.firstImage + UInt32(image), step: step,
                                     stream: RandomStream.trainingNoise)
+            if q.offsetNoise != 0 {
+                eps = eps + q.offsetNoise * Philox.normal(seed: q.seed, index: i / plane, image: q.firstImage + UInt32(image), step: step,
+                                                          stream: RandomStream.trainingOffsetNoise)
+            }
             let x = x0[image * per + i]
             xt[image * per + i] = a * x + b * eps
             switch q.prediction {

@@ -110,6 +110,9 @@ extension Op {
                                      : g(.mseBackward(weighted: false), x[0], x[1], dy)
                 return [dpred] + Array(repeating: nil, count: x.count - 1)
             }
+        case .vlbTerm(let v):
+            // Only the variance output v (input 3) gets a gradient: the mean m is stopped.
+            return { g, x, _, dy in [nil, nil, nil, g.apply(.vlbTermBackward(v), x + [dy])[0], nil, nil] }
         case .globalAveragePool:
             return { g, x, _, dy in
                 let s = g.shape(x[0])

@@ -63,10 +63,19 @@ public enum Op: Hashable, Sendable {
     case mse(weighted: Bool)
     /// pred, target, (weights[N],) dloss[1] → dpred
     case mseBackward(weighted: Bool)
-    /// x0[N,C,H,W], table[3,T] (√ᾱ_t, √(1−ᾱ_t), SNR_t) → x_t, target, t[N], snr[N]: draws
+    /// x0[N,C,H,W], table[3,T] (√ᾱ_t, √(1−ᾱ_t), w_t) → x_t, target, t[N], w[N]: draws
     /// t ~ U{0..T−1} and ε ~ N(0, I) with Philox (seed, step), forms x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε and
-    /// the target, and copies each image's SNR_t = ᾱ_t/(1−ᾱ_t) (the weight of an SNR-weighted loss).
+    /// the target, and copies each image's loss weight w_t (the trainer puts SNR_t = ᾱ_t/(1−ᾱ_t) or a
+    /// min-SNR or P2 weight there). With offsetNoise o, ε = z + o·z_c, z_c one normal per (image, channel).
     case qSample(QSample)
+    /// x0, x_t, m (the mean prediction), v (the variance output), all [N,C,H,W], t[N], table[6,T]
+    /// (VLBTerm's rows) → loss[1] = scale · mean_n L_t(n) / ln 2: Improved DDPM's variational-bound
+    /// term per image in bits per dimension (KL of the posterior and the model's Gaussian for t > 0,
+    /// the discretised decoder's −log p at t = 0), as improved-diffusion's _vb_terms_bpd. m gets no
+    /// gradient: the mean is stopped, so only v learns from this term.
+    case vlbTerm(VLBTerm)
+    /// x0, x_t, m, v, t, table, dloss[1] → dv
+    case vlbTermBackward(VLBTerm)
     /// x_t, model output (, v with learnedVariance) → x_prev: one reverse step (DDPM or DDIM) with
     /// coefficients from the host.
     case samplerStep(SamplerStep)
@@ -137,6 +146,8 @@ public enum Op: Hashable, Sendable {
         case .mse: return .mse
         case .mseBackward: return .mseBackward
         case .qSample: return .qSample
+        case .vlbTerm: return .vlbTerm
+        case .vlbTermBackward: return .vlbTermBackward
         case .samplerStep: return .samplerStep
         case .solverUpdate: return .solverUpdate
         case .dynamicThreshold: return .dynamicThreshold
@@ -174,7 +185,7 @@ public enum OpKind: String, CaseIterable, Sendable {
     case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
-    case timestepEmbedding, dropout, mse, mseBackward, qSample, samplerStep, solverUpdate, dynamicThreshold
+    case timestepEmbedding, dropout, mse, mseBackward, qSample, vlbTerm, vlbTermBackward, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate, accumulate
     case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
     case embedding, embeddingBackward
@@ -256,9 +267,27 @@ public struct QSample: Hashable, Sendable {
     public var timesteps: Int
     public var prediction: Prediction
     public var firstImage: UInt32
-    public init(seed: UInt64, timesteps: Int, prediction: Prediction, firstImage: UInt32 = 0) {
+    /// Offset noise (diffusers' --noise_offset): ε += offsetNoise · N(0, 1) per image and channel.
+    public var offsetNoise: Float
+    public init(seed: UInt64, timesteps: Int, prediction: Prediction, firstImage: UInt32 = 0, offsetNoise: Float = 0) {
         self.seed = seed; self.timesteps = timesteps; self.prediction = prediction; self.firstImage = firstImage
+        self.offsetNoise = offsetNoise
     }
+}
+
+/// Improved DDPM's L_vlb term (Nichol & Dhariwal 2021, improved-diffusion's _vb_terms_bpd with the
+/// mean stopped). Per timestep t the table's rows hold, computed by the host in double:
+///   0 kx, 1 km      x̂0 = kx·x_t + km·m (no clipping in training)
+///   2 c1, 3 c2      posterior mean μ̃ = c1·x0 + c2·x_t, the model's μ = c1·x̂0 + c2·x_t
+///   4 log β̃_t       the posterior's log variance, clipped at t = 0 to log β̃_1 (min_log)
+///   5 log β_t       max_log; the model's log σ² = f·max_log + (1 − f)·min_log, f = (v + 1)/2
+/// L_t = KL(N(μ̃, β̃) ‖ N(μ, σ²)) for t > 0 and −log p(x0 | μ, σ) for t = 0 (the discretised
+/// Gaussian with improved-diffusion's tanh approximation of Φ), averaged over an image's elements.
+public struct VLBTerm: Hashable, Sendable {
+    public var timesteps: Int
+    /// Multiplies the batch mean (the hybrid loss's λ·T, e.g. T/1000 for λ = 0.001).
+    public var scale: Float
+    public init(timesteps: Int, scale: Float) { self.timesteps = timesteps; self.scale = scale }
 }
 
 /// One reverse step written as a few coefficients that the host computes from the schedule:
@@ -320,5 +349,7 @@ public enum RandomStream {
     public static let initialNoise: UInt32 = 4
     /// The timesteps a strided likelihood estimate draws (one counter per stratum).
     public static let likelihoodTimestep: UInt32 = 5
+    /// Offset noise of training (one normal per image and channel).
+    public static let trainingOffsetNoise: UInt32 = 6
     public static let dropoutBase: UInt32 = 0x100
 }

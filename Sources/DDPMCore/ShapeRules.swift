@@ -105,6 +105,13 @@ extension Op {
             need(2)
             precondition(s[1].dims == [3, q.timesteps], "qSample table \(s[1]) must be [3, \(q.timesteps)]")
             return [s[0], s[0], Shape(s[0][0]), Shape(s[0][0])]
+        case .vlbTerm(let v), .vlbTermBackward(let v):
+            let backward: Bool
+            if case .vlbTermBackward = self { backward = true } else { backward = false }
+            need(backward ? 7 : 6)
+            precondition(s[0].rank == 4 && s[1] == s[0] && s[2] == s[0] && s[3] == s[0] && s[4].dims == [s[0][0]]
+                         && s[5].dims == [6, v.timesteps] && (!backward || s[6].dims == [1]), "\(self): \(s)")
+            return [backward ? s[0] : Shape(1)]
         case .solverUpdate(let u):
             need(1 + u.c.count)
             precondition(s.allSatisfy { $0 == s[0] }, "solverUpdate inputs differ: \(s)")

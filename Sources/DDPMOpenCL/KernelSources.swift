@@ -19,6 +19,7 @@ public enum KernelSources {
         "prelude.cl": PackageResources.prelude_cl,
         "silu.cl": PackageResources.silu_cl,
         "softmax.cl": PackageResources.softmax_cl,
+        "vlb_term.cl": PackageResources.vlb_term_cl,
     ]
 
     public static var directoryOverride: String? {

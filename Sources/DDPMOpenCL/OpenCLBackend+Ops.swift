@@ -137,7 +137,18 @@ extension OpenCLBackend {
                        [.buffer(y[0]), .buffer(y[1]), .buffer(y[2]), .buffer(y[3]), .buffer(x[0]), .buffer(x[1]),
                         .int(q.timesteps), .int(prediction),
                         .uint(UInt32(truncatingIfNeeded: q.seed)), .uint(UInt32(truncatingIfNeeded: q.seed >> 32)),
-                        .uint(q.firstImage), .uint(step), .int(per), .int(count), .int(span)])
+                        .uint(q.firstImage), .uint(step), .int(per), .int(count), .int(span), .float(q.offsetNoise), .int(per / s[0][1])])
+        case .vlbTerm(let p):
+            let n = s[0][0]
+            let partial = try scratch("vlb_partial", floats: n)
+            try launch("vlb_term_per_image", "vlb_term.cl", count: n, loops: true,
+                       [.buffer(partial), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(x[3]), .buffer(x[4]), .buffer(x[5]),
+                        .int(p.timesteps), .int(s[0].count / n), .int(n)])
+            try launch("vlb_term_finish", "vlb_term.cl", count: 1, loops: true, [.buffer(y[0]), .buffer(partial), .float(p.scale), .int(n)])
+        case .vlbTermBackward(let p):
+            try launch("vlb_term_backward", "vlb_term.cl", count: count,
+                       [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .buffer(x[3]), .buffer(x[4]), .buffer(x[5]),
+                        .buffer(x[6]), .float(p.scale), .int(p.timesteps), .int(count / s[0][0]), .int(count)])
         case .samplerStep(let p):
             try launch("sampler_step", "diffusion.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]),

@@ -55,6 +55,8 @@ public enum GradientChecks {
             GradientCheckCase(.mse(weighted: false), [(s, n), (s, n)], checked: [0]),
             GradientCheckCase(.mse(weighted: true), [(s, n), (s, n), (Shape(2), .uniform(0.5, 2))], checked: [0]),
             GradientCheckCase(.globalAveragePool, [(Shape(2, 3, 4, 5), n)]),
+            // Only v (input 3) has a gradient: the mean prediction is stopped in the VLB term.
+            GradientCheckCase(.vlbTerm(VLBTerm(timesteps: ParityCases.vlbSteps, scale: 0.7)), ParityCases.vlbInputs, checked: [3]),
             GradientCheckCase(.crossEntropy, [(Shape(5, 7), .normal(scale: 2)), (Shape(5), .integers(7))], checked: [0]),
             // 9 lookups into 4 rows: some rows hit several times (their gradients sum), maybe one never.
             GradientCheckCase(.embedding, [(Shape(4, 6), n), (Shape(9), .integers(4))], checked: [0]),
@@ -125,7 +127,7 @@ extension Op {
     /// Ops that are a scalar loss themselves: the gradient check differentiates them directly.
     var isLoss: Bool {
         switch self {
-        case .mse, .crossEntropy: return true
+        case .mse, .crossEntropy, .vlbTerm: return true
         default: return false
         }
     }

@@ -1,4 +1,5 @@
 import DDPMCore
+import Foundation
 
 /// The parity table: every op, several shapes including odd sizes (not multiples of any tile),
 /// batch 1 and 3, channel counts that are not multiples of 4. Backward ops have rows of their own.
@@ -93,6 +94,50 @@ public enum ParityCases {
         ]
     }
 
+    /// VLBTerm's inputs: quantised x0 with both edge bins, t = 0 (the decoder) and t > 0 (the KL),
+    /// and the table of a real schedule (linear β from 0.05 to 0.3 over vlbSteps timesteps).
+    static let vlbSteps = 7
+    /// x_t is noised from x0 and the model's ε is off the true one by up to 0.3, as in training: the
+    /// decoder's bin probabilities stay far from 0, where float32 and the double reference could not agree.
+    public static var vlbInputs: [(Shape, InputFill)] {
+        let x = Shape(3, 2, 5, 3), per = 30, ts = [0, 4, 6]
+        var pixels = (0..<x.count).map { Float(($0 * 37 + 11) % 256) / 127.5 - 1 }
+        pixels[0] = -1; pixels[1] = 1; pixels[31] = -1; pixels[32] = 1
+        let acp = vlbAlphasCumprod(steps: vlbSteps)
+        var xt = [Float](repeating: 0, count: x.count), m = xt
+        for i in 0..<x.count {
+            let a = acp[ts[i / per]]
+            let eps = 1.3 * sin(1.7 * Double(i)), error = 0.3 * cos(2.3 * Double(i))
+            xt[i] = Float(a.squareRoot() * Double(pixels[i]) + (1 - a).squareRoot() * eps)
+            m[i] = Float(eps + error)
+        }
+        return [(x, .values(pixels)), (x, .values(xt)), (x, .values(m)), (x, .uniform(-1, 1)), (Shape(3), .values(ts.map(Float.init))),
+                (Shape(6, vlbSteps), .values(vlbTable(steps: vlbSteps)))]
+    }
+
+    /// ᾱ of linear β from 0.05 to 0.3 (the VLB cases' schedule).
+    static func vlbAlphasCumprod(steps: Int) -> [Double] {
+        var acp: [Double] = [], product = 1.0
+        for t in 0..<steps { product *= 1 - (0.05 + 0.25 * Double(t) / Double(steps - 1)); acp.append(product) }
+        return acp
+    }
+
+    /// The rows of VLBTerm for ε-prediction (kx, km, c1, c2, log β̃ clipped, log β) of linear β.
+    static func vlbTable(steps: Int) -> [Float] {
+        let betas = (0..<steps).map { 0.05 + 0.25 * Double($0) / Double(steps - 1) }
+        var acp: [Double] = [], product = 1.0
+        for b in betas { product *= 1 - b; acp.append(product) }
+        func prev(_ t: Int) -> Double { t > 0 ? acp[t - 1] : 1 }
+        func posterior(_ t: Int) -> Double { betas[t] * (1 - prev(t)) / (1 - acp[t]) }
+        let rows: [[Double]] = [
+            acp.map { (1 / $0).squareRoot() }, acp.map { -(1 / $0 - 1).squareRoot() },
+            (0..<steps).map { betas[$0] * prev($0).squareRoot() / (1 - acp[$0]) },
+            (0..<steps).map { (1 - prev($0)) * (1 - betas[$0]).squareRoot() / (1 - acp[$0]) },
+            (0..<steps).map { log(posterior($0 == 0 ? 1 : $0)) }, betas.map { log($0) },
+        ]
+        return rows.flatMap { $0.map(Float.init) }
+    }
+
     static var diffusion: [ParityCase] {
         let x = Shape(3, 2, 5, 7), t = 50
         var table: [Float] = []
@@ -123,6 +168,16 @@ public enum ParityCases {
         // A data-parallel rank's shard: images drawn as global images 7, 8, 9.
         cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: .epsilon, firstImage: 7)),
                                 [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
+        // Offset noise: one more Philox normal per (image, channel), added with the same rounding.
+        cases.append(ParityCase(.qSample(QSample(seed: 0x1234_5678_9ABC, timesteps: t, prediction: .v, offsetNoise: 0.1)),
+                                [(x, n), (Shape(3, t), .values(table))], tolerance: 0))
+        cases.append(ParityCase(.qSample(QSample(seed: 5, timesteps: t, prediction: .epsilon, offsetNoise: 0.35)),
+                                [(Shape(2, 3, 4, 9), n), (Shape(3, t), .values(table))], tolerance: 0))
+        // Improved DDPM's VLB term: the reference in double, the kernel in float (exp, log, tanh):
+        // 1e-7 (NMSE) holds the float rounding of sums over hundreds of terms.
+        let vlb = VLBTerm(timesteps: vlbSteps, scale: 0.7)
+        cases.append(ParityCase(.vlbTerm(vlb), vlbInputs))
+        cases.append(ParityCase(.vlbTermBackward(vlb), vlbInputs + [(Shape(1), .values([0.7]))]))
         let step = SamplerStep(kx: 1.3, km: -0.4, clip: 1, ex: 0.8, em: -0.6, p0: 0.5, pe: 0.3, px: 0.2, sigma: 0.1,
                                seed: 77, firstImage: 5)
         cases.append(ParityCase(.samplerStep(step), [(x, n), (x, n)]))

@@ -16,6 +16,11 @@ enum ScheduleChoice: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
+enum LearningRateScheduleChoice: String, ExpressibleByArgument, CaseIterable {
+    case constant, cosine
+    var schedule: LearningRateSchedule { self == .cosine ? .cosine : .constant }
+}
+
 enum SampleWeightChoice: String, ExpressibleByArgument, CaseIterable { case snr, none }
 
 enum PredictionChoice: String, ExpressibleByArgument, CaseIterable {
@@ -94,6 +99,21 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("zero-snr"), help: "Rescale β to zero terminal SNR (Lin et al. 2023, diffusers' rescale_betas_zero_snr); needs --prediction v.")
     var zeroSNR = false
 
+    @Option(name: .customLong("lr-schedule"), help: "After the warmup: constant, or cosine (diffusers' get_cosine_schedule_with_warmup), which decays the rate to 0 at the end of the run: at --steps when given, otherwise at the end of --minutes, then driven by the training time spent (the rate of a step depends on the machine's speed; resuming continues the time stored in the checkpoint).")
+    var lrSchedule: LearningRateScheduleChoice = .constant
+
+    @Option(name: .customLong("snr-gamma"), parsing: .unconditional, help: "min-SNR-γ loss weighting (Hang et al. 2023; 5 is the paper's choice): each timestep's loss weighted as if its x₀-MSE had the weight min(SNR, γ), which is min(SNR, γ)/SNR on the ε target, min(SNR, γ)/(SNR + 1) on v, min(SNR, γ) on x₀. Tames the low-noise timesteps.")
+    var snrGamma: Double?
+
+    @Option(name: .customLong("p2-gamma"), parsing: .unconditional, help: "P2 loss weighting (Choi et al. 2022): the ε-MSE weighted by 1/(1 + SNR)^γ (γ = 1 in the paper), moving weight to the noisier, content-forming timesteps. Not with --snr-gamma.")
+    var p2Gamma: Double?
+
+    @Option(name: .customLong("offset-noise"), parsing: .unconditional, help: "Offset noise (diffusers' --noise_offset): add this times one N(0, 1) number per image and channel to the training noise, so the model can learn to change an image's mean brightness. 0.1 is common.")
+    var offsetNoise: Float?
+
+    @Flag(name: .customLong("learn-sigma"), help: "Improved DDPM (Nichol & Dhariwal 2021): the model also outputs its variance (out_channels doubled, diffusers' variance_type learned_range), trained with the hybrid loss L_simple + 0.001·L_vlb, the mean stopped in L_vlb. Samples well with fewer DDPM steps; `eval` uses the learned variance.")
+    var learnSigma = false
+
     @Flag(help: "Flip training images horizontally at random.")
     var flip = false
 
@@ -167,6 +187,18 @@ struct Train: ParsableCommand {
         } else {
             options.conditionDrop = condDrop == 0 ? nil : condDrop   // refused by validate(): it needs --class-conditional
         }
+        if learnSigma {
+            options.learnSigma = true
+            options.model.outChannels = 2 * options.model.inChannels
+        }
+        options.snrGamma = snrGamma
+        options.p2Gamma = p2Gamma
+        options.offsetNoise = offsetNoise
+        if lrSchedule == .cosine {
+            // Ends at --steps when given, else after --minutes (10 by default): see --help.
+            options.learningRateSchedule = lrSchedule.schedule
+            if let steps { options.cosineSteps = steps } else { options.cosineMinutes = minutes ?? 10 }
+        }
         return options
     }
 
@@ -221,6 +253,13 @@ struct Train: ParsableCommand {
             }
             guard let options else { preconditionFailure("options come from the flags or the checkpoint") }
             try parallel?.check(batch: options.batch)
+            if parallel != nil && options.cosineMinutes != nil {
+                // Each rank's clock differs a little: a time-driven rate would let the ranks' weights drift apart.
+                throw UserError("--lr-schedule cosine under mpirun needs --steps (a step-driven decay): with --minutes each rank's clock would give it another learning rate.")
+            }
+            if let checkpoint {
+                try options.checkCosineHorizon(resumingAt: checkpoint.step, trainingSeconds: checkpoint.trainingSeconds, targetStep: settings.steps)
+            }
             let backend = try device.makeBackend()
             let need = try MemoryNeed.training(options)
             let advice = " (with --accumulate K to keep the effective batch)"

@@ -80,6 +80,7 @@ final class ParityTests: XCTestCase {
             "prelude.cl": [.add, .concatChannels, .groupNorm, .softmax, .conv2d],
             "classifier.cl": [.globalAveragePool, .globalAveragePoolBackward, .crossEntropy, .crossEntropyBackward],
             "embedding.cl": [.embedding, .embeddingBackward],
+            "vlb_term.cl": [.vlbTerm, .vlbTermBackward],
         ]
         XCTAssertEqual(Set(KernelSources.embeddedFileNames), Set(families.keys), "kernel files without a parity family")
         let covered = Set(ParityCases.all.map(\.op.kind))

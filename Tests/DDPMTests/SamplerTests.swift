@@ -14,7 +14,7 @@ final class SamplerTests: XCTestCase {
         let dir = try fixture("scheduler")
         let cases = ["ddpm-linear-fixed_small", "ddpm-linear-fixed_large", "ddpm-cosine-v", "ddpm-scaled_linear-sample",
                      "ddpm-leading25-offset1", "ddim-eta0-leading", "ddim-eta1-trailing", "ddim-linspace-v",
-                     "ddpm-threshold", "ddim-threshold", "ddpm-learned_range"]
+                     "ddpm-threshold", "ddim-threshold", "ddpm-learned_range", "ddpm-learned_range-respaced"]
         let initial = try readNPY(dir.appendingPathComponent("init_noise.npy"))
         for backend in try testBackends() {
             for name in cases {

@@ -11,6 +11,9 @@ public struct Checkpoint {
     public var ema: Weights
     public var adamM: Weights
     public var adamV: Weights
+    /// Training time spent up to this step, all sessions together (metadata "training_seconds";
+    /// 0 in checkpoints before it). A time-driven cosine learning rate continues from it.
+    public var trainingSeconds: Double = 0
 
     public static let fileName = "checkpoint.safetensors"
 
@@ -23,7 +26,10 @@ public struct Checkpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let optionsJSON = String(decoding: try encoder.encode(options), as: UTF8.self)
-        try writeSafetensors(tensors, metadata: ["format": "ddpm-cl-checkpoint-1", "step": String(step), "options": optionsJSON], to: url)
+        var metadata = ["format": "ddpm-cl-checkpoint-1", "step": String(step), "options": optionsJSON]
+        // Only a time-driven schedule needs the clock; other runs keep writing the same bytes.
+        if options.learningRateFollowsTime { metadata["training_seconds"] = String(trainingSeconds) }
+        try writeSafetensors(tensors, metadata: metadata, to: url)
     }
 
     /// Reads a checkpoint; a missing, truncated or foreign file gives a user error.
@@ -39,9 +45,16 @@ public struct Checkpoint {
         guard let step = Int(stepText), step >= 0 else {
             throw UserError("\(url.path): the step in its metadata is \"\(stepText)\"; it takes a whole number ≥ 0. The checkpoint was edited or damaged.")
         }
+        var trainingSeconds = 0.0
+        if let text = file.metadata["training_seconds"] {
+            guard let value = Double(text), value.isFinite, value >= 0 else {
+                throw UserError("\(url.path): the training_seconds in its metadata is \"\(text)\"; it takes a finite number ≥ 0. The checkpoint was edited or damaged.")
+            }
+            trainingSeconds = value
+        }
         let options = try JSONText.decode(TrainingOptions.self, from: Data(optionsText.utf8),
                                           source: "\(url.path) (the training options in its metadata)",
-                                          wholeNumbers: ["batch", "gradientAccumulation", "warmupSteps", "timesteps"]
+                                          wholeNumbers: ["batch", "gradientAccumulation", "warmupSteps", "timesteps", "cosineSteps"]
                                             + UNetConfig.wholeNumberKeys.map { "model." + $0 })
         try options.validate(.checkpoint(url.path))
         let graph = UNet(config: options.model, batch: 1).graph
@@ -51,6 +64,7 @@ public struct Checkpoint {
             try w.load(file, source: url.path, prefix: prefix)
             parts.append(w)
         }
-        return Checkpoint(step: step, options: options, model: parts[0], ema: parts[1], adamM: parts[2], adamV: parts[3])
+        return Checkpoint(step: step, options: options, model: parts[0], ema: parts[1], adamM: parts[2], adamV: parts[3],
+                          trainingSeconds: trainingSeconds)
     }
 }

@@ -9,6 +9,11 @@ public final class Trainer {
     public let backend: Backend
     public let options: TrainingOptions
     public private(set) var step: Int
+    /// Training time spent before the next step, all sessions together (the session sets it; it
+    /// drives a time-driven cosine learning rate and is stored in the checkpoint).
+    public var trainingSeconds: Double
+    /// The learning rate of the last step.
+    public private(set) var lastLearningRate: Float = 0
     public let graph: Graph
     public let loss: Value
     public let parameterCount: Int
@@ -46,16 +51,11 @@ public final class Trainer {
         let size = options.model.sampleSize
         let graph = Graph()
         x0 = graph.input("x0", Shape(b, options.model.inChannels, size, size))
-        let schedule = options.noiseSchedule
-        let table = graph.constant(schedule.qSampleTable, Shape(3, schedule.timesteps))
-        let noised = graph.apply(.qSample(QSample(seed: options.seed, timesteps: schedule.timesteps, prediction: options.predictionType,
-                                                  firstImage: UInt32(shard.lowerBound))), [x0, table])
+        let noised = options.noised(x0, in: graph, firstImage: UInt32(shard.lowerBound))
         let labels = options.model.isClassConditional ? graph.input("class_labels", Shape(b)) : nil
         net = UNet(config: options.model, batch: b, graph: graph, sample: noised[0], timesteps: noised[2], classLabels: labels,
                    training: true, dropoutSeed: options.seed ^ 0xD50F, firstImage: UInt32(shard.lowerBound))
-        // x₀-prediction with SNR weighting (diffusers' train_unconditional): w = ᾱ/(1 − ᾱ) per image.
-        loss = options.weightsLossBySNR ? graph(.mse(weighted: true), net.output, noised[1], noised[3])
-                                        : graph(.mse(weighted: false), net.output, noised[1])
+        loss = options.loss(output: net.output, x0: x0, noised: noised, in: graph)
         let gradients = graph.gradients(of: loss, wrt: graph.parameters.map(\.value))
         self.graph = graph
 
@@ -63,9 +63,11 @@ public final class Trainer {
         if let checkpoint {
             weights = checkpoint.model
             step = checkpoint.step
+            trainingSeconds = checkpoint.trainingSeconds
         } else {
             weights.initialize(seed: options.seed)
             step = 0
+            trainingSeconds = 0
         }
         parameterCount = weights.parameterCount
         optimizer = try FlatOptimizer(graph: graph, gradients: gradients, backend: backend, maxNorm: options.gradientClip,
@@ -92,7 +94,8 @@ public final class Trainer {
         precondition(microBatches.count == k, "expected \(k) micro-batches")
         precondition((labels != nil) == (labelBuffer != nil), "a class-conditional model trains with labels, an unconditional one without")
         step += 1
-        let adam = Adam(learningRate: options.learningRate(step: step), weightDecay: options.weightDecay, step: step)
+        lastLearningRate = options.learningRate(step: step, trainingSeconds: trainingSeconds)
+        let adam = Adam(learningRate: lastLearningRate, weightDecay: options.weightDecay, step: step)
         try optimizer.step(executor: executor, adam: adam, emaRate: options.emaRate(step: step), hook: stepHook) { i in
             try backend.write(microBatches[i], to: x0Buffer)
             if let labelBuffer, let labels { try backend.write(labels[i], to: labelBuffer) }
@@ -129,7 +132,8 @@ public final class Trainer {
     /// Host copies of the weights (raw or EMA), the Adam moments: everything a checkpoint needs.
     public func checkpoint() throws -> Checkpoint {
         Checkpoint(step: step, options: options, model: try optimizer.read(optimizer.parameters, into: graph), ema: try emaWeights(),
-                   adamM: try optimizer.read(optimizer.m, into: graph), adamV: try optimizer.read(optimizer.v, into: graph))
+                   adamM: try optimizer.read(optimizer.m, into: graph), adamV: try optimizer.read(optimizer.v, into: graph),
+                   trainingSeconds: trainingSeconds)
     }
 
     /// The EMA weights only (what sample grids and exports use).

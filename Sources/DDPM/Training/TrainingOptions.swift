@@ -39,6 +39,21 @@ public struct TrainingOptions: Codable, Equatable {
     /// The probability that a label is replaced by the null class (`--cond-drop`, classifier-free
     /// guidance training); nil = 0.
     public var conditionDrop: Float?
+    /// After warmup: constant or cosine (LearningRateSchedule). nil in checkpoints before the option: constant.
+    public var learningRateSchedule: LearningRateSchedule?
+    /// The cosine's end: the step count of a --steps run, or the minutes of a --minutes run (then
+    /// cosineSteps is nil and the decay follows the training time). Fixed when the run starts.
+    public var cosineSteps: Int?
+    public var cosineMinutes: Double?
+    /// Loss shaping (TrainingObjective.swift); nil in older checkpoints and when off.
+    /// min-SNR-γ weighting (Hang et al. 2023).
+    public var snrGamma: Double?
+    /// P2 weighting γ (Choi et al. 2022), k = 1.
+    public var p2Gamma: Double?
+    /// Offset noise strength (diffusers' noise_offset): ε += o·N(0, 1) per image and channel.
+    public var offsetNoise: Float?
+    /// Improved DDPM's learned variance (out_channels = 2·in_channels, hybrid loss).
+    public var learnSigma: Bool?
 
     public init(model: UNetConfig) { self.model = model }
 
@@ -58,11 +73,8 @@ public struct TrainingOptions: Codable, Equatable {
     /// Linear warmup to the base rate, then constant: diffusers' "constant_with_warmup", a torch
     /// LambdaLR with λ(k) = min(1, k / warmup) stepped after each optimizer step, so optimizer step
     /// `step` (counted from 1) runs at λ(step − 1): the first step at rate 0, the full rate from
-    /// step warmup + 1 on.
-    public func learningRate(step: Int) -> Float {
-        guard warmupSteps > 0 else { return learningRate }
-        return Float(Double(learningRate) * min(1, Double(step - 1) / Double(warmupSteps)))
-    }
+    /// step warmup + 1 on. For a cosine schedule, see learningRate(step:trainingSeconds:).
+    public func learningRate(step: Int) -> Float { learningRate(step: step, trainingSeconds: 0) }
 
     /// diffusers' EMAModel.get_decay with use_ema_warmup (update_after_step 0, min_decay 0).
     /// In double, as Python computes it.
@@ -80,6 +92,7 @@ public struct TrainingOptions: Codable, Equatable {
     public var schedulerSettings: SchedulerSettings {
         var s = SchedulerSettings(schedule: noiseSchedule)
         s.prediction = predictionType
+        if learnsVariance { s.variance = .learnedRange }
         return s
     }
 }

@@ -39,6 +39,8 @@ public final class TrainingSession {
     let parallel: DataParallel?
     /// Whether this process writes files and prints (rank 0, or the only process).
     var isRoot: Bool { parallel?.isRoot ?? true }
+    /// The run's training seconds so far (the checkpoint's plus this session's wall-clock time).
+    var clock: () -> Double = { 0 }
 
     public init(trainer: Trainer, data: TrainingData, directory: RunDirectory, settings: SessionSettings,
                 terminal: Bool, say: @escaping (String) -> Void) {
@@ -60,6 +62,9 @@ public final class TrainingSession {
         let options = trainer.options
         var log = TrainingLog(directory: directory, keepingUpTo: trainer.step)
         let start = Date()
+        // The run's training time goes on from the checkpoint's (a time-driven cosine follows it).
+        let priorSeconds = trainer.trainingSeconds
+        clock = { priorSeconds + Date().timeIntervalSince(start) }
         let firstStep = trainer.step + 1
         let k = options.accumulationSteps
         // The prefetcher counts micro-batches: step s uses micro-batches (s−1)·k + 1 … s·k.
@@ -81,6 +86,7 @@ public final class TrainingSession {
         }
 
         while try !finished() {
+            trainer.trainingSeconds = clock()
             let batches = (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) }
             try trainer.trainStep(microBatches: batches.map { $0.images }, labels: data.labels == nil ? nil : batches.map { $0.labels! })
             let step = trainer.step
@@ -92,7 +98,7 @@ public final class TrainingSession {
                 let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
                 smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
-                if isRoot { log.append(.init(step: step, loss: loss, lr: options.learningRate(step: step), gradNorm: gradNorm, imagesPerSecond: ips)) }
+                if isRoot { log.append(.init(step: step, loss: loss, lr: trainer.lastLearningRate, gradNorm: gradNorm, imagesPerSecond: ips)) }
                 let elapsed = now.timeIntervalSince(start)
                 let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
                     ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
@@ -100,7 +106,7 @@ public final class TrainingSession {
                     bar.show(step: step, total: settings.steps, loss: smoothed!, imagesPerSecond: ips, eta: eta)
                 } else {
                     say(String(format: "step %d/%@  loss %.4f (smoothed %.4f)  grad norm %.3f  lr %.2e  %.1f img/s  ETA %@",
-                               step, totalText, loss, smoothed!, gradNorm, options.learningRate(step: step), ips, formatDuration(eta ?? 0)))
+                               step, totalText, loss, smoothed!, gradNorm, trainer.lastLearningRate, ips, formatDuration(eta ?? 0)))
                 }
             }
             if isRoot && settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
@@ -124,7 +130,7 @@ public final class TrainingSession {
         guard !(loss.isFinite && gradientNorm.isFinite) else { return }
         let what = loss.isFinite ? "the gradient norm became \(gradientNorm)" : "the loss became \(loss)"
         throw UserError("""
-            \(what) at step \(step) (learning rate \(trainer.options.learningRate(step: step))). \
+            \(what) at step \(step) (learning rate \(trainer.lastLearningRate)). \
             Training stopped; the last good checkpoint is kept in \(directory.checkpoint.path). \
             Try a lower --lr, a longer --warmup, or --grad-clip 1.
             """)
@@ -135,6 +141,7 @@ public final class TrainingSession {
     func save(_ log: inout TrainingLog) throws {
         let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
         try checkFinite(loss: loss, gradientNorm: gradNorm, step: trainer.step)
+        trainer.trainingSeconds = clock()
         guard isRoot else { return }   // every rank holds the same weights; one writes them
         let checkpoint = try trainer.checkpoint()
         for (name, values) in checkpoint.model.values where !values.allSatisfy(\.isFinite) {

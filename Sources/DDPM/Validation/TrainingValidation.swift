@@ -54,6 +54,17 @@ extension TrainingOptions {
                   flag: "--class-conditional", key: "classNames", classNames.map { "\($0.count) classes" } ?? "none",
                   model.numClassEmbeds.map { "the model has num_class_embeds \($0): train it with --class-conditional on data with \($0 - 1) classes (the last row is the null class)" }
                     ?? "a class-conditional run needs at least 2 classes and num_class_embeds = classes + 1")
+        if lrSchedule == .cosine {
+            try check((cosineSteps == nil) != (cosineMinutes == nil), flag: "--lr-schedule", key: "cosineSteps", "cosine",
+                      "a cosine schedule ends either at a step count (--steps) or after a time (--minutes), exactly one of them")
+            try check((cosineSteps ?? 1) >= 1, flag: "--steps", key: "cosineSteps", cosineSteps ?? 0, "it takes a whole number of steps ≥ 1")
+            try check(cosineMinutes.map { $0.isFinite && $0 > 0 } ?? true, flag: "--minutes", key: "cosineMinutes", cosineMinutes ?? 0,
+                      "it takes a positive number of minutes")
+        } else {
+            try check(cosineSteps == nil && cosineMinutes == nil, flag: "--lr-schedule", key: "cosineSteps", "constant",
+                      "a cosine horizon belongs only to --lr-schedule cosine")
+        }
+        try validateLossOptions(check)
         switch origin {
         case .flags: break
         case .checkpoint(let file): try model.validate(source: "\(file) (the model config in its metadata)")
