@@ -7,10 +7,9 @@ public struct LoadedPipeline {
     public var config: UNetConfig
     public var weights: Weights
     public var settings: SchedulerSettings
-    /// The DPM-Solver++ options when the pipeline's scheduler is a DPMSolverMultistepScheduler.
-    public var solver: DPMSolverSettings?
-    /// The Euler options when the pipeline's scheduler is an EulerDiscreteScheduler.
-    public var euler: EulerSettings?
+    /// The solver the pipeline's scheduler names (DPM-Solver++, UniPC, Euler, Heun) with its options;
+    /// nil for DDPMScheduler and DDIMScheduler.
+    public var scheduler: SamplerKind?
     public var description: String
 
     public static func load(_ url: URL) throws -> LoadedPipeline {
@@ -21,8 +20,7 @@ public struct LoadedPipeline {
         }
         let unetDir: URL
         var settings: SchedulerSettings?
-        var solver: DPMSolverSettings?
-        var euler: EulerSettings?
+        var scheduler: SamplerKind?
         if fm.fileExists(atPath: dir.appendingPathComponent("model_index.json").path) {
             unetDir = dir.appendingPathComponent("unet")
             try checkModelIndex(dir.appendingPathComponent("model_index.json"))
@@ -35,13 +33,8 @@ public struct LoadedPipeline {
                     """)
             }
             let json = try JSONText.object(data, source: schedulerFile.path)
-            if json["_class_name"] as? String == "DPMSolverMultistepScheduler" {
-                solver = try DPMSolverSettings(json: json, source: schedulerFile.path)
-            }
-            if (json["_class_name"] as? String)?.hasPrefix("Euler") == true {
-                euler = try EulerSettings(json: json, source: schedulerFile.path)
-            }
             settings = try SchedulerSettings(json: json, source: schedulerFile.path)
+            scheduler = try SamplerKind.named(byScheduler: json, source: schedulerFile.path)
         } else if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
             unetDir = dir
         } else {
@@ -68,7 +61,7 @@ public struct LoadedPipeline {
         // A bare UNet2DModel directory has no scheduler: diffusers' DDPMScheduler defaults, said so.
         let schedule = settings ?? SchedulerSettings(schedule: NoiseSchedule(kind: .linear))
         let text = settings == nil ? "\(dir.path) (no scheduler_config.json: DDPMScheduler defaults, linear β, T=1000)" : dir.path
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, euler: euler, description: text)
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, scheduler: scheduler, description: text)
     }
 
     /// model_index.json must be a JSON object naming a DDPM or DDIM pipeline (or no class at all).
