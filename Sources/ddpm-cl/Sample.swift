@@ -3,10 +3,8 @@ import DDPM
 import DDPMCore
 import Foundation
 
-enum SamplerChoice: String, ExpressibleByArgument, CaseIterable {
-    case ddpm, ddim, dpm2m = "dpm++2m", dpm3m = "dpm++3m", dpm2mSDE = "dpm++2m-sde", euler, eulerAncestral = "euler-a"
-    var isDPMSolver: Bool { self == .dpm2m || self == .dpm3m || self == .dpm2mSDE }
-}
+extension SamplerName: ExpressibleByArgument {}
+extension SigmaRamp: ExpressibleByArgument {}
 enum VarianceChoice: String, ExpressibleByArgument, CaseIterable {
     case beta, betaTilde = "beta-tilde", learned
 }
@@ -14,7 +12,7 @@ enum SpacingChoice: String, ExpressibleByArgument, CaseIterable { case leading, 
 
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Draw images from a trained model (DDPM, DDIM, DPM-Solver++ or Euler).",
+        abstract: "Draw images from a trained model (DDPM, DDIM, DPM-Solver++, UniPC, Euler or Heun).",
         discussion: """
             MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
             without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
@@ -25,7 +23,9 @@ struct Sample: ParsableCommand {
               ddpm-cl sample --batch 64                              newest run, DDPM with the trained schedule
               ddpm-cl sample runs/fashion-mnist --sampler ddim --steps 50
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m --steps 20   DPM-Solver++(2M), 20 model calls
+              ddpm-cl sample runs/fashion-mnist --sampler unipc --steps 10         UniPC (bh2, order 2), 10 model calls
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m-sde --karras --steps 30
+              ddpm-cl sample runs/fashion-mnist --sampler heun --sigmas karras --steps 10   19 model calls
               ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
               ddpm-cl sample runs/cond --class all --batch 8 --guidance 2     class-conditional: a labelled row per class
 
@@ -45,13 +45,16 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per model evaluation (large requests are split).")
     var deviceBatch = 64
 
-    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant), euler (diffusers' EulerDiscreteScheduler) or euler-a (Euler ancestral, stochastic). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
-    var sampler: SamplerChoice?
+    @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant), unipc (UniPC predictor-corrector, diffusers' UniPCMultistepScheduler), euler (diffusers' EulerDiscreteScheduler), euler-a (Euler ancestral, stochastic) or heun (diffusers' HeunDiscreteScheduler: two model calls per step but the last). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
+    var sampler: SamplerName?
 
-    @Option(parsing: .unconditional, help: "Denoising steps = model evaluations (default: all training timesteps for ddpm, 50 for ddim, 20 for dpm++ and euler).")
+    @Option(parsing: .unconditional, help: "Denoising steps (default: all training timesteps for ddpm, 50 for ddim, 20 for the others). Model evaluations = steps, except heun: 2·steps − 1.")
     var steps: Int?
 
-    @Flag(help: "DPM-Solver++: Karras et al.'s σ spacing (ρ = 7) instead of --spacing.")
+    @Option(help: "σ-based solvers (dpm++, unipc, euler, heun): karras (Karras et al.'s ρ = 7 ramp) or exponential (equal steps in log σ) instead of the spacing's timesteps; diffusers' use_karras_sigmas / use_exponential_sigmas. Default: the scheduler's.")
+    var sigmas: SigmaRamp?
+
+    @Flag(help: "Same as --sigmas karras.")
     var karras = false
 
     @Option(parsing: .unconditional, help: "DDIM η: 0 is deterministic, 1 matches DDPM's noise level.")
@@ -93,6 +96,9 @@ struct Sample: ParsableCommand {
     @Option(name: .customLong("classifier-scale"), parsing: .unconditional, help: "The scale s of classifier guidance (with --classifier; guided-diffusion uses 1–10).")
     var classifierScale: Float = 1
 
+    @Flag(name: .customLong("save-float"), help: "Also write samples-float32.npy: the images as float32 N×C×H×W in about [-1, 1], before rounding to 8 bits (to compare solvers).")
+    var saveFloat = false
+
     @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
     var out: String?
 
@@ -131,31 +137,8 @@ struct Sample: ParsableCommand {
                 pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
             }
             if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
-            let total = pipeline.settings.schedule.timesteps
-            // Default: the solver the pipeline's scheduler names (DPMSolverMultistepScheduler), else DDPM.
-            let sampler = self.sampler ?? pipeline.solver.map { $0.algorithm == .sde ? .dpm2mSDE : $0.order == 3 ? .dpm3m : .dpm2m }
-                ?? pipeline.euler.map { $0.ancestral ? .eulerAncestral : .euler } ?? .ddpm
-            if karras, !sampler.isDPMSolver {
-                throw UserError("--karras applies to the dpm++ samplers; pass --sampler dpm++2m (or dpm++3m, dpm++2m-sde).")
-            }
-            let stepCount = steps ?? (sampler == .ddpm ? total : sampler == .ddim ? min(50, total) : min(20, total))
-            let kind: SamplerKind
-            switch sampler {
-            case .ddpm: kind = .ddpm
-            case .euler, .eulerAncestral:
-                var euler = pipeline.euler ?? EulerSettings()
-                euler.ancestral = sampler == .eulerAncestral
-                kind = .euler(euler)
-            case .ddim: kind = .ddim(eta: eta)
-            case .dpm2m, .dpm3m, .dpm2mSDE:
-                // The scheduler config's timestep_spacing is kept, as DPMSolverMultistepScheduler.from_config does.
-                var solver = pipeline.solver ?? DPMSolverSettings()
-                if self.sampler != nil {
-                    solver.order = sampler == .dpm3m ? 3 : 2
-                    solver.algorithm = sampler == .dpm2mSDE ? .sde : .ode
-                }
-                if karras { solver.karras = true }
-                kind = .dpmSolver(solver)
+            if karras, let sigmas, sigmas != .karras {
+                throw UserError("--karras and --sigmas \(sigmas.rawValue) disagree; pass one of them.")
             }
             guard classifierScale.isFinite && classifierScale >= 0 else {
                 throw UserError("--classifier-scale \(classifierScale): it takes a finite scale ≥ 0 (guided-diffusion uses 1–10).")
@@ -168,6 +151,10 @@ struct Sample: ParsableCommand {
             }
             let classes = try ClassRequest(choice: classChoice, guidance: guidance).plan(pipeline, batch: batch, classifier: guideFile?.1)
             let batch = classes?.count ?? batch
+            // Default: the solver the pipeline's scheduler names, else DDPM; the scheduler's options are kept.
+            let kind = try SamplerKind.resolve(self.sampler, sigmas: karras ? .karras : sigmas, eta: eta, scheduler: pipeline.scheduler)
+            let sampler = kind.name
+            let stepCount = steps ?? kind.defaultSteps(timesteps: pipeline.settings.schedule.timesteps)
             let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: stepCount,
                                         initialNoise: initNoise.map { URL(fileURLWithPath: $0) })
             try request.validate(pipeline)
@@ -220,6 +207,9 @@ struct Sample: ParsableCommand {
             if let labels = classes?.rowLabels { grid = labellingRows(grid, labels: labels, rowHeight: c.sampleSize) }
             try writePNG(grid, to: outDir.appendingPathComponent("grid.png"))
             try writeNPY(uint8: pixels, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples.npy"))
+            if saveFloat {
+                try writeNPY(float32: images, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples-float32.npy"))
+            }
             for i in 0..<batch {
                 let image = Array(images[i * per..<(i + 1) * per])
                 try writePNG(makeGrid(image, count: 1, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize, columns: 1, padding: 0),

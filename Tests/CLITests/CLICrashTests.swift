@@ -53,7 +53,7 @@ final class CLICrashTests: XCTestCase {
             ("num_train_timesteps", 0, ["num_train_timesteps"]), ("num_train_timesteps", 1, ["num_train_timesteps"]),
             ("num_train_timesteps", -1, ["num_train_timesteps"]), ("num_train_timesteps", 1_000_000_000, ["num_train_timesteps"]),
             ("steps_offset", -1, ["steps_offset"]), ("steps_offset", 5000, ["steps_offset"]),
-            ("_class_name", "UniPCMultistepScheduler", ["UniPCMultistepScheduler"]), ("beta_schedule", 5, ["beta_schedule"]),
+            ("_class_name", "LMSDiscreteScheduler", ["LMSDiscreteScheduler"]), ("beta_schedule", 5, ["beta_schedule"]),
             ("beta_start", 0.5, ["beta_start", "beta_end"]), ("beta_end", 1.0, ["beta_end"]), ("beta_end", -0.1, ["beta_end"]),
             ("clip_sample_range", 0, ["clip_sample_range"]), ("dynamic_thresholding_ratio", 1.5, ["dynamic_thresholding_ratio"]),
             ("clip_sample", "yes", ["clip_sample"]), ("prediction_type", "bogus", ["prediction_type"]),

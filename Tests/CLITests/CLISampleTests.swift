@@ -20,7 +20,8 @@ final class CLISampleTests: XCTestCase {
     /// DPM-Solver++ from the command line, with Karras sigmas; --karras with DDIM is refused with the fix.
     func testDPMSolverSamples() throws {
         let dir = try pipeline("dpm") { $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["beta_start"] = 0.0001 }
-        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", []), ("euler-a", ["--spacing", "trailing"])] {
+        for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", []), ("euler-a", ["--spacing", "trailing"]),
+                                 ("unipc", []), ("heun", ["--sigmas", "karras"]), ("euler", ["--sigmas", "exponential"])] {
             let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", sampler, "--steps", "7", "--batch", "2",
                                 "--out", dir.appendingPathComponent("out-\(sampler)").path] + extra)
             XCTAssertEqual(r.status, 0, "\(sampler): \(r.err)")
@@ -34,11 +35,24 @@ final class CLISampleTests: XCTestCase {
         let refused = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", "ddim", "--karras"])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssert(refused.err.contains("--sampler dpm++2m"), refused.err)
+        // A pipeline whose scheduler_config.json names UniPCMultistepScheduler samples with UniPC by default.
+        let unipc = try pipeline("unipc") {
+            $0["_class_name"] = "UniPCMultistepScheduler"; $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["solver_order"] = 3
+        }
+        let u3 = try runCLI(["sample", unipc.path, "--device", "cpu-reference", "--batch", "1", "--steps", "5",
+                             "--out", unipc.appendingPathComponent("out").path])
+        XCTAssertEqual(u3.status, 0, u3.err)
+        XCTAssert(u3.out.contains("with unipc (5 steps)"), u3.out)
         // A scheduler class ddpm-cl does not implement is refused with what to pass instead.
-        let unipc = try pipeline("unipc") { $0["_class_name"] = "UniPCMultistepScheduler" }
-        let r = try runCLI(["sample", unipc.path, "--device", "cpu-reference", "--batch", "1"])
+        let lms = try pipeline("lms") { $0["_class_name"] = "LMSDiscreteScheduler" }
+        let r = try runCLI(["sample", lms.path, "--device", "cpu-reference", "--batch", "1"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssert(r.err.contains("UniPCMultistepScheduler") && r.err.contains("--sampler"), r.err)
+        XCTAssert(r.err.contains("LMSDiscreteScheduler") && r.err.contains("--sampler"), r.err)
+        // An unsupported option of a supported class: refused with the fix.
+        let bh1 = try pipeline("bh1") { $0["_class_name"] = "UniPCMultistepScheduler"; $0["solver_type"] = "bh1" }
+        let b = try runCLI(["sample", bh1.path, "--device", "cpu-reference", "--batch", "1"])
+        XCTAssertNotEqual(b.status, 0)
+        XCTAssert(b.err.contains("final_sigmas_type to sigma_min"), b.err)
     }
 
     /// Review bug: `train --model tiny` stopped on the default data (28×28 images, sample_size 8).

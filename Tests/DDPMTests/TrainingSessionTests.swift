@@ -35,6 +35,24 @@ final class TrainingSessionTests: XCTestCase {
         }
         let log = try String(contentsOf: dir.appendingPathComponent("log.csv"), encoding: .utf8)
         XCTAssertEqual(log.split(separator: "\n").count, 5, log)   // header + 4 steps
+        XCTAssert(log.hasPrefix("step,loss,lr,grad_norm,images_per_second,fid,kid\n"), log)
+        // The TensorBoard event file: the file version, then the scalars and the sample grids.
+        let events = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasPrefix("events.out.tfevents.") })
+        let bytes = try Data(contentsOf: dir.appendingPathComponent(events))
+        var offset = 0, records = 0
+        while offset + 12 <= bytes.count {
+            let length = Int(bytes[offset..<offset + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            let data = Data(bytes[offset + 12..<offset + 12 + length])
+            let crc = bytes[offset + 12 + length..<offset + 16 + length].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            XCTAssertEqual(crc, TensorBoard.maskedCRC32C(data))
+            offset += 16 + length
+            records += 1
+        }
+        XCTAssertEqual(offset, bytes.count)
+        XCTAssertGreaterThanOrEqual(records, 1 + 4 + 2, "file version, 4 log steps, 2 sample grids")
+        for tag in ["loss", "grad_norm", "images_per_second", "samples", "IHDR"] {
+            XCTAssertNotNil(bytes.range(of: Data(tag.utf8)), "no \(tag) in the event file")
+        }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains(".tmp") }
         XCTAssertEqual(leftovers, [], "temporary files left behind")
     }

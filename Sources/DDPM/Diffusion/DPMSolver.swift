@@ -15,11 +15,16 @@ public struct DPMSolverSettings: Equatable {
     public var lowerOrderFinal = true
     public var eulerAtFinal = false
     public var finalSigmas: FinalSigmas = .zero
-    public var karras = false
+    public var ramp: SigmaRamp = .timesteps
+    /// Karras σ (use_karras_sigmas, `--karras`).
+    public var karras: Bool {
+        get { ramp == .karras }
+        set { ramp = newValue ? .karras : .timesteps }
+    }
 
     public init(algorithm: Algorithm = .ode, order: Int = 2, karras: Bool = false) {
         precondition((1...3).contains(order), "DPM-Solver++ has orders 1, 2 and 3")
-        self.algorithm = algorithm; self.order = order; self.karras = karras
+        self.algorithm = algorithm; self.order = order; self.ramp = karras ? .karras : .timesteps
     }
 }
 
@@ -35,7 +40,8 @@ extension DPMSolverSettings {
         let order = json["solver_order"] as? Int ?? 2
         guard (1...3).contains(order) else { throw refuse("solver_order \(order) is not supported; use 1, 2 or 3.") }
         if algorithm == .sde && order == 3 { throw refuse("sde-dpmsolver++ has no third-order update in diffusers; use solver_order 2.") }
-        self.init(algorithm: algorithm, order: order, karras: json["use_karras_sigmas"] as? Bool ?? false)
+        self.init(algorithm: algorithm, order: order)
+        ramp = try SigmaRamp(json: json, source: source)
         lowerOrderFinal = json["lower_order_final"] as? Bool ?? true
         eulerAtFinal = json["euler_at_final"] as? Bool ?? false
         let final = json["final_sigmas_type"] as? String ?? "zero"
@@ -44,8 +50,8 @@ extension DPMSolverSettings {
         if let type = json["solver_type"] as? String, type != "midpoint" {
             throw refuse("solver_type \"\(type)\" is not supported; use midpoint.")
         }
-        for key in ["use_lu_lambdas", "use_exponential_sigmas", "use_beta_sigmas", "use_flow_sigmas", "use_dynamic_shifting"] where json[key] as? Bool == true {
-            throw refuse("\(key) is not supported; set it to false (use_karras_sigmas is supported).")
+        for key in ["use_lu_lambdas", "use_flow_sigmas", "use_dynamic_shifting"] where json[key] as? Bool == true {
+            throw refuse("\(key) is not supported; set it to false (use_karras_sigmas and use_exponential_sigmas are supported).")
         }
         if let clipped = (json["lambda_min_clipped"] as? NSNumber)?.doubleValue, clipped != -.infinity {
             throw refuse("lambda_min_clipped \(clipped) is not supported; use -Infinity (no clipping).")
@@ -59,8 +65,9 @@ extension DPMSolverSettings {
     }
 }
 
-/// One solver step: the model runs at `t`; x̂0 = kx·x + km·m; then x_next = cx·x + Σ c[k]·x̂0 of
-/// the k-th newest step (c[0] this step's) + noise·z.
+/// One solver step: the model runs at `t`; its prediction d = kx·x + km·m (x̂0, or ε̂ for UniPC with
+/// predict_x0 false; clamped to ±clip when clip > 0) goes into the history; then
+/// x_next = cx·x + Σ c[k]·d of the k-th newest step (c[0] this step's) + noise·z.
 public struct SolverStep: Equatable {
     public var t: Int
     public var kx: Double, km: Double
@@ -69,11 +76,24 @@ public struct SolverStep: Equatable {
     public var noise: Double
     /// The timestep the model sees (Euler's linspace timesteps are not integers); `t` is its rounding.
     public var modelTimestep: Double
+    public var clip: Double = 0
+    /// UniPC's corrector: before the update, x := corrector.cx·x_prev + Σ corrector.c[k]·d_k, where
+    /// x_prev is the previous step's (corrected) input and d_0 this step's prediction.
+    public var corrector: SolverCombination?
 
     public init(t: Int, kx: Double, km: Double, cx: Double, c: [Double], noise: Double, modelTimestep: Double? = nil) {
         self.t = t; self.kx = kx; self.km = km; self.cx = cx; self.c = c; self.noise = noise
         self.modelTimestep = modelTimestep ?? Double(t)
     }
+
+    /// History slots the step reads (this step's prediction and the older ones).
+    var terms: Int { max(c.count, corrector?.c.count ?? 0) }
+}
+
+/// cx·x + Σ c[k]·(k-th newest prediction).
+public struct SolverCombination: Equatable {
+    public var cx: Double
+    public var c: [Double]
 }
 
 extension SchedulerSettings {
@@ -93,9 +113,18 @@ extension SchedulerSettings {
     }
 
     /// DPMSolverMultistepScheduler.set_timesteps(n) (lambda_min_clipped −∞: the last timestep is N):
-    /// n + 1 points in the chosen spacing with the last dropped, or Karras sigmas mapped back to t.
-    /// Returns the timesteps and the n + 1 sigmas (the last the final sigma).
+    /// n + 1 points in the chosen spacing with the last dropped, or Karras/exponential sigmas mapped
+    /// back to t. Returns the timesteps and the n + 1 sigmas (the last the final sigma).
     func dpmTimesteps(count n: Int, solver: DPMSolverSettings) -> (timesteps: [Int], sigmas: [Double]) {
+        // diffusers rounds Karras timesteps except with the cosine schedule (then int64 truncates).
+        multistepTimesteps(count: n, ramp: solver.ramp, finalSigmas: solver.finalSigmas,
+                           roundKarras: schedule.kind != .cosine, finalFromRamp: false)
+    }
+
+    /// The timesteps and sigmas of DPMSolverMultistepScheduler and UniPCMultistepScheduler, which differ
+    /// only in whether Karras timesteps are rounded and where a ramp's sigma_min final sigma comes from.
+    func multistepTimesteps(count n: Int, ramp: SigmaRamp, finalSigmas: DPMSolverSettings.FinalSigmas,
+                            roundKarras: Bool, finalFromRamp: Bool) -> (timesteps: [Int], sigmas: [Double]) {
         let total = schedule.timesteps
         let table = dpmSigmas
         var ts: [Int]
@@ -111,13 +140,19 @@ extension SchedulerSettings {
             ts = Spacings.arange(Double(total), 0, -Double(total) / Double(n)).prefix(n).map { Spacings.roundHalfEven($0) - 1 }
         }
         sigmas = ts.map { Double(table[$0]) }
-        if solver.karras {
-            // Karras et al. (2022) eq. 5 with ρ = 7 between the table's σ_min and σ_max, in float64;
-            // timesteps by interpolating log σ (diffusers' _sigma_to_t), rounded.
-            sigmas = Spacings.karrasSigmas(from: Double(table[total - 1]), to: Double(table[0]), count: n)
-            ts = sigmas.map { Spacings.roundHalfEven(Spacings.timestep(ofSigma: $0, in: table)) }
+        if ramp != .timesteps {
+            // Karras or exponential σ between the table's σ_max and σ_min, in float64; timesteps by
+            // interpolating log σ (diffusers' _sigma_to_t), rounded for Karras, then made int64 (truncated).
+            sigmas = ramp.sigmas(from: Double(table[total - 1]), to: Double(table[0]), count: n)
+            let round = ramp == .karras && roundKarras
+            ts = sigmas.map { sigma in
+                let t = Spacings.timestep(ofSigma: sigma, in: table)
+                return round ? Spacings.roundHalfEven(t) : Int(t)
+            }
         }
-        let last = solver.finalSigmas == .zero ? 0 : Double(((1 - schedule.alphasCumprod[0]) / schedule.alphasCumprod[0]).squareRoot())
+        let sigmaMin = finalFromRamp && ramp != .timesteps ? sigmas.last!
+            : Double(((1 - schedule.alphasCumprod[0]) / schedule.alphasCumprod[0]).squareRoot())
+        let last = finalSigmas == .zero ? 0 : sigmaMin
         return (ts, (sigmas + [last]).map { Double(Float($0)) })
     }
 

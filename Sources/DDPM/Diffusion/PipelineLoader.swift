@@ -7,10 +7,9 @@ public struct LoadedPipeline {
     public var config: UNetConfig
     public var weights: Weights
     public var settings: SchedulerSettings
-    /// The DPM-Solver++ options when the pipeline's scheduler is a DPMSolverMultistepScheduler.
-    public var solver: DPMSolverSettings?
-    /// The Euler options when the pipeline's scheduler is an EulerDiscreteScheduler.
-    public var euler: EulerSettings?
+    /// The solver the pipeline's scheduler names (DPM-Solver++, UniPC, Euler, Heun) with its options;
+    /// nil for DDPMScheduler and DDIMScheduler.
+    public var scheduler: SamplerKind?
     /// A class-conditional model's classes: class_labels.json beside the pipeline, or unnamed.
     public var classes: ClassLabels?
     public var description: String
@@ -23,8 +22,7 @@ public struct LoadedPipeline {
         }
         let unetDir: URL
         var settings: SchedulerSettings?
-        var solver: DPMSolverSettings?
-        var euler: EulerSettings?
+        var scheduler: SamplerKind?
         if fm.fileExists(atPath: dir.appendingPathComponent("model_index.json").path) {
             unetDir = dir.appendingPathComponent("unet")
             try checkModelIndex(dir.appendingPathComponent("model_index.json"))
@@ -37,13 +35,8 @@ public struct LoadedPipeline {
                     """)
             }
             let json = try JSONText.object(data, source: schedulerFile.path)
-            if json["_class_name"] as? String == "DPMSolverMultistepScheduler" {
-                solver = try DPMSolverSettings(json: json, source: schedulerFile.path)
-            }
-            if (json["_class_name"] as? String)?.hasPrefix("Euler") == true {
-                euler = try EulerSettings(json: json, source: schedulerFile.path)
-            }
             settings = try SchedulerSettings(json: json, source: schedulerFile.path)
+            scheduler = try SamplerKind.named(byScheduler: json, source: schedulerFile.path)
         } else if fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
             unetDir = dir
         } else {
@@ -75,7 +68,7 @@ public struct LoadedPipeline {
             let file = [dir, unetDir].map { $0.appendingPathComponent(ClassLabels.fileName) }.first { fm.fileExists(atPath: $0.path) }
             classes = try file.map { try ClassLabels.read($0, embeddings: rows) } ?? ClassLabels.unnamed(embeddings: rows)
         }
-        return LoadedPipeline(config: config, weights: weights, settings: schedule, solver: solver, euler: euler, classes: classes,
+        return LoadedPipeline(config: config, weights: weights, settings: schedule, scheduler: scheduler, classes: classes,
                               description: text)
     }
 

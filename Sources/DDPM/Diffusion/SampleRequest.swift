@@ -15,9 +15,9 @@ public struct SampleRequest {
         self.count = count; self.deviceBatch = deviceBatch; self.sampler = sampler; self.steps = steps; self.initialNoise = initialNoise
     }
 
-    /// The step count: given, or all T for DDPM and 50 (at most T) for DDIM.
+    /// The step count: given, or all T for DDPM, 50 for DDIM and 20 for the fast solvers (at most T).
     public func stepCount(_ settings: SchedulerSettings) -> Int {
-        steps ?? (sampler == .ddpm ? settings.schedule.timesteps : min(50, settings.schedule.timesteps))
+        steps ?? sampler.defaultSteps(timesteps: settings.schedule.timesteps)
     }
 
     /// Refuses what cannot be sampled, naming the flag or the scheduler key at fault.

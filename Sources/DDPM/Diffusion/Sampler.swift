@@ -145,16 +145,9 @@ public final class Sampler {
     public func sample(count: Int, seed: UInt64, sampler: SamplerKind, steps: Int, initialNoise given: [Float]? = nil,
                        snapshots: Int = 0, trajectory: ((Int, [Float]) -> Void)? = nil,
                        progress: (Int, Int) -> Void = { _, _ in }) throws -> [Float] {
-        switch sampler {
-        case .dpmSolver(let solver):
-            try settings.checkDPMSolverSchedule()
-            return try sampleMultistep(count: count, seed: seed, plan: settings.dpmSolverSteps(count: steps, solver: solver),
-                                       order: solver.order, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
-        case .euler(let euler):
-            try settings.checkDPMSolverSchedule()
-            return try sampleMultistep(count: count, seed: seed, plan: settings.eulerSteps(count: steps, euler: euler),
-                                       order: 1, initialNoise: given, snapshots: snapshots, trajectory: trajectory, progress: progress)
-        case .ddpm, .ddim: break
+        if let plan = try settings.solverSteps(sampler, count: steps) {
+            return try sampleMultistep(count: count, seed: seed, plan: plan, initialNoise: given, snapshots: snapshots,
+                                       trajectory: trajectory, progress: progress)
         }
         let per = imageShape.count
         let plan = settings.reverseSteps(sampler, count: steps, seed: seed)
@@ -193,14 +186,19 @@ public final class Sampler {
 
     private var history: [DeviceBuffer] = []
 
-    /// One DPM-Solver++ or Euler step on the device: x̂0 of the model output into the history ring
-    /// (slot `index` mod its size), dynamically thresholded when on, then the solverUpdate op from x and
-    /// the history. `model` is the prediction (the first half of a learned-variance output).
+    /// One solver step on the device: the prediction (x̂0, or ε̂) of the model output into the history
+    /// ring (slot `index` mod its size), dynamically thresholded when on, then UniPC's corrector (from
+    /// `last`, the previous step's corrected input, into `corrected`) and the solverUpdate op from x (or
+    /// the corrected x) and the history. `model` is the prediction (the first half of a learned-variance
+    /// output). `chain` is needed when a combination has more than three terms. Returns whether the
+    /// update started from `corrected`, which is then the next step's `last`.
+    @discardableResult
     public static func multistepStep(_ step: SolverStep, settings: SchedulerSettings, backend: Backend,
                                      xt: TensorRef, model: TensorRef, history: [TensorRef], scratch: TensorRef?, out: TensorRef,
-                                     index: Int, seed: UInt64, firstImage: UInt32) throws {
-        let convert = SamplerStep(kx: Float(step.kx), km: Float(step.km), clip: 0, ex: 0, em: 0, p0: 1, pe: 0, px: 0, sigma: 0,
-                                  seed: 0, firstImage: 0)
+                                     index: Int, seed: UInt64, firstImage: UInt32,
+                                     last: TensorRef? = nil, corrected: TensorRef? = nil, chain: TensorRef? = nil) throws -> Bool {
+        let convert = SamplerStep(kx: Float(step.kx), km: Float(step.km), clip: Float(step.clip), ex: 0, em: 0, p0: 1, pe: 0, px: 0,
+                                  sigma: 0, seed: 0, firstImage: 0)
         let slot = history[index % history.count]
         if settings.thresholding, let scratch {
             try backend.run(.samplerStep(convert), inputs: [xt, model], outputs: [scratch], step: 0)
@@ -209,9 +207,31 @@ public final class Sampler {
         } else {
             try backend.run(.samplerStep(convert), inputs: [xt, model], outputs: [slot], step: 0)
         }
-        let previous = (0..<step.c.count).map { k in history[((index - k) % history.count + history.count) % history.count] }
-        let update = SolverUpdate(cx: Float(step.cx), c: step.c.map(Float.init), sigma: Float(step.noise), seed: seed, firstImage: firstImage)
-        try backend.run(.solverUpdate(update), inputs: [xt] + previous, outputs: [out], step: UInt32(step.t))
+        let newestFirst = (0..<step.terms).map { k in history[((index - k) % history.count + history.count) % history.count] }
+        var x = xt
+        if let corrector = step.corrector, let last, let corrected {
+            try combine(corrector, last, newestFirst, into: corrected, chain: chain, backend: backend)
+            x = corrected
+        }
+        let update = SolverCombination(cx: step.cx, c: step.c)
+        try combine(update, x, newestFirst, into: out, chain: chain, backend: backend, noise: step.noise, seed: seed,
+                    firstImage: firstImage, step: UInt32(step.t))
+        return x.buffer === corrected?.buffer
+    }
+
+    /// out = cx·x + Σ c[k]·d[k] (+ noise·z) with solverUpdate ops of up to three terms each, the
+    /// partial sums through `chain`.
+    static func combine(_ f: SolverCombination, _ x: TensorRef, _ d: [TensorRef], into out: TensorRef, chain: TensorRef?,
+                        backend: Backend, noise: Double = 0, seed: UInt64 = 0, firstImage: UInt32 = 0, step: UInt32 = 0) throws {
+        if f.c.count > 3 {
+            guard let chain else { preconditionFailure("a combination of \(f.c.count) predictions needs a chain buffer") }
+            let head = SolverUpdate(cx: Float(f.cx), c: f.c.prefix(3).map(Float.init))
+            try backend.run(.solverUpdate(head), inputs: [x] + d.prefix(3), outputs: [chain], step: 0)
+            return try combine(SolverCombination(cx: 1, c: Array(f.c.dropFirst(3))), chain, Array(d.dropFirst(3)), into: out,
+                               chain: nil, backend: backend, noise: noise, seed: seed, firstImage: firstImage, step: step)
+        }
+        let update = SolverUpdate(cx: Float(f.cx), c: f.c.map(Float.init), sigma: Float(noise), seed: seed, firstImage: firstImage)
+        try backend.run(.solverUpdate(update), inputs: [x] + d.prefix(f.c.count), outputs: [out], step: step)
     }
 
     /// x_T of images first ..< first + count (given, or drawn by (seed, image)), padded to the device batch.
@@ -225,13 +245,21 @@ public final class Sampler {
         return x
     }
 
-    private func sampleMultistep(count: Int, seed: UInt64, plan: [SolverStep], order: Int, initialNoise given: [Float]?,
+    private var correctorBuffers: [DeviceBuffer] = []
+
+    private func sampleMultistep(count: Int, seed: UInt64, plan: [SolverStep], initialNoise given: [Float]?,
                                  snapshots: Int, trajectory: ((Int, [Float]) -> Void)?, progress: (Int, Int) -> Void) throws -> [Float] {
         let per = imageShape.count
         let shape = net.graph.shape(net.sample)
-        if history.count != order { history = try (0..<order).map { _ in try backend.makeBuffer(count: shape.count) } }
+        let slots = plan.map(\.terms).max() ?? 1
+        if history.count != slots { history = try (0..<slots).map { _ in try backend.makeBuffer(count: shape.count) } }
         if halves.count < 3 { halves = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
         let timesteps = try timestepRows(plan.map { Double($0.modelTimestep) })
+        // UniPC's corrector keeps the previous step's input: x, next, last and corrected are then four
+        // distinct buffers (and a chain for four-term sums).
+        let corrects = plan.contains { $0.corrector != nil }
+        if corrects && correctorBuffers.isEmpty { correctorBuffers = try (0..<3).map { _ in try backend.makeBuffer(count: shape.count) } }
+        let pool = corrects ? [sampleBuffer, nextBuffer, correctorBuffers[0], correctorBuffers[1]] : [sampleBuffer, nextBuffer]
         var out = [Float](repeating: 0, count: count * per)
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
@@ -240,6 +268,7 @@ public final class Sampler {
             try backend.write(x, to: sampleBuffer)
             try writeLabels(first: first, count: n)
             var current = sampleBuffer, next = nextBuffer
+            var last: DeviceBuffer?
             let snapshotAt: Set<Int> = first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
@@ -257,10 +286,15 @@ public final class Sampler {
                     model = try guide.shiftedPrediction(model, x: TensorRef(current, shape), timesteps: currentTimesteps!,
                                                         alphaBar: step.alphaBar(settings), prediction: settings.prediction)
                 }
-                try Self.multistepStep(step, settings: settings, backend: backend, xt: TensorRef(current, shape),
-                                       model: model, history: history.map { TensorRef($0, shape) }, scratch: TensorRef(halves[2], shape),
-                                       out: TensorRef(next, shape), index: index, seed: seed, firstImage: UInt32(first))
-                swap(&current, &next)
+                let corrected = corrects ? pool.first { $0 !== current && $0 !== last && $0 !== next } : nil
+                let usedCorrected = try Self.multistepStep(
+                    step, settings: settings, backend: backend, xt: TensorRef(current, shape), model: model,
+                    history: history.map { TensorRef($0, shape) }, scratch: TensorRef(halves[2], shape), out: TensorRef(next, shape),
+                    index: index, seed: seed, firstImage: UInt32(first), last: last.map { TensorRef($0, shape) },
+                    corrected: corrected.map { TensorRef($0, shape) }, chain: corrects ? TensorRef(correctorBuffers[2], shape) : nil)
+                if corrects { last = usedCorrected ? corrected : current }
+                current = next
+                next = pool.first { $0 !== current && $0 !== last }!
                 if snapshotAt.contains(index + 1) {
                     trajectory?(index + 1 < plan.count ? plan[index + 1].t : -1, try backend.read(current, count: n * per))
                 }

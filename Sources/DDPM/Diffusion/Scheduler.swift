@@ -91,6 +91,22 @@ public enum SamplerKind: Equatable {
     case ddim(eta: Float)
     case dpmSolver(DPMSolverSettings)
     case euler(EulerSettings)
+    case unipc(UniPCSettings)
+    case heun(HeunSettings)
+}
+
+extension SchedulerSettings {
+    /// The host-computed steps of a multistep or σ-space solver (nil for DDPM and DDIM, which take
+    /// reverseSteps); after checking that every σ_t is finite.
+    public func solverSteps(_ sampler: SamplerKind, count n: Int) throws -> [SolverStep]? {
+        switch sampler {
+        case .ddpm, .ddim: return nil
+        case .dpmSolver(let solver): try checkDPMSolverSchedule(); return dpmSolverSteps(count: n, solver: solver)
+        case .euler(let euler): try checkDPMSolverSchedule(); return eulerSteps(count: n, euler: euler)
+        case .unipc(let unipc): try checkDPMSolverSchedule(); return unipcSteps(count: n, unipc: unipc)
+        case .heun(let heun): try checkDPMSolverSchedule(); return heunSteps(count: n, heun: heun)
+        }
+    }
 }
 
 /// One step of a sampling run: the model is evaluated at `t`, the op's coefficients map x_t to x_prev.
@@ -104,7 +120,7 @@ extension SchedulerSettings {
     /// The steps of a run, coefficients computed in double precision from the float32 ᾱ table.
     public func reverseSteps(_ sampler: SamplerKind, count: Int, seed: UInt64) -> [ReverseStep] {
         switch sampler {
-        case .dpmSolver, .euler: preconditionFailure("multistep runs take dpmSolverSteps or eulerSteps")
+        case .dpmSolver, .euler, .unipc, .heun: preconditionFailure("multistep runs take solverSteps")
         case .ddpm, .ddim: break
         }
         let ts = timesteps(count: count)
@@ -139,7 +155,7 @@ extension SchedulerSettings {
                         (minLog, maxLog) = (log(max(bPrev / b * beta, 1e-20)), log(beta))
                     }
                 }
-            case .dpmSolver, .euler:
+            case .dpmSolver, .euler, .unipc, .heun:
                 preconditionFailure("unreachable")
             case .ddim(let eta):
                 previous = t - schedule.timesteps / count

@@ -29,6 +29,11 @@ public enum Spacings {
         return linspace(0, 1, n).map { pow(pow(hi, 1 / rho) + $0 * (pow(lo, 1 / rho) - pow(hi, 1 / rho)), rho) }
     }
 
+    /// diffusers' _convert_to_exponential: n noise levels equally spaced in log σ, from σ_max to σ_min.
+    static func exponentialSigmas(from hi: Double, to lo: Double, count n: Int) -> [Double] {
+        linspace(log(hi), log(lo), n).map { exp($0) }
+    }
+
     /// The fractional timestep of σ by interpolating log σ over the table of σ_t (diffusers' _sigma_to_t).
     static func timestep(ofSigma sigma: Double, in table: [Float]) -> Double {
         let logSigmas = table.map { Double(logf($0)) }

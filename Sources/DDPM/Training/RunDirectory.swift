@@ -51,7 +51,11 @@ public struct RunDirectory {
 
 /// log.csv rows and the loss plot made from them.
 public struct TrainingLog {
-    public struct Row { public var step: Int; public var loss: Float; public var lr: Float; public var gradNorm: Float; public var imagesPerSecond: Double }
+    public struct Row {
+        public var step: Int; public var loss: Float; public var lr: Float; public var gradNorm: Float; public var imagesPerSecond: Double
+        /// FID and KID when they were measured at this step (`train --fid-every`), else empty in log.csv.
+        public var fid: Double? = nil, kid: Double? = nil
+    }
     public private(set) var rows: [Row] = []
     let url: URL
     let plot: URL
@@ -65,15 +69,26 @@ public struct TrainingLog {
             let f = line.split(separator: ",").map(String.init)
             guard f.count >= 5, let s = Int(f[0]), s <= step, let l = Float(f[1]), let lr = Float(f[2]),
                   let g = Float(f[3]), let ips = Double(f[4]) else { continue }
-            rows.append(Row(step: s, loss: l, lr: lr, gradNorm: g, imagesPerSecond: ips))
+            // Logs written before the fid and kid columns have five.
+            rows.append(Row(step: s, loss: l, lr: lr, gradNorm: g, imagesPerSecond: ips,
+                            fid: f.count > 5 ? Double(f[5]) : nil, kid: f.count > 6 ? Double(f[6]) : nil))
         }
     }
 
     public mutating func append(_ row: Row) { rows.append(row) }
 
+    /// Records FID and KID on the row of `step` (the session logs every FID step).
+    public mutating func setFID(_ fid: Double, kid: Double, step: Int) {
+        guard let i = rows.lastIndex(where: { $0.step == step }) else { return }
+        (rows[i].fid, rows[i].kid) = (fid, kid)
+    }
+
     public func write() throws {
-        var text = "step,loss,lr,grad_norm,images_per_second\n"
-        for r in rows { text += "\(r.step),\(r.loss),\(r.lr),\(r.gradNorm),\(String(format: "%.2f", r.imagesPerSecond))\n" }
+        // fid and kid are appended as the last columns, so readers of the first five keep working.
+        var text = "step,loss,lr,grad_norm,images_per_second,fid,kid\n"
+        for r in rows {
+            text += "\(r.step),\(r.loss),\(r.lr),\(r.gradNorm),\(String(format: "%.2f", r.imagesPerSecond)),\(r.fid.map { "\($0)" } ?? ""),\(r.kid.map { "\($0)" } ?? "")\n"
+        }
         try writeAtomically(Data(text.utf8), to: url)
         try writePNG(renderLossPlot(steps: rows.map(\.step), losses: rows.map(\.loss)), to: plot)
     }

@@ -41,6 +41,8 @@ public final class TrainingSession {
     var isRoot: Bool { parallel?.isRoot ?? true }
     /// The run's training seconds so far (the checkpoint's plus this session's wall-clock time).
     var clock: () -> Double = { 0 }
+    /// The TensorBoard event file of this session (scalars at every log step, FID/KID, sample grids).
+    var events: TensorBoardWriter?
 
     public init(trainer: Trainer, data: TrainingData, directory: RunDirectory, settings: SessionSettings,
                 terminal: Bool, say: @escaping (String) -> Void) {
@@ -61,6 +63,7 @@ public final class TrainingSession {
     public func run() throws -> SessionOutcome {
         let options = trainer.options
         var log = TrainingLog(directory: directory, keepingUpTo: trainer.step)
+        events = TensorBoardWriter(directory: directory.url)
         let start = Date()
         // The run's training time goes on from the checkpoint's (a time-driven cosine follows it).
         let priorSeconds = trainer.trainingSeconds
@@ -90,7 +93,8 @@ public final class TrainingSession {
             let batches = (0..<k).map { prefetch.take(step: trainer.step * k + $0 + 1) }
             try trainer.trainStep(microBatches: batches.map { $0.images }, labels: data.labels == nil ? nil : batches.map { $0.labels! })
             let step = trainer.step
-            let logNow = step % settings.logEvery == 0 || step == settings.steps
+            let fidNow = settings.fidEvery > 0 && step % settings.fidEvery == 0 && settings.fid != nil
+            let logNow = step % settings.logEvery == 0 || step == settings.steps || fidNow
             if logNow {
                 let (loss, gradNorm) = try trainer.readLossAndGradientNorm()
                 try checkFinite(loss: loss, gradientNorm: gradNorm, step: step)
@@ -98,7 +102,11 @@ public final class TrainingSession {
                 let ips = Double((step - lastLog.step) * options.batch * k) / max(now.timeIntervalSince(lastLog.time), 1e-9)
                 lastLog = (now, step)
                 smoothed = smoothed.map { 0.9 * $0 + 0.1 * loss } ?? loss
-                if isRoot { log.append(.init(step: step, loss: loss, lr: trainer.lastLearningRate, gradNorm: gradNorm, imagesPerSecond: ips)) }
+                if isRoot {
+                    log.append(.init(step: step, loss: loss, lr: trainer.lastLearningRate, gradNorm: gradNorm, imagesPerSecond: ips))
+                    events?.add(step: step, [.scalar(tag: "loss", value: loss), .scalar(tag: "lr", value: trainer.lastLearningRate),
+                                             .scalar(tag: "grad_norm", value: gradNorm), .scalar(tag: "images_per_second", value: Float(ips))])
+                }
                 let elapsed = now.timeIntervalSince(start)
                 let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
                     ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
@@ -110,7 +118,7 @@ public final class TrainingSession {
                 }
             }
             if isRoot && settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
-            if isRoot && settings.fidEvery > 0 && step % settings.fidEvery == 0 { try measureFID() }
+            if isRoot && fidNow { try measureFID(&log) }
             if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 { try save(&log) }
             if try agreed(Interruption.requested) {
                 progressBar?.finish()
@@ -120,7 +128,10 @@ public final class TrainingSession {
         }
         progressBar?.finish()
         try save(&log)
-        if isRoot { try writeSamples() }
+        if isRoot {
+            try writeSamples()
+            try events?.flush()
+        }
         return .finished(step: trainer.step)
     }
 
@@ -152,16 +163,19 @@ public final class TrainingSession {
         try directory.writePipeline(config: trainer.options.model, weights: checkpoint.ema, scheduler: trainer.options.schedulerSettings,
                                     classes: trainer.options.classLabels)
         try log.write()
+        try events?.flush()
         try checkpoint.write(to: directory.checkpoint)
     }
 
     /// FID/KID of the EMA weights' samples against the reference (TrainingFID), logged and plotted.
-    func measureFID() throws {
+    func measureFID(_ log: inout TrainingLog) throws {
         guard let fid = settings.fid else { return }
         let row = try fid.evaluate(step: trainer.step, backend: trainer.backend, config: trainer.options.model,
                                    weights: try trainer.emaWeights(), scheduler: trainer.options.schedulerSettings,
                                    conditioning: trainer.options.classLabels?.everyClass)
         try fid.write(to: directory)
+        log.setFID(row.fid, kid: row.kid, step: row.step)
+        events?.add(step: row.step, [.scalar(tag: "fid", value: Float(row.fid)), .scalar(tag: "kid", value: Float(row.kid))])
         progressBar?.finish()
         say(String(format: "step %d  FID %.3f  KID %.5f  (%d DDIM-%d samples, %.1f s)", row.step, row.fid, row.kid,
                    fid.samples, fid.steps, row.seconds))
@@ -178,7 +192,10 @@ public final class TrainingSession {
         let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: steps)
         let c = trainer.options.model
         let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
-        try writePNG(grid, to: directory.samples.appendingPathComponent("step-\(trainer.step).png"))
+        let file = directory.samples.appendingPathComponent("step-\(trainer.step).png")
+        try writePNG(grid, to: file)
+        events?.add(step: trainer.step, [.image(tag: "samples", png: try Data(contentsOf: file), height: grid.height,
+                                                width: grid.width, channels: grid.channels)])
     }
 }
 

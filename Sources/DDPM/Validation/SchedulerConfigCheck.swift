@@ -5,8 +5,8 @@ import Foundation
 /// the right type and range, and the values agree with each other. Unknown keys are ignored (the
 /// config may carry keys of newer diffusers versions that do not change DDPM/DDIM sampling).
 public enum SchedulerConfigCheck {
-    public static let supportedClasses = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler",
-                                          "EulerAncestralDiscreteScheduler"]
+    public static let supportedClasses = ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "UniPCMultistepScheduler",
+                                          "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "HeunDiscreteScheduler"]
     /// Far above any published model (1000 or 4000); a bound so a typo cannot allocate gigabytes.
     public static let maxTrainTimesteps = 100_000
 
@@ -30,7 +30,7 @@ public enum SchedulerConfigCheck {
             throw UserError("\(source) has no \"_class_name\"; ddpm-cl reads \(supportedClasses.joined(separator: " and ")) configs. Add \"_class_name\": \"DDPMScheduler\" if this is one.")
         }
         guard supportedClasses.contains(name) else {
-            throw UserError("\(source): \"_class_name\" is \"\(name)\", which ddpm-cl does not implement; it samples \(supportedClasses.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|euler|euler-a.")
+            throw UserError("\(source): \"_class_name\" is \"\(name)\", which ddpm-cl does not implement; it samples \(supportedClasses.joined(separator: ", ")) configs. Set _class_name to one of them (the betas are read the same way) and choose the solver with --sampler ddpm|ddim|dpm++2m|dpm++3m|dpm++2m-sde|unipc|euler|euler-a|heun.")
         }
         try validateSchedule(json, source: source)
         let total = try f.int("num_train_timesteps", in: 2...maxTrainTimesteps) ?? 1000
