@@ -11,7 +11,7 @@ public struct SessionSettings {
     public var sampleEvery = 200
     public var checkpointEvery = 500
     public var sampleCount = 16
-    public var sampleSteps = 50
+    public var sampleSteps = 20
     /// FID/KID every `fidEvery` steps (0: never) with this monitor (fid.csv, fid.png).
     public var fidEvery = 0
     public var fid: TrainingFID?
@@ -181,15 +181,20 @@ public final class TrainingSession {
                    fid.samples, fid.steps, row.seconds))
     }
 
-    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), DDPM ancestral
-    /// sampling in `sampleSteps` steps (sharper than DDIM early in training).
+    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0): DPM-Solver++(2M)
+    /// in `sampleSteps` steps with dynamic thresholding, which after a 10-minute run has half the FID
+    /// of DDIM-50 (README, "The best samples per minute"); DDPM ancestral sampling for a schedule
+    /// DPM-Solver++ refuses.
     func writeSamples() throws {
+        var schedule = trainer.options.schedulerSettings
+        schedule.thresholding = true
         let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: try trainer.emaWeights(),
-                                  settings: trainer.options.schedulerSettings, batch: settings.sampleCount,
+                                  settings: schedule, batch: settings.sampleCount,
                                   conditioning: trainer.options.classLabels?.everyClass)
+        let kind: SamplerKind = (try? schedule.checkDPMSolverSchedule()) != nil ? .dpmSolver(DPMSolverSettings()) : .ddpm
         // A model with fewer timesteps than sampleSteps samples with all of them.
         let steps = min(settings.sampleSteps, trainer.options.timesteps)
-        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: .ddpm, steps: steps)
+        let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: kind, steps: steps)
         let c = trainer.options.model
         let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
         let file = directory.samples.appendingPathComponent("step-\(trainer.step).png")
