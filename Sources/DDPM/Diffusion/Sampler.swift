@@ -52,6 +52,27 @@ public final class Sampler {
         try backend.write(conditioning.batchLabels(first: first, count: count, batch: batch), to: labelBuffer)
     }
 
+    /// Writes the initial noise and labels of images first ..< first + n; returns the noise.
+    private func startChunk(first: Int, count n: Int, given: [Float]?, seed: UInt64) throws -> [Float] {
+        let x = initialBatch(first: first, count: n, given: given, seed: seed)
+        try backend.write(x, to: sampleBuffer)
+        try writeLabels(first: first, count: n)
+        return x
+    }
+
+    /// One model evaluation on the x_t in `current`, at one step's row of `timestepRows`.
+    private func evaluateModel(on current: DeviceBuffer, timesteps: DeviceBuffer) throws {
+        executor.bind(net.sample, to: current)
+        executor.bind(net.timesteps, to: timesteps)
+        currentTimesteps = timesteps
+        try executor.run(step: 0)
+    }
+
+    /// The plan indices whose x_t the trajectory records (first chunk only; 0 is x_T).
+    private static func snapshotPoints(first: Int, steps: Int, snapshots: Int) -> Set<Int> {
+        first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * steps / (snapshots - 1) }) : []
+    }
+
     /// The model's timestep input for every step of a run, uploaded once: one row of `batch` per
     /// step (rows at the backend's view alignment), so that no step writes to the device.
     private func timestepRows(_ timesteps: [Double]) throws -> [DeviceBuffer] {
@@ -156,18 +177,12 @@ public final class Sampler {
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
         for (first, n) in chunks {
-            let x = initialBatch(first: first, count: n, given: given, seed: seed)
-            try backend.write(x, to: sampleBuffer)
-            try writeLabels(first: first, count: n)
+            let x = try startChunk(first: first, count: n, given: given, seed: seed)
             var current = sampleBuffer, next = nextBuffer
-            let snapshotAt: Set<Int> = first == 0 && snapshots > 1
-                ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
+            let snapshotAt = Self.snapshotPoints(first: first, steps: plan.count, snapshots: snapshots)
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
-                executor.bind(net.sample, to: current)
-                executor.bind(net.timesteps, to: timesteps[index])
-                currentTimesteps = timesteps[index]
-                try executor.run(step: 0)
+                try evaluateModel(on: current, timesteps: timesteps[index])
                 var op = step.op
                 op.firstImage = UInt32(first)
                 try reverseStep(op, sampler: sampler, t: step.t, current: current, next: next)
@@ -264,18 +279,13 @@ public final class Sampler {
         let chunks = stride(from: 0, to: count, by: batch).map { ($0, min(batch, count - $0)) }
         var done = 0
         for (first, n) in chunks {
-            let x = initialBatch(first: first, count: n, given: given, seed: seed)
-            try backend.write(x, to: sampleBuffer)
-            try writeLabels(first: first, count: n)
+            let x = try startChunk(first: first, count: n, given: given, seed: seed)
             var current = sampleBuffer, next = nextBuffer
             var last: DeviceBuffer?
-            let snapshotAt: Set<Int> = first == 0 && snapshots > 1 ? Set((0..<snapshots).map { $0 * plan.count / (snapshots - 1) }) : []
+            let snapshotAt = Self.snapshotPoints(first: first, steps: plan.count, snapshots: snapshots)
             if snapshotAt.contains(0) { trajectory?(plan.first?.t ?? 0, Array(x.prefix(n * per))) }
             for (index, step) in plan.enumerated() {
-                executor.bind(net.sample, to: current)
-                executor.bind(net.timesteps, to: timesteps[index])
-                currentTimesteps = timesteps[index]
-                try executor.run(step: 0)
+                try evaluateModel(on: current, timesteps: timesteps[index])
                 var model = executor.tensor(net.output)
                 if config.outChannels == 2 * config.inChannels {
                     try backend.run(.sliceChannels(start: 0, count: config.inChannels), inputs: [model],
