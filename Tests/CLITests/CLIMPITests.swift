@@ -25,22 +25,8 @@ final class CLIMPITests: XCTestCase {
                        "OMPI_MCA_rmaps_base_oversubscribe": "1"]
 
     func run(ranks: Int, _ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        if ranks == 1 {
-            process.executableURL = try cliBinary()
-            process.arguments = arguments
-        } else {
-            process.executableURL = try mpirun()
-            process.arguments = ["-np", "\(ranks)", try cliBinary().path] + arguments
-        }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        ranks == 1 ? try runProcess(try cliBinary(), arguments, environment: environment)
+                   : try runProcess(try mpirun(), ["-np", "\(ranks)", try cliBinary().path] + arguments, environment: environment)
     }
 
     /// The loss column of log.csv, by step.

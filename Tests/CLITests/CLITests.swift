@@ -15,8 +15,13 @@ func cliBinary() throws -> URL {
 
 /// Runs the binary the way a user does.
 func runCLI(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    try runProcess(try cliBinary(), arguments, environment: environment)
+}
+
+/// Runs an executable (the binary, or a launcher such as mpirun) and collects its exit status and output.
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
     let process = Process()
-    process.executableURL = try cliBinary()
+    process.executableURL = executable
     process.arguments = arguments
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
