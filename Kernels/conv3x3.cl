@@ -187,3 +187,71 @@ kernel void conv3x3_grad_weight(global float *dw, global const float *dyt, globa
         }
     }
 }
+
+// Weight gradient, vectorised along image rows instead (gradRows): for widths that are a multiple
+// of VW it needs no channels-last copy of dy. One work-item (work-group size 1) owns GCOB output
+// channels × one input channel × 9 taps in 9·GCOB vector accumulators and sums over the images of
+// one chunk: per row vector, GCOB dy loads and 9 shifted x loads feed 9·GCOB FMAs (27 FMAs per 12
+// loads at GCOB = 3), where the channels-last kernel needs a broadcast load per FMA. Lanes hold
+// partial sums over columns, added up once at the end. Chunks of images write partial sums
+// that conv3x3_sum_chunks adds in a fixed order (deterministic); work-items of one chunk run next
+// to each other (chunk is the slowest grid dimension), so its dy and x stay in cache.
+// Global (ceil(Co/GCOB), Ci, chunks), work-group (1, 1, 1); part[chunk][co][ci][9].
+kernel void conv3x3_grad_weight_rows(global float *part, global const float *dy, global const float *xp,
+                                     int n_images, int chunk_images, int cin, int cout, int h, int w, int hp, int wpad) {
+    const int co0 = get_global_id(0) * GCOB, ci = get_global_id(1), chunk = get_global_id(2);
+    const long plane = (long)hp * wpad;
+    floatv acc[GCOB][9];
+    #pragma unroll
+    for (int j = 0; j < GCOB; j++) {
+        #pragma unroll
+        for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
+    }
+    const int n_end = min(n_images, (chunk + 1) * chunk_images);
+    for (int n = chunk * chunk_images; n < n_end; n++) {
+        global const float *x = xp + ((long)n * cin + ci) * plane;
+        global const float *d[GCOB];
+        #pragma unroll
+        for (int j = 0; j < GCOB; j++) d[j] = dy + ((long)n * cout + min(co0 + j, cout - 1)) * h * w;  // past cout: not stored
+        for (int oy = 0; oy < h; oy++) {
+            for (int ox = 0; ox < w; ox += VW) {
+                floatv dv[GCOB];
+                #pragma unroll
+                for (int j = 0; j < GCOB; j++) dv[j] = vloadv(0, d[j] + oy * w + ox);
+                #pragma unroll
+                for (int ky = 0; ky < 3; ky++) {
+                    #pragma unroll
+                    for (int kx = 0; kx < 3; kx++) {
+                        const floatv xv = vloadv(0, x + (oy + ky) * wpad + ox + kx);
+                        #pragma unroll
+                        for (int j = 0; j < GCOB; j++) acc[j][ky * 3 + kx] = fma(dv[j], xv, acc[j][ky * 3 + kx]);
+                    }
+                }
+            }
+        }
+    }
+    global float *o = part + (long)chunk * cout * cin * 9;
+    #pragma unroll
+    for (int j = 0; j < GCOB; j++) {
+        const int co = co0 + j;
+        if (co >= cout) break;
+        #pragma unroll
+        for (int t = 0; t < 9; t++) {
+#if VW == 16
+            const float8 s = acc[j][t].lo + acc[j][t].hi;
+#else
+            const float8 s = acc[j][t];
+#endif
+            o[((long)co * cin + ci) * 9 + t] = sum8(s);
+        }
+    }
+}
+
+// dw[i] = Σ_c part[c][i] over the chunks, in order. One work-item per element.
+kernel void conv3x3_sum_chunks(global float *dw, global const float *part, int chunks, int items) {
+    int i = get_global_id(0);
+    if (i >= items) return;
+    float s = part[i];
+    for (int c = 1; c < chunks; c++) s += part[(long)c * items + i];
+    dw[i] = s;
+}

@@ -67,11 +67,24 @@ public struct GEMMTiles: Codable, Hashable, Sendable, CustomStringConvertible {
 /// vector accumulators).
 public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible {
     public var vw: Int, rows: Int, cob: Int, gradCob: Int
-    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil) {
-        (self.vw, self.rows, self.cob) = (vw, rows, cob)
+    /// The weight gradient's kernel: vectorised along image rows (`conv3x3_grad_weight_rows`, for
+    /// widths that are a multiple of `vw`) or along output channels (`conv3x3_grad_weight`, after a
+    /// channels-last copy of dy; also the fallback for other widths).
+    public var gradRows: Bool
+    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false) {
+        (self.vw, self.rows, self.cob, self.gradRows) = (vw, rows, cob, gradRows)
         self.gradCob = gradCob ?? (vw >= 16 ? 3 : 1)
     }
-    public var description: String { "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob))" }
+    // Profiles cached before gradRows existed decode as the channels-last weight gradient.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(vw: try c.decode(Int.self, forKey: .vw), rows: try c.decode(Int.self, forKey: .rows),
+                  cob: try c.decode(Int.self, forKey: .cob), gradCob: try c.decode(Int.self, forKey: .gradCob),
+                  gradRows: try c.decodeIfPresent(Bool.self, forKey: .gradRows) ?? false)
+    }
+    public var description: String {
+        "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(gradRows ? " along rows" : ""))"
+    }
     var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob)" }
     public var problem: String? {
         guard [8, 16].contains(vw) else { return "vw=\(vw): expected 8 or 16" }
@@ -136,7 +149,7 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
         let wide = vectorWidth >= 16
         let tiles: GEMMTiles = wide ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
         return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4,
-                             conv3x3: wide ? Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3) : Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1))
+                             conv3x3: wide ? Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true) : Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1))
     }
 
     public static func gpu() -> DeviceProfile {
@@ -175,10 +188,12 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
 
     public static func conv3x3Candidates(kind: CLDeviceInfo.Kind, vectorWidth: Int) -> [Conv3x3Tiles?] {
         if kind == .gpu { return [nil] }
-        var list: [Conv3x3Tiles?] = [nil, Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1), Conv3x3Tiles(vw: 8, rows: 4, cob: 2, gradCob: 1)]
+        var list: [Conv3x3Tiles?] = [nil, Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1), Conv3x3Tiles(vw: 8, rows: 4, cob: 2, gradCob: 1),
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true)]
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2)]
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true)]
         }
         return list
     }

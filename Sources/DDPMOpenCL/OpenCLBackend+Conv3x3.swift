@@ -7,11 +7,19 @@ extension OpenCLBackend {
     /// Whether `c` takes the direct path on this backend.
     /// The forward pass and the input gradient vectorise along image rows, so rows narrower than a
     /// vector would leave lanes idle (half of them at 8×8 with 16-float vectors): those layers take
-    /// im2col + GEMM. The weight gradient vectorises along output channels instead.
+    /// im2col + GEMM. (Measured on a 2-core AVX-512 Xeon: the same kernels built with 8-float vectors
+    /// for the 8×8 layers of `small` were no faster in training and 4 % slower in sampling.) The weight
+    /// gradient vectorises along rows where the width is a multiple of the vector (`gradRows`), or
+    /// else along output channels.
     func usesDirect3x3(_ c: Conv2D, width: Int, channels: Int? = nil) -> Bool {
         guard let tiles = conv3x3Tiles, isDirect3x3Shape(c) else { return false }
-        if let channels { return channels * 2 >= tiles.vw }
+        if let channels { return usesRowWeightGradient(width: width) || channels * 2 >= tiles.vw }
         return width >= tiles.vw
+    }
+
+    private func usesRowWeightGradient(width: Int) -> Bool {
+        guard let tiles = conv3x3Tiles else { return false }
+        return tiles.gradRows && width % tiles.vw == 0
     }
 
     func isDirect3x3Shape(_ c: Conv2D) -> Bool {
@@ -41,6 +49,22 @@ extension OpenCLBackend {
         let tiles = conv3x3Tiles!
         let (hp, wp) = paddedPlane(h: h, width: width)
         let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "conv3x3 input")
+        if usesRowWeightGradient(width: width) {
+            // Chunks of images: enough partial sums for both cores, few enough to add up cheaply.
+            let chunkImages = min(n, Self.conv3x3GradientChunkImages)
+            let chunks = (n + chunkImages - 1) / chunkImages
+            let items = cout * cin * 9
+            let part = chunks == 1 ? dw : try scratch("conv3x3 weight gradient chunks", floats: chunks * items)
+            try launchGrid("conv3x3_grad_weight_rows", "conv3x3.cl", options: tiles.buildOptions,
+                           global: [(cout + tiles.gradCob - 1) / tiles.gradCob, cin, chunks],
+                           [.buffer(part), .buffer(dy), .buffer(xp), .int(n), .int(chunkImages), .int(cin), .int(cout),
+                            .int(h), .int(width), .int(hp), .int(wp)])
+            if chunks > 1 {
+                try launch("conv3x3_sum_chunks", "conv3x3.cl", options: tiles.buildOptions, count: items,
+                           [.buffer(dw), .buffer(part), .int(chunks), .int(items)])
+            }
+            return
+        }
         let cpad = (cout + tiles.vw - 1) / tiles.vw * tiles.vw
         let pixels = n * h * width
         let dyt = try scratch("conv3x3 gradient", floats: pixels * cpad)
@@ -51,6 +75,10 @@ extension OpenCLBackend {
                        [.buffer(dw), .buffer(dyt), .buffer(xp), .int(n), .int(cin), .int(cout), .int(cpad), .int(h), .int(width),
                         .int(hp), .int(wp)])
     }
+
+    /// Images per partial sum of the row-vectorised weight gradient (8: a 32×32 layer's chunk of dy
+    /// and x, ~1 MiB each at 32 channels, stays in a core's L2 while its work-items run).
+    static let conv3x3GradientChunkImages = 8
 
     /// Rows and columns of a padded plane: a border of 1, rows up to a multiple of the row block and
     /// columns up to a multiple of the vector width (zeros), so whole blocks and vectors can be loaded.

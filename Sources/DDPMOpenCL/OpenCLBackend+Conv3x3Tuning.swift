@@ -13,6 +13,15 @@ public final class Conv3x3Tuner {
         public let winner: Conv3x3Tiles?
         /// How much faster the winner was than the starting choice (1 = the same).
         public let speedup: Double
+
+        public init(call: String, seconds: [String: Double], winner: Conv3x3Tiles?, speedup: Double) {
+            (self.call, self.seconds, self.winner, self.speedup) = (call, seconds, winner, speedup)
+        }
+
+        /// Whether every one of `candidates` was timed in this search.
+        public func timed(_ candidates: [Conv3x3Tiles?]) -> Bool {
+            candidates.allSatisfy { seconds[Conv3x3Tuner.label($0)] != nil }
+        }
     }
 
     public let candidates: [Conv3x3Tiles?]

@@ -22,6 +22,11 @@ public enum ParityCases {
         // Direct 3×3 kernel (conv3x3.cl): a width over two vectors with a partial third, a height
         // that is not a multiple of its row block, channels that are not a multiple of its channel block.
         (Shape(2, 5, 11, 35), Shape(6, 5, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // The row-vectorised weight gradient: a width of two 8-float vectors (one of 16), more images
+        // than one chunk (8) holds, output channels that are not a multiple of its channel block.
+        (Shape(10, 3, 5, 16), Shape(5, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // One 8-float vector per row, two chunks of images.
+        (Shape(9, 4, 6, 8), Shape(7, 4, 3, 3), Conv2D(kernel: 3, padding: 1)),
     ]
 
     static var convolution: [ParityCase] {

@@ -28,7 +28,9 @@ struct DeviceOptions: ParsableArguments {
         let info = try openCLDevice()
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
-        let cached = cache.load()  // read once: the choices, and which searches are still to run
+        var cached = cache.load()  // read once: the choices, and which searches are still to run
+        // A 3×3 search that did not time every candidate of this build (an older build's) runs again.
+        if let search = cached?.conv3x3, !search.timed(DeviceProfile.conv3x3Candidates(for: info)) { cached?.conv3x3 = nil }
         var profile = DeviceProfile.defaults(for: info)
         cached?.apply(to: &profile)
         overrides.apply(to: &profile)
@@ -103,7 +105,8 @@ private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (i
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
-/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB]`: im2col + GEMM for 3×3 convolutions, or the direct kernels' blocking.
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB][r]`: im2col + GEMM for 3×3 convolutions, or the direct kernels'
+///   blocking (a trailing `r`: the weight gradient vectorised along rows).
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -123,15 +126,17 @@ struct ProfileOverrides {
             gemmTiles = tiles
         }
         if let text = environment["DDPM_CONV3X3"], !text.isEmpty {
-            let numbers = text.lowercased().split(separator: "x").compactMap { Int($0) }
+            let gradRows = text.lowercased().hasSuffix("r")
+            let numbers = text.lowercased().dropLast(gradRows ? 1 : 0).split(separator: "x").compactMap { Int($0) }
             if text.lowercased() == "off" {
                 conv3x3 = .some(nil)
             } else if (3...4).contains(numbers.count),
-                      case let tiles = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count == 4 ? numbers[3] : nil),
+                      case let tiles = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count == 4 ? numbers[3] : nil,
+                                                  gradRows: gradRows),
                       tiles.problem == nil {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB] (e.g. 16x4x4x3; VW 8 or 16, ROWS and COB 1-8, GCOB 1-3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB][r] (e.g. 16x4x4x3, or 16x4x4x3r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB 1-3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")

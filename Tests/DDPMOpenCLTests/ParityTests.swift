@@ -58,7 +58,7 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(reported, 1)
         let search = try XCTUnwrap(tuner.search)
         XCTAssertEqual(search.seconds.count, 3, "the starting blocking and both candidates: \(search.seconds)")
-        XCTAssert(([Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3)] + candidates).contains(search.winner))
+        XCTAssert(([DeviceProfile.cpu(vectorWidth: 16).conv3x3] + candidates).contains(search.winner))
         XCTAssertEqual(cl.profile.conv3x3, search.winner)
     }
 
