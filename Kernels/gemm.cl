@@ -186,15 +186,18 @@ PACK_KERNEL(gemm_pack_b, NR)
 #define STEP(kk)                                                                    \
     {                                                                               \
         floatv bv[NV];                                                              \
-        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = pb[(kk) * NV + v];   \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vloadv(v, pb + (kk) * bRow); \
         _Pragma("unroll") for (int r = 0; r < MR; ++r) {                            \
             const floatv av = (floatv)(pa[(kk) * MR + r]);                          \
             _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]); \
         }                                                                           \
     }
 
+// B is read from packed panels (bRow = NR: element (p, r) of panel nb at Bp + bOff + t*bItem +
+// nb*bPanel + p*NR + r) or, where B's rows are contiguous and N is a multiple of NR, in place
+// (bRow = B's row stride, bPanel = NR): the same loads in the same order, so the same result.
 __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
-                         __global const float* Bp, int bItem, int bPanel,
+                         __global const float* Bp, int bOff, int bItem, int bPanel, int bRow,
                          int K,
                          __global float* C, int cOff, int cBatchStride, int cRowStride, int cColStride,
                          int M, int N, float alpha, int accumulate, int nBlocks, int nbPer)
@@ -206,7 +209,7 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
     const int nbEnd = min((int)get_global_id(1) * nbPer + nbPer, nBlocks);
     for (int nb = get_global_id(1) * nbPer; nb < nbEnd; ++nb) {
         const __global float* pa = Ap + t * aItem + mb * aPanel;
-        const __global floatv* pb = (const __global floatv*)(Bp + t * bItem + nb * bPanel);
+        const __global float* pb = Bp + bOff + t * bItem + nb * bPanel;
 
         floatv acc[MR][NV];
         #pragma unroll
@@ -218,12 +221,12 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
         for (; k + 4 <= K; k += 4) {
             STEP(0) STEP(1) STEP(2) STEP(3)
             pa += 4 * MR;
-            pb += 4 * NV;
+            pb += 4 * bRow;
         }
         for (; k < K; ++k) {
             STEP(0)
             pa += MR;
-            pb += NV;
+            pb += bRow;
         }
 
         // Epilogue: C = alpha * acc [+ C], through C's strides.

@@ -63,6 +63,10 @@ public final class GEMM {
     /// depend on the tile shape.
     public var chunkBudgetFloats = 1 << 20
 
+    /// Whether the CPU path reads B in place where it can (`readsBInPlace`) instead of packing it;
+    /// off: B is always packed (the results are bit-identical either way; a test compares them).
+    public var readsBInPlaceWherePossible = true
+
     /// When set, every launch records a profiling event; read them with `takeProfile()` after the
     /// caller has finished the queue (for benchmarks).
     public var profiling = false
@@ -172,10 +176,11 @@ public final class GEMM {
         // An operand shared by all items (batchStride 0) is packed once, unless items are summed.
         let aShared = !sum && a.batchStride == 0 && batch > 1
         let bShared = !sum && b.batchStride == 0 && batch > 1
+        let bInPlace = readsBInPlaceWherePossible && Self.readsBInPlace(call, nr: nr)
         let perItem = (aShared ? 0 : m * k) + (bShared ? 0 : n * k)   // unpadded: see chunkBudgetFloats
         let chunk = max(1, min(max(batch, 1), perItem == 0 ? batch : chunkBudgetFloats / perItem))
         let aFloats = aShared ? aPer : aPer * chunk
-        let bFloats = bShared ? bPer : bPer * chunk
+        let bFloats = bInPlace ? 0 : bShared ? bPer : bPer * chunk
         try Self.check32("packed panels", max(aFloats, bFloats))
         let scratchA = try scratch(&self.scratchA, floats: aFloats)
         let scratchB = try scratch(&self.scratchB, floats: bFloats)
@@ -210,7 +215,7 @@ public final class GEMM {
                          start: start, items: aShared ? 1 : count, extent: m,
                          blocks: mBlocks, width: mr, scratch: scratchA, chunkItems: count)
             }
-            if !bShared || start == 0 {
+            if !bInPlace && (!bShared || start == 0) {
                 try pack(packB, b, rStride: b.columnStride, pStride: b.rowStride,
                          start: start, items: bShared ? 1 : count, extent: n,
                          blocks: nBlocks, width: nr, scratch: scratchB, chunkItems: count)
@@ -219,6 +224,11 @@ public final class GEMM {
                 try launchMicro(micro, mr: mr, nr: nr, scratchA, 0, count * k * mr, scratchB, 0, count * k * nr, k: count * k,
                                 c: c, cOffset: c.offset, items: 1, m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks,
                                 alpha: alpha, accumulate: accumulate || start > 0)
+            } else if bInPlace {
+                try launchMicro(micro, mr: mr, nr: nr, scratchA, aShared ? 0 : aPer, k * mr,
+                                b.buffer, b.batchStride, nr, bOffset: b.offset + start * b.batchStride, bRow: b.rowStride,
+                                k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
+                                m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             } else {
                 try launchMicro(micro, mr: mr, nr: nr, scratchA, aShared ? 0 : aPer, k * mr, scratchB, bShared ? 0 : bPer, k * nr,
                                 k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
@@ -252,8 +262,15 @@ public final class GEMM {
         return (panelsPer, pPer)
     }
 
+    /// Whether the micro-kernel reads B where it lies instead of from packed panels: its rows
+    /// contiguous, N whole panels (no zero padding needed), items not summed along k. Not when the
+    /// row stride is a multiple of 4 KiB: every row of a panel would fall in the same L1 cache set.
+    static func readsBInPlace(_ call: Call, nr: Int) -> Bool {
+        !call.sum && call.b.columnStride == 1 && call.n % nr == 0 && call.b.rowStride % 1024 != 0
+    }
+
     private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
-                             _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, k: Int,
+                             _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, bOffset: Int = 0, bRow: Int? = nil, k: Int,
                              c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
                              mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
         // Several n-blocks per work-item when k is short (PoCL's per-work-group cost), but keep
@@ -264,7 +281,7 @@ public final class GEMM {
         }
         try micro.setArguments([
             .buffer(pa), .int(aItem), .int(aPanel),
-            .buffer(pb), .int(bItem), .int(bPanel),
+            .buffer(pb), .int(bOffset), .int(bItem), .int(bPanel), .int(bRow ?? nr),
             .int(k),
             .buffer(c.buffer), .int(cOffset), .int(c.batchStride), .int(c.rowStride), .int(c.columnStride),
             .int(m), .int(n), .float(alpha), .int(accumulate ? 1 : 0), .int(nBlocks), .int(nbPer),

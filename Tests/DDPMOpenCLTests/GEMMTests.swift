@@ -164,6 +164,8 @@ final class GEMMTests: XCTestCase {
             Case(m: 9, n: 9, k: 5, batch: 0, sum: true),                                  // no items: zeros
             Case(m: 96, n: 96, k: 8, batch: 5, transA: true),                             // attention QᵀK
             Case(m: 250, n: 650, k: 3, batch: 7, transB: true, sum: true, accumulate: true), // GPU: 2 items per slice
+            Case(m: 21, n: 192, k: 37, batch: 3, accumulate: true),                       // CPU: B read in place (192: whole panels of every NR)
+            Case(m: 21, n: 192, k: 37, batch: 3, sharedB: true, alpha: 0.5),
         ]
         return all
     }
@@ -196,6 +198,23 @@ final class GEMMTests: XCTestCase {
                 } else {
                     first = got
                 }
+            }
+        }
+    }
+
+    /// Reading B in place gives the same bits as packing it (the same loads in the same order).
+    func testBInPlaceEqualsPackedBitForBit() throws {
+        let context = try makeContext()
+        for tiles in allCandidates.filter({ $0.variant == .cpu }) {
+            for probe in [Case(m: 21, n: 192, k: 37, batch: 3, accumulate: true), Case(m: 13, n: 192, k: 70, batch: 2, sharedB: true)] {
+                var results: [[UInt32]] = []
+                for inPlace in [true, false] {
+                    let gemm = try makeGEMM(context, tiles)
+                    gemm.readsBInPlaceWherePossible = inPlace
+                    rng = 0x9E37_79B9_7F4A_7C15
+                    results.append(try check(gemm, context, probe).map(\.bitPattern))
+                }
+                XCTAssertEqual(results[0], results[1], "\(tiles) \(probe): B in place differs from packed")
             }
         }
     }
