@@ -60,7 +60,8 @@ public final class GEMM {
     /// Packed floats (A and B together, unpadded) per batch chunk; chunks are at least one item.
     /// Measured on PoCL (2-core Zen 3): cache-sized chunks beat packing the whole batch at once.
     /// Counted without the tiles' padding, so that the chunks (and the order of sums) do not
-    /// depend on the tile shape.
+    /// depend on the tile shape. (A B read in place is not counted; that depends on the tile width,
+    /// but only for calls whose items are not summed, where chunks do not change the sums.)
     public var chunkBudgetFloats = 1 << 20
 
     /// Whether the CPU path reads B in place where it can (`readsBInPlace`) instead of packing it;
@@ -177,7 +178,7 @@ public final class GEMM {
         let aShared = !sum && a.batchStride == 0 && batch > 1
         let bShared = !sum && b.batchStride == 0 && batch > 1
         let bInPlace = readsBInPlaceWherePossible && Self.readsBInPlace(call, nr: nr)
-        let perItem = (aShared ? 0 : m * k) + (bShared ? 0 : n * k)   // unpadded: see chunkBudgetFloats
+        let perItem = (aShared ? 0 : m * k) + (bShared || bInPlace ? 0 : n * k)   // unpadded: see chunkBudgetFloats
         let chunk = max(1, min(max(batch, 1), perItem == 0 ? batch : chunkBudgetFloats / perItem))
         let aFloats = aShared ? aPer : aPer * chunk
         let bFloats = bInPlace ? 0 : bShared ? bPer : bPer * chunk
