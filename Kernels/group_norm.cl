@@ -36,10 +36,16 @@ inline float2 group_stats(global const float *p, int len, float eps) {
     return (float2)(mean, 1.0f / sqrt(var + eps));
 }
 
-// y = (x − mean)·rstd·gamma[c] + beta[c]; jobs = N·G.
+// z·sigmoid(z) and dy·silu′(z) (silu.cl's formulas), for GroupNorm fused with SiLU.
+inline float8 silu8(float8 z) { return z / (1.0f + exp(-z)); }
+inline float silu1(float z) { return z / (1.0f + exp(-z)); }
+inline float8 silu_grad8(float8 z, float8 d) { float8 s = 1.0f / (1.0f + exp(-z)); return d * (s * (1.0f + z * (1.0f - s))); }
+inline float silu_grad1(float z, float d) { float s = 1.0f / (1.0f + exp(-z)); return d * (s * (1.0f + z * (1.0f - s))); }
+
+// y = (x − mean)·rstd·gamma[c] + beta[c], through the SiLU when silu; jobs = N·G.
 kernel void group_norm_forward(global float *y, global const float *x, global const float *gamma,
                                global const float *beta, int groups, int channels_per_group, int spatial,
-                               float eps, int jobs) {
+                               float eps, int silu, int jobs) {
     int job = get_global_id(0);
     if (job >= jobs) return;
     int len = channels_per_group * spatial;
@@ -53,26 +59,45 @@ kernel void group_norm_forward(global float *y, global const float *x, global co
         global const float *xr = xg + cc * spatial;
         global float *yr = yg + cc * spatial;
         int p = 0;
-        for (; p + 8 <= spatial; p += 8) vstore8(fma(vload8(0, xr + p) - s.x, (float8)(a), (float8)(b)), 0, yr + p);
-        for (; p < spatial; p++) yr[p] = fma(xr[p] - s.x, a, b);
+        if (silu) {
+            for (; p + 8 <= spatial; p += 8) vstore8(silu8(fma(vload8(0, xr + p) - s.x, (float8)(a), (float8)(b))), 0, yr + p);
+            for (; p < spatial; p++) yr[p] = silu1(fma(xr[p] - s.x, a, b));
+        } else {
+            for (; p + 8 <= spatial; p += 8) vstore8(fma(vload8(0, xr + p) - s.x, (float8)(a), (float8)(b)), 0, yr + p);
+            for (; p < spatial; p++) yr[p] = fma(xr[p] - s.x, a, b);
+        }
     }
 }
 
 // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma, per job. Also writes, per (image, channel),
 // partial[2·(n·C+c)] = Σ_p dy and partial[2·(n·C+c)+1] = Σ_p dy·x̂, which group_norm_backward_affine
 // sums over the batch (and which give mean(g), mean(g·x̂) here).
+// Fused with SiLU (silu = 1), dy is first taken through it: dz = dy·silu′(z), z = x̂·gamma + beta,
+// written to dx by the first pass and read back by the second (the same work-item's elements).
 kernel void group_norm_backward_input(global float *dx, global float *partial, global const float *x,
-                                      global const float *gamma, global const float *dy, int groups,
-                                      int channels_per_group, int spatial, float eps, int jobs) {
+                                      global const float *gamma, global const float *dy_out, global const float *beta,
+                                      int silu, int groups, int channels_per_group, int spatial, float eps, int jobs) {
     int job = get_global_id(0);
     if (job >= jobs) return;
     int len = channels_per_group * spatial;
     long base = (long)job * len;
-    global const float *xg = x + base, *dyg = dy + base;
+    global const float *xg = x + base, *dyg = dy_out + base;
     global float *dxg = dx + base;
     float2 s = group_stats(xg, len, eps);
     float mean = s.x, rstd = s.y;
     int c0 = (job % groups) * channels_per_group;
+    if (silu) {
+        for (int cc = 0; cc < channels_per_group; cc++) {
+            const float a = rstd * gamma[c0 + cc], b = beta[c0 + cc];
+            global const float *xr = xg + cc * spatial, *dyr = dyg + cc * spatial;
+            global float *dzr = dxg + cc * spatial;
+            int p = 0;
+            for (; p + 8 <= spatial; p += 8)
+                vstore8(silu_grad8(fma(vload8(0, xr + p) - mean, (float8)(a), (float8)(b)), vload8(0, dyr + p)), 0, dzr + p);
+            for (; p < spatial; p++) dzr[p] = silu_grad1(fma(xr[p] - mean, a, b), dyr[p]);
+        }
+        dyg = dxg;
+    }
     int channels = groups * channels_per_group;
     global float *part = partial + 2 * ((long)(job / groups) * channels + c0);
     float sum_g = 0.0f, sum_gx = 0.0f;

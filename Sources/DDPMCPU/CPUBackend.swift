@@ -77,7 +77,7 @@ public final class CPUBackend: Backend {
         case .groupNorm(let g):
             groupNormForward(y[0], x[0], x[1], x[2], s[0], g)
         case .groupNormBackward(let g):
-            groupNormBackward(y[0], y[1], y[2], x[0], x[1], x[2], s[0], g)
+            groupNormBackward(y[0], y[1], y[2], x[0], x[1], x[2], g.silu ? x[3] : nil, s[0], g)
         case .silu:
             elementwise(y[0], count: s[0].count) { i in siluValue(x[0][i]) }
         case .siluBackward:

@@ -17,6 +17,7 @@ private func groupStatistics(_ x: UnsafePointer<Float>, image: Int, group: Int, 
 }
 
 /// y = (x − μ_g) / √(σ²_g + eps) · gamma[c] + beta[c], statistics per (image, group); biased variance.
+/// Fused with SiLU: y = z·sigmoid(z) of that z.
 func groupNormForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>,
                       _ beta: UnsafePointer<Float>, _ xs: Shape, _ g: GroupNorm) {
     let n = xs[0], c = xs[1], spatial = xs.count / (n * c), cpg = c / g.groups
@@ -28,19 +29,43 @@ func groupNormForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float
             let base = (image * c + ch) * spatial
             for i in 0..<spatial {
                 let normalized = (Double(x[base + i]) - mean) * rstd
-                y[base + i] = Float(normalized * Double(gamma[ch]) + Double(beta[ch]))
+                let z = normalized * Double(gamma[ch]) + Double(beta[ch])
+                y[base + i] = Float(g.silu ? z / (1 + exp(-z)) : z)
             }
         }
     }
 }
 
 /// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) with g = dy·gamma; dgamma = Σ dy·x̂; dbeta = Σ dy.
+/// Fused with SiLU (`beta` given), dy is first taken through the SiLU: dz = dy·silu′(z), z = x̂·gamma + beta.
 func groupNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dgamma: UnsafeMutablePointer<Float>,
                        _ dbeta: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
-                       _ gamma: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ xs: Shape, _ g: GroupNorm) {
+                       _ gamma: UnsafePointer<Float>, _ dyOut: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
+                       _ xs: Shape, _ g: GroupNorm) {
     let n = xs[0], c = xs[1], spatial = xs.count / (n * c), cpg = c / g.groups
     let stats = UnsafeMutablePointer<(Double, Double)>.allocate(capacity: n * g.groups)
     defer { stats.deallocate() }
+    // The gradient reaching the normalisation's output (through the SiLU when fused), in Double.
+    let upstream = UnsafeMutablePointer<Double>.allocate(capacity: xs.count)
+    defer { upstream.deallocate() }
+    parallelFor(n * g.groups) { job in
+        let (image, group) = job.quotientAndRemainder(dividingBy: g.groups)
+        let (mean, rstd) = groupStatistics(x, image: image, group: group, channelsPerGroup: cpg,
+                                           spatial: spatial, channels: c, eps: g.eps)
+        for ch in group * cpg..<(group + 1) * cpg {
+            let base = (image * c + ch) * spatial
+            for i in 0..<spatial {
+                var d = Double(dyOut[base + i])
+                if let beta {
+                    let z = (Double(x[base + i]) - mean) * rstd * Double(gamma[ch]) + Double(beta[ch])
+                    let s = 1 / (1 + exp(-z))
+                    d *= s * (1 + z * (1 - s))
+                }
+                upstream[base + i] = d
+            }
+        }
+    }
+    let dy = UnsafePointer(upstream)
     parallelFor(n * g.groups) { job in
         let (image, group) = job.quotientAndRemainder(dividingBy: g.groups)
         let (mean, rstd) = groupStatistics(x, image: image, group: group, channelsPerGroup: cpg,

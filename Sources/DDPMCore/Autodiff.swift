@@ -76,7 +76,7 @@ extension Op {
             }
         case .groupNorm(let gn):
             return { g, x, _, dy in
-                let d = g.apply(.groupNormBackward(gn), [x[0], x[1], dy])
+                let d = g.apply(.groupNormBackward(gn), [x[0], x[1], dy] + (gn.silu ? [x[2]] : []))
                 return [d[0], d[1], d[2]]
             }
         case .silu:

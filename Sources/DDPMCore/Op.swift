@@ -19,7 +19,7 @@ public enum Op: Hashable, Sendable {
     // MARK: Normalisation and activations
     /// x[N,C,H,W] (or [N,C,T]), gamma[C], beta[C] → y
     case groupNorm(GroupNorm)
-    /// x, gamma[C], dy → dx, dgamma[C], dbeta[C]
+    /// x, gamma[C], dy[, beta[C] when fused with SiLU] → dx, dgamma[C], dbeta[C]
     case groupNormBackward(GroupNorm)
     /// x → x·sigmoid(x)
     case silu
@@ -228,7 +228,10 @@ public struct MatMul: Hashable, Sendable {
 public struct GroupNorm: Hashable, Sendable {
     public var groups: Int
     public var eps: Float
-    public init(groups: Int, eps: Float) { self.groups = groups; self.eps = eps }
+    /// y = silu(groupNorm(x)) in one pass: the ResNet blocks' norm → SiLU without the intermediate
+    /// tensor (its backward recomputes the pre-activation from x, gamma and beta).
+    public var silu: Bool
+    public init(groups: Int, eps: Float, silu: Bool = false) { (self.groups, self.eps, self.silu) = (groups, eps, silu) }
 }
 
 public struct TimestepEmbedding: Hashable, Sendable {

@@ -43,9 +43,9 @@ extension Op {
             precondition(s[0].rank >= 3 && c % g.groups == 0 && s[1].dims == [c] && s[2].dims == [c],
                          "group_norm: \(s[0]) with \(g.groups) groups, gamma \(s[1]), beta \(s[2])")
             return [s[0]]
-        case .groupNormBackward:
-            need(3)
-            precondition(s[2] == s[0])
+        case .groupNormBackward(let g):
+            need(g.silu ? 4 : 3)
+            precondition(s[2] == s[0] && (!g.silu || s[3] == s[1]), "group_norm backward: \(s)")
             return [s[0], s[1], s[1]]
         case .silu, .softmax, .scale, .dropout:
             need(1)

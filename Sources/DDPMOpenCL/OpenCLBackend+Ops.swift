@@ -42,12 +42,14 @@ extension OpenCLBackend {
             let (n, c) = (s[0][0], s[0][1])
             try launch("group_norm_forward", "group_norm.cl", count: n * g.groups, loops: true,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]),
-                        .int(g.groups), .int(c / g.groups), .int(count / (n * c)), .float(g.eps), .int(n * g.groups)])
+                        .int(g.groups), .int(c / g.groups), .int(count / (n * c)), .float(g.eps), .int(g.silu ? 1 : 0),
+                        .int(n * g.groups)])
         case .groupNormBackward(let g):
             let (n, c) = (s[0][0], s[0][1])
             let partial = try scratch("group_norm_partial", floats: 2 * n * c)
             try launch("group_norm_backward_input", "group_norm.cl", count: n * g.groups, loops: true,
                        [.buffer(y[0]), .buffer(partial), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]),
+                        .buffer(g.silu ? x[3] : x[1]), .int(g.silu ? 1 : 0),
                         .int(g.groups), .int(c / g.groups), .int(count / (n * c)), .float(g.eps), .int(n * g.groups)])
             try launch("group_norm_backward_affine", "group_norm.cl", count: c, loops: true,
                        [.buffer(y[1]), .buffer(y[2]), .buffer(partial), .int(n), .int(c)])

@@ -41,6 +41,7 @@ public enum GradientChecks {
             GradientCheckCase(.linear, [(Shape(3, 7), n), (Shape(5, 7), n), (Shape(5), n)]),
             GradientCheckCase(.groupNorm(GroupNorm(groups: 3, eps: 1e-5)), [(Shape(2, 6, 3, 4), n), (Shape(6), n), (Shape(6), n)]),
             GradientCheckCase(.groupNorm(GroupNorm(groups: 2, eps: 1e-5)), [(Shape(2, 4, 9), n), (Shape(4), n), (Shape(4), n)]),
+            GradientCheckCase(.groupNorm(GroupNorm(groups: 3, eps: 1e-5, silu: true)), [(Shape(2, 6, 3, 4), n), (Shape(6), n), (Shape(6), n)]),
             GradientCheckCase(.silu, [(s, .normal(scale: 3))]),
             GradientCheckCase(.softmax, [(Shape(2, 3, 9), .normal(scale: 2))]),
             GradientCheckCase(.add, [(s, n), (s, n)]),

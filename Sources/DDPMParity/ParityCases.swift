@@ -68,6 +68,10 @@ public enum ParityCases {
             let c = Shape(shape[1])
             cases.append(ParityCase(.groupNorm(g), [(shape, .normal(scale: 2)), (c, n), (c, n)]))
             cases.append(ParityCase(.groupNormBackward(g), [(shape, .normal(scale: 2)), (c, n), (shape, n)]))
+            // Fused with SiLU: backward takes beta as well.
+            let fused = GroupNorm(groups: groups, eps: 1e-5, silu: true)
+            cases.append(ParityCase(.groupNorm(fused), [(shape, .normal(scale: 2)), (c, n), (c, n)]))
+            cases.append(ParityCase(.groupNormBackward(fused), [(shape, .normal(scale: 2)), (c, n), (shape, n), (c, n)]))
         }
         for shape in [Shape(3, 5, 17), Shape(2, 64, 64)] {
             cases.append(ParityCase(.softmax, [(shape, .normal(scale: 3))]))

@@ -24,7 +24,7 @@ public struct EncoderClassifier {
         self.timesteps = timesteps ?? graph.input("timesteps", Shape(batch))
         var b = Builder(graph: graph, config: config.unet, training: false, dropoutSeed: 0)
         let h = b.encoder(self.images, self.timesteps)
-        let pooled = graph(.globalAveragePool, graph(.silu, b.groupNorm("out.norm", h, groups: config.normNumGroups)))
+        let pooled = graph(.globalAveragePool, b.groupNorm("out.norm", h, groups: config.normNumGroups, silu: true))
         features = pooled
         logits = b.linear("out.linear", pooled, out: config.classes)
     }

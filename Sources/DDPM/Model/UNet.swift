@@ -95,7 +95,7 @@ struct Builder {
             if !isFinal { h = upsample("\(prefix).upsamplers.0", h) }
         }
 
-        h = graph(.silu, groupNorm("conv_norm_out", h, groups: groups))
+        h = groupNorm("conv_norm_out", h, groups: groups, silu: true)
         return conv("conv_out", h, out: config.outChannels, kernel: 3)
     }
 
@@ -105,11 +105,11 @@ struct Builder {
     /// plus the input (through conv_shortcut when the channel count changes).
     mutating func resnet(_ name: String, _ x: Value, _ tembAct: Value, out: Int) -> Value {
         let inChannels = graph.shape(x)[1]
-        var h = graph(.silu, groupNorm("\(name).norm1", x, groups: groups))
+        var h = groupNorm("\(name).norm1", x, groups: groups, silu: true)
         h = conv("\(name).conv1", h, out: out, kernel: 3)
         let t = linear("\(name).time_emb_proj", tembAct, out: out)
         h = graph(.addChannels, h, t)
-        h = graph(.silu, groupNorm("\(name).norm2", h, groups: groups))
+        h = groupNorm("\(name).norm2", h, groups: groups, silu: true)
         if training {
             dropoutLayers += 1
             h = graph(.dropout(Dropout(probability: config.dropout, seed: dropoutSeed, stream: dropoutLayers, firstImage: firstImage)), h)
@@ -180,10 +180,11 @@ struct Builder {
         return graph(.linear, x, w, b)
     }
 
-    func groupNorm(_ name: String, _ x: Value, groups: Int) -> Value {
+    /// GroupNorm, followed by SiLU in the same op when `silu` (the norm → SiLU of ResNet blocks).
+    func groupNorm(_ name: String, _ x: Value, groups: Int, silu: Bool = false) -> Value {
         let c = graph.shape(x)[1]
         let gamma = graph.parameter("\(name).weight", Shape(c))
         let beta = graph.parameter("\(name).bias", Shape(c))
-        return graph(.groupNorm(GroupNorm(groups: groups, eps: config.normEps)), x, gamma, beta)
+        return graph(.groupNorm(GroupNorm(groups: groups, eps: config.normEps, silu: silu)), x, gamma, beta)
     }
 }
