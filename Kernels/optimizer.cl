@@ -3,12 +3,24 @@
 // The per-step scalars come from AdamCoefficients (computed on the host, shared with the CPU).
 #pragma OPENCL FP_CONTRACT OFF
 
-// partials[slot·lanes + lane] = Σ g² over a strided share of one gradient.
+// partials[slot·lanes + lane] = Σ g² over the lane's contiguous share of one gradient (float8
+// pieces, two accumulators). Contiguous, not strided: with a stride of `lanes` floats every lane
+// touched every cache line, and the flat gradient of `cifar10` (143 MB) took 174 ms instead of a
+// memory pass.
 kernel void sum_squares(global float *partials, global const float *g, int n, int slot, int lanes) {
     int lane = get_global_id(0);
     if (lane >= lanes) return;
-    float sum = 0.0f;
-    for (int i = lane; i < n; i += lanes) sum += g[i] * g[i];
+    int share = (n + lanes - 1) / lanes;
+    share = (share + 15) / 16 * 16;
+    int i = min(n, lane * share), end = min(n, i + share);
+    float8 a = (float8)(0.0f), b = (float8)(0.0f);
+    for (; i + 16 <= end; i += 16) {
+        float8 u = vload8(0, g + i), v = vload8(1, g + i);
+        a += u * u;
+        b += v * v;
+    }
+    float sum = sum8(a + b);
+    for (; i < end; i++) sum += g[i] * g[i];
     partials[slot * lanes + lane] = sum;
 }
 

@@ -211,7 +211,8 @@ public enum ParityCases {
     }
 
     static var optimizer: [ParityCase] {
-        let grads: [(Shape, InputFill)] = [(Shape(5, 7), n), (Shape(13), n), (Shape(3, 3, 3, 3), n)]
+        // 3001: shares of 48 floats over 64 lanes, a partial last share and idle lanes past it.
+        let grads: [(Shape, InputFill)] = [(Shape(5, 7), n), (Shape(13), n), (Shape(3, 3, 3, 3), n), (Shape(3001), n)]
         let p = Shape(1001)
         return [
             ParityCase(.gradNorm(maxNorm: 1), grads),
