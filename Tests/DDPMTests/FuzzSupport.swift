@@ -82,7 +82,12 @@ struct FuzzTally {
 
     /// Runs one case. `body` returns the number of values it produced (for the allocation bound);
     /// it must return or throw a UserError with a non-empty message containing `mention`.
-    mutating func run(_ label: String, mention: String?, maxValues: Int, seconds: Double = 2,
+    /// A bound that catches a reader hanging or doing absurd work on a small input, not a speed check
+    /// (tests never assert on speed): cases take milliseconds, but 2 s flaked on a loaded 2-core machine
+    /// (2.0–4.8 s while a training ran beside the suite), so the bound is a minute.
+    static let hangSeconds = 60.0
+
+    mutating func run(_ label: String, mention: String?, maxValues: Int, seconds: Double = FuzzTally.hangSeconds,
                       file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Int) {
         cases += 1
         let start = Date()

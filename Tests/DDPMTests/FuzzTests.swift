@@ -329,7 +329,7 @@ final class FuzzTests: XCTestCase {
                 default: o.data = m.pick(["", "fashion-mnist", "/nonexistent"])
                 }
             }
-            tally.run("flags case \(i)", mention: nil, maxValues: Int.max, seconds: 5) {
+            tally.run("flags case \(i)", mention: nil, maxValues: Int.max) {
                 do { try o.validate(.flags) } catch let e as UserError {
                     XCTAssert(e.message.hasPrefix("--") || e.message.contains("betaStart") || e.message.contains("betaEnd") || e.message.contains("emaP"), e.message)
                     throw e
