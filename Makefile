@@ -28,9 +28,9 @@ test: deps
 # (README, "The best samples per minute").
 run: build
 	$(BIN) train --device $(DEVICE) --minutes $(MINUTES) --batch 16 --lr 1e-3 --warmup 50 --snr-gamma 5 --out $(RUN)
-	$(BIN) sample $(RUN) --device $(DEVICE) --batch 64 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995
+	$(BIN) sample $(RUN) --device $(DEVICE) --num-images 64 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995
 	@echo "Samples: $(RUN)/samples/  Loss plot: $(RUN)/loss.png  Pipeline for diffusers: $(RUN)/pipeline/"
-	@echo "Sample quality: $(BIN) sample $(RUN) --batch 500 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995 --out $(RUN)/fid-samples && $(BIN) fid $(RUN)/fid-samples --data fashion-mnist:test"
+	@echo "Sample quality: $(BIN) sample $(RUN) --num-images 500 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995 --out $(RUN)/fid-samples && $(BIN) fid $(RUN)/fid-samples --data fashion-mnist:test"
 
 bench: build
 	$(BIN) bench --device $(DEVICE)

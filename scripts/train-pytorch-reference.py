@@ -2,7 +2,7 @@
 """The PyTorch reference for "best samples per minute": diffusers' recipe on the same machine.
 
     .build/torch-venv/bin/python scripts/train-pytorch-reference.py --minutes 10 --out runs/torch-ref
-    .build/release/ddpm-cl fid runs/torch-ref/samples-ddim-50.npy --data fashion-mnist:test --n 500
+    .build/release/ddpm-cl fid runs/torch-ref/samples-ddim-50.npy --data fashion-mnist:test --num-images 500
 
 Trains diffusers' UNet2DModel on Fashion-MNIST (28x28 padded to 32x32 with the background, as
 ddpm-cl does) for a wall-clock budget, then draws --samples images with each of --solvers from the EMA

@@ -6,7 +6,15 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure training and sampling speed on a device (img/s, GFLOP/s, per-kernel time, memory).",
-        discussion: "Uses random data, so it needs no dataset. Compare devices as ratios measured in one run: shared machines are noisy.")
+        discussion: """
+            Uses random data, so it needs no dataset. Compare devices as ratios measured in one run: shared machines are noisy.
+            --batch is images per training step (as in `train`), --device-batch images per sampling model evaluation
+            (as in `sample`).
+
+            Examples:
+              ddpm-cl bench --device 0 --profile
+              ddpm-cl bench --model cifar10 --batch 32 --device-batch 128 --json cifar10.json
+            """)
 
     @OptionGroup var device: DeviceOptions
 
@@ -19,8 +27,11 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed training steps (after one warm-up step).")
     var steps = 3
 
-    @Option(name: .customLong("sample-batch"), parsing: .unconditional, help: "Images per sampling model evaluation (0: skip sampling).")
-    var sampleBatch = 64
+    @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per sampling model evaluation, as `sample --device-batch` (default 64; 0: skip sampling).")
+    var deviceBatch: Int?
+
+    @Option(name: .customLong("sample-batch"), parsing: .unconditional, help: .renamed(to: "--device-batch"))
+    var oldSampleBatch: Int?
 
     @Flag(help: "Profile every kernel with OpenCL events and print the 20 most expensive.")
     var profile = false
@@ -30,6 +41,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let sampleBatch = try renamedFlag(deviceBatch, old: oldSampleBatch, from: "bench --sample-batch", to: "--device-batch", default: 64)
             let backend = try device.makeBackend()
             let probe = try SpeedProbe(backend: backend, model: try loadModelConfig(model), batch: batch)
             let trainer = probe.trainer

@@ -112,11 +112,15 @@ struct ClassifierEval: ParsableCommand {
     @Option(help: "The classifier (.safetensors); default: the cached one for --data's dataset.")
     var classifier: String?
 
-    @Option(help: "At most this many images.")
-    var n: Int?
+    @Option(name: [.customLong("num-images"), .customShort("n")], help: "At most this many images.")
+    var numImages: Int?
+
+    @Option(name: .customLong("n"), help: .renamed(to: "--num-images"))
+    var oldN: Int?
 
     func run() throws {
         try reportingErrors {
+            let n = try renamedFlag(numImages, old: oldN, from: "classifier eval --n", to: "--num-images")
             let source = try ImageSource.parse(data)
             let url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source)
             let trained = try TrainedClassifier.read(url)

@@ -11,14 +11,14 @@ struct Eval: ParsableCommand {
         discussion: """
             L = L_T (prior) + Σ L_{t−1} (KL between Gaussian posteriors) + L_0 (discretised Gaussian
             decoder), with the scheduler's variance (β̃, β, or the model's own with learned_range). The exact
-            bound evaluates the model at all T timesteps for --n images. --stride S estimates it from about
+            bound evaluates the model at all T timesteps for --num-images images (-n; all in one model evaluation). --stride S estimates it from about
             K + T/S evaluations: the first K terms (--exact-terms, the largest ones) exactly, the rest in
             strata of 2S timesteps with two timesteps drawn per stratum; the estimate is unbiased and is
             printed with its standard error.
 
             Examples:
               ddpm-cl eval runs/NAME                       exact bound, 64 test images
-              ddpm-cl eval runs/NAME --stride 20 --n 256   ≈ 60 evaluations, ± standard error
+              ddpm-cl eval runs/NAME --stride 20 -n 256     ≈ 60 evaluations, ± standard error
             """)
 
     @Argument(help: "Run, pipeline or UNet directory.")
@@ -32,8 +32,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Fashion-MNIST split.")
     var split: SplitChoice = .test
 
-    @Option(parsing: .unconditional, help: "Number of images.")
-    var n = 64
+    @Option(name: [.customLong("num-images"), .customShort("n")], parsing: .unconditional, help: "How many images to evaluate (default 64; at most the data's).")
+    var numImages: Int?
+
+    @Option(name: .customLong("n"), parsing: .unconditional, help: .renamed(to: "--num-images"))
+    var oldN: Int?
 
     @Option(parsing: .unconditional, help: "Estimate the bound from strata of 2S timesteps, two drawn per stratum (1 = the exact bound).")
     var stride = 1
@@ -48,13 +51,14 @@ struct Eval: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if n < 1 { throw ValidationError("--n must be at least 1") }
+        if let n = numImages ?? oldN, n < 1 { throw ValidationError("--num-images must be at least 1") }
         if stride < 1 { throw ValidationError("--stride must be at least 1") }
         if exactTerms < 1 { throw ValidationError("--exact-terms must be at least 1 (t = 0 is the decoder term)") }
     }
 
     func run() throws {
         try reportingErrors {
+            let n = try renamedFlag(numImages, old: oldN, from: "eval --n", to: "--num-images", default: 64)
             let pipeline = try LoadedPipeline.load(URL(fileURLWithPath: model))
             let c = pipeline.config
             let bound = VariationalBound(settings: pipeline.settings)
@@ -66,8 +70,8 @@ struct Eval: ParsableCommand {
             let images = Array(data.images.prefix(count * per))
             let backend = try device.makeBackend()
             let need = try MemoryNeed.evaluation(c, weights: pipeline.weights, settings: pipeline.settings)
-            try need.check(batch: count, flag: "--n", on: backend, what: "evaluating")
-            let predictor = try need.allocating(batch: count, flag: "--n", on: backend, what: "evaluating") {
+            try need.check(batch: count, flag: "--num-images", on: backend, what: "evaluating")
+            let predictor = try need.allocating(batch: count, flag: "--num-images", on: backend, what: "evaluating") {
                 try UNetNoisePredictor(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: count)
             }
             let bar = isatty(STDERR_FILENO) == 1 && !json ? ProgressBar() : nil

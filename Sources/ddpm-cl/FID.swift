@@ -20,7 +20,7 @@ struct FID: ParsableCommand {
 
             Examples:
               ddpm-cl fid runs/NAME --data fashion-mnist:test
-              ddpm-cl fid fashion-mnist:train fashion-mnist:test --n 1000
+              ddpm-cl fid fashion-mnist:train fashion-mnist:test -n 1000
             """)
 
     @Argument(help: "The first set (e.g. generated samples).")
@@ -38,8 +38,11 @@ struct FID: ParsableCommand {
     @Option(help: "The classifier (.safetensors); default: the cached one trained on B's dataset.")
     var classifier: String?
 
-    @Option(help: "Use at most the first N images of each set.")
-    var n: Int?
+    @Option(name: [.customLong("num-images"), .customShort("n")], help: "Use at most the first N images of each set.")
+    var numImages: Int?
+
+    @Option(name: .customLong("n"), help: .renamed(to: "--num-images"))
+    var oldN: Int?
 
     @Option(name: .customLong("kid-subsets"), help: "KID: number of random subsets.")
     var kidSubsets = 100
@@ -61,12 +64,13 @@ struct FID: ParsableCommand {
     func validate() throws {
         if b == nil && data == nil { throw ValidationError("give the reference set as a second argument or as --data") }
         if b != nil && data != nil { throw ValidationError("give the reference set once: as the second argument or as --data") }
-        if let n, n < 2 { throw ValidationError("--n must be at least 2") }
+        if let n = numImages ?? oldN, n < 2 { throw ValidationError("--num-images must be at least 2") }
         if kidSubsets < 1 || kidSubsetSize < 2 { throw ValidationError("--kid-subsets must be ≥ 1 and --kid-subset-size ≥ 2") }
     }
 
     func run() throws {
         try reportingErrors {
+            let n = try renamedFlag(numImages, old: oldN, from: "fid --n", to: "--num-images")
             let sourceA = try ImageSource.parse(a), sourceB = try ImageSource.parse(b ?? data!)
             let url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: sourceB)
             let trained = try TrainedClassifier.read(url)

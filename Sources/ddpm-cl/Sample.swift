@@ -16,18 +16,20 @@ struct Sample: ParsableCommand {
         discussion: """
             MODEL is a ddpm-cl run directory, a diffusers DDPMPipeline directory or a UNet2DModel directory;
             without it the newest run under runs/ is used. Writes grid.png, one PNG per image and
-            samples.npy (uint8, N×C×H×W). Image i depends only on (--seed, i): the same seed gives the same
-            images whatever --batch or device.
+            samples.npy (uint8, N×C×H×W). --num-images (-n) is how many images; --device-batch how many
+            of them go through the model at once (as `bench --device-batch`; `train --batch` is images
+            per training step). Image i depends only on (--seed, i): the same seed gives the same
+            images whatever --device-batch or device.
 
             Examples:
-              ddpm-cl sample --batch 64                              newest run, DDPM with the trained schedule
+              ddpm-cl sample -n 64                                    newest run, DDPM with the trained schedule
               ddpm-cl sample runs/fashion-mnist --sampler ddim --steps 50
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m --steps 20   DPM-Solver++(2M), 20 model calls
               ddpm-cl sample runs/fashion-mnist --sampler unipc --steps 10         UniPC (bh2, order 2), 10 model calls
               ddpm-cl sample runs/fashion-mnist --sampler dpm++2m-sde --karras --steps 30
               ddpm-cl sample runs/fashion-mnist --sampler heun --sigmas karras --steps 10   19 model calls
-              ddpm-cl sample path/to/ddpm-cifar10-32 --batch 16 --variance beta
-              ddpm-cl sample runs/cond --class all --batch 8 --guidance 2     class-conditional: a labelled row per class
+              ddpm-cl sample path/to/ddpm-cifar10-32 -n 16 --variance beta
+              ddpm-cl sample runs/cond --class all -n 8 --guidance 2         class-conditional: a labelled row per class
 
             Classifier-free guidance (--guidance w, models trained with --class-conditional --cond-drop):
             ε̃ = (1+w)·ε(x, y) − w·ε(x, ∅), ∅ the null class. w = 0 is the plain conditional model;
@@ -39,10 +41,14 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var device: DeviceOptions
 
-    @Option(parsing: .unconditional, help: "Number of images.")
-    var batch = 64
+    @Option(name: [.customLong("num-images"), .customShort("n")], parsing: .unconditional,
+            help: "How many images to draw (default 64; with --class all, per class).")
+    var numImages: Int?
 
-    @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per model evaluation (large requests are split).")
+    @Option(name: .customLong("batch"), parsing: .unconditional, help: .renamed(to: "--num-images"))
+    var oldBatch: Int?
+
+    @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per model evaluation; more images are drawn in several evaluations of this many (less device memory, same images).")
     var deviceBatch = 64
 
     @Option(help: "ddpm (ancestral, Ho et al. Algorithm 2), ddim (Song et al.), dpm++2m / dpm++3m (DPM-Solver++ of order 2 / 3, deterministic; diffusers' DPMSolverMultistepScheduler), dpm++2m-sde (its stochastic variant), unipc (UniPC predictor-corrector, diffusers' UniPCMultistepScheduler), euler (diffusers' EulerDiscreteScheduler), euler-a (Euler ancestral, stochastic) or heun (diffusers' HeunDiscreteScheduler: two model calls per step but the last). Default: the solver the pipeline's scheduler_config.json names, else ddpm.")
@@ -84,7 +90,7 @@ struct Sample: ParsableCommand {
     @Flag(help: "Also write trajectory.png: x_t of up to 8 images at 8 points of the run, from noise to image.")
     var trajectory = false
 
-    @Option(name: .customLong("class"), help: "Class-conditional models: the class of every image (an index or a name such as Trouser), or `all` for one row per class of --batch images each, labelled with the class names. Default: the classes in turn (image i gets class i mod K).")
+    @Option(name: .customLong("class"), help: "Class-conditional models: the class of every image (an index or a name such as Trouser), or `all` for one row per class of --num-images images each, labelled with the class names. Default: the classes in turn (image i gets class i mod K).")
     var classChoice: String?
 
     @Option(parsing: .unconditional, help: "Classifier-free guidance weight w ≥ 0: ε̃ = (1+w)·ε(x, y) − w·ε(x, ∅) (diffusers' guidance_scale = 1 + w). 0: the plain conditional model, one network call per step; otherwise the conditional and null-class predictions share one call of 2N images. Needs a model trained with --cond-drop.")
@@ -102,16 +108,40 @@ struct Sample: ParsableCommand {
     @Option(help: "Output directory (default MODEL/samples/<sampler>-<steps>-seed<seed>).")
     var out: String?
 
-    /// "-class3-w2", "-classall", "-cg4" in the default output folder's name when classes are asked for.
-    var classSuffix: String {
-        var suffix = classChoice.map { "-class\($0.replacingOccurrences(of: "/", with: "_"))" } ?? ""
-        if guidance != 0 { suffix += String(format: "-w%g", guidance) }
-        if classifier != nil { suffix += String(format: "-cg%g", classifierScale) }
-        return suffix
+    /// The flags as a library request (the old spelling of --num-images resolved).
+    func request() throws -> SampleRequest {
+        var r = SampleRequest()
+        r.count = try renamedFlag(numImages, old: oldBatch, from: "sample --batch", to: "--num-images", default: r.count)
+        r.deviceBatch = deviceBatch
+        r.sampler = sampler
+        r.steps = steps
+        r.sigmas = sigmas
+        r.karras = karras
+        r.eta = eta
+        r.variance = variance.map {
+            switch $0 {
+            case .beta: return .fixedLarge
+            case .betaTilde: return .fixedSmall
+            case .learned: return .learnedRange
+            }
+        }
+        r.spacing = spacing.map { SchedulerSettings.Spacing(rawValue: $0.rawValue)! }
+        r.clipSample = clipSample
+        r.dynamicThreshold = dynamicThreshold
+        r.sampleMaxValue = sampleMaxValue
+        r.seed = seed
+        r.initialNoise = initNoise.map { URL(fileURLWithPath: $0) }
+        r.snapshots = trajectory ? 8 : 0
+        r.classChoice = classChoice
+        r.guidance = guidance
+        r.classifier = classifier.map { URL(fileURLWithPath: $0) }
+        r.classifierScale = classifierScale
+        return r
     }
 
     func run() throws {
         try reportingErrors {
+            let request = try request()
             let source: URL
             if let model {
                 source = URL(fileURLWithPath: model)
@@ -122,101 +152,28 @@ struct Sample: ParsableCommand {
                 source = newest
                 print("using the newest run: \(newest.path)")
             }
-            var pipeline = try LoadedPipeline.load(source)
-            if let variance {
-                switch variance {
-                case .beta: pipeline.settings.variance = .fixedLarge
-                case .betaTilde: pipeline.settings.variance = .fixedSmall
-                case .learned: pipeline.settings.variance = .learnedRange
-                }
-            }
-            if let spacing { pipeline.settings.spacing = SchedulerSettings.Spacing(rawValue: spacing.rawValue)! }
-            if let clipSample { pipeline.settings.clipSample = clipSample }
-            if let dynamicThreshold {
-                pipeline.settings.thresholding = true
-                pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
-            }
-            if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
-            if karras, let sigmas, sigmas != .karras {
-                throw UserError("--karras and --sigmas \(sigmas.rawValue) disagree; pass one of them.")
-            }
-            guard classifierScale.isFinite && classifierScale >= 0 else {
-                throw UserError("--classifier-scale \(classifierScale): it takes a finite scale ≥ 0 (guided-diffusion uses 1–10).")
-            }
-            let guideFile = try classifier.map { path -> (URL, TrainedClassifier) in
-                let url = URL(fileURLWithPath: path)
-                let trained = try TrainedClassifier.read(url)
-                try ClassifierGuide.check(trained, source: path, model: pipeline.config, settings: pipeline.settings)
-                return (url, trained)
-            }
-            let classes = try ClassRequest(choice: classChoice, guidance: guidance).plan(pipeline, batch: batch, classifier: guideFile?.1)
-            let batch = classes?.count ?? batch
-            // Default: the solver the pipeline's scheduler names, else DDPM; the scheduler's options are kept.
-            let kind = try SamplerKind.resolve(self.sampler, sigmas: karras ? .karras : sigmas, eta: eta, scheduler: pipeline.scheduler)
-            let sampler = kind.name
-            let stepCount = steps ?? kind.defaultSteps(timesteps: pipeline.settings.schedule.timesteps)
-            let request = SampleRequest(count: batch, deviceBatch: deviceBatch, sampler: kind, steps: stepCount,
-                                        initialNoise: initNoise.map { URL(fileURLWithPath: $0) })
-            try request.validate(pipeline)
-            let c = pipeline.config
-            let given = try request.loadInitialNoise(c)
+            let plan = try request.plan(try LoadedPipeline.load(source))
             let backend = try device.makeBackend()
-            let perCall = min(deviceBatch, batch)
-            let need = try MemoryNeed.sampling(c, weights: pipeline.weights, settings: pipeline.settings, conditioning: classes?.modelConditioning)
-            try need.check(batch: perCall, flag: "--device-batch", on: backend, what: "sampling")
-            let engine = try need.allocating(batch: perCall, flag: "--device-batch", on: backend, what: "sampling") {
-                try Sampler(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: perCall,
-                            conditioning: classes?.modelConditioning)
+            let engine = try plan.makeSampler(on: backend)
+            if let guide = plan.guide {
+                print(String(format: "classifier guidance: %@ (held-out accuracy %.2f%% at t = 0), scale %g", guide.url.path,
+                             100 * guide.classifier.heldOutAccuracy, guide.scale))
             }
-            if let guideFile, let classes {
-                let (url, trained) = guideFile
-                engine.classifierGuide = try ClassifierGuide(backend: backend, classifier: trained, scale: classifierScale, batch: perCall,
-                                                             labels: classes.conditioning)
-                print(String(format: "classifier guidance: %@ (held-out accuracy %.2f%% at t = 0), scale %g", url.path,
-                             100 * trained.heldOutAccuracy, classifierScale))
-            }
-            let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(sampler.rawValue)-\(stepCount)-seed\(seed)\(classSuffix)").path)
-            print("sampling \(batch) images with \(sampler.rawValue) (\(stepCount) steps) on \(backend.name) from \(pipeline.description)")
-            if let classes { print("classes: \(classes.description)") }
+            let outDir = URL(fileURLWithPath: out ?? source.appendingPathComponent("samples/\(plan.outputName)").path)
+            print("sampling \(plan.count) images with \(plan.sampler.name.rawValue) (\(plan.steps) steps) on \(backend.name) from \(plan.pipeline.description)")
+            if let classes = plan.classes { print("classes: \(classes.description)") }
             let bar = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
             let start = Date()
-            var snapshots: [[Float]] = []
-            let shown = min(batch, 8, min(deviceBatch, batch))
-            let per = c.inChannels * c.sampleSize * c.sampleSize
-            let images = try engine.sample(count: batch, seed: seed, sampler: kind, steps: stepCount, initialNoise: given,
-                                           snapshots: trajectory ? 8 : 0,
-                                           trajectory: { _, x in snapshots.append(Array(x.prefix(shown * per))) }) { done, all in
+            let images = try plan.run(engine) { done, all in
                 guard let bar, done % 5 == 0 || done == all else { return }
                 let elapsed = Date().timeIntervalSince(start)
-                bar.show(step: done, total: all, loss: nil, imagesPerSecond: Double(done * min(deviceBatch, batch)) / elapsed,
+                bar.show(step: done, total: all, loss: nil, imagesPerSecond: Double(done * plan.deviceBatch) / elapsed,
                          eta: elapsed / Double(done) * Double(all - done))
             }
             bar?.finish()
             let seconds = Date().timeIntervalSince(start)
-            let pixels = toUInt8(images)
-            if trajectory && !snapshots.isEmpty {
-                // Rows are images, columns the snapshots from x_T to x_0.
-                var strip: [Float] = []
-                for i in 0..<shown { for s in snapshots { strip += s[i * per..<(i + 1) * per] } }
-                try writePNG(makeGrid(strip, count: shown * snapshots.count, channels: c.inChannels, height: c.sampleSize,
-                                      width: c.sampleSize, columns: snapshots.count),
-                             to: outDir.appendingPathComponent("trajectory.png"))
-            }
-            var grid = makeGrid(images, count: batch, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize,
-                                columns: classes?.columns)
-            if let labels = classes?.rowLabels { grid = labellingRows(grid, labels: labels, rowHeight: c.sampleSize) }
-            try writePNG(grid, to: outDir.appendingPathComponent("grid.png"))
-            try writeNPY(uint8: pixels, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples.npy"))
-            if saveFloat {
-                try writeNPY(float32: images, shape: [batch, c.inChannels, c.sampleSize, c.sampleSize], to: outDir.appendingPathComponent("samples-float32.npy"))
-            }
-            for i in 0..<batch {
-                let image = Array(images[i * per..<(i + 1) * per])
-                try writePNG(makeGrid(image, count: 1, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize, columns: 1, padding: 0),
-                             to: outDir.appendingPathComponent(String(format: "images/%04d.png", i)))
-            }
-            print(String(format: "%d images in %.1f s (%.2f img/s). Grid: %@", batch, seconds, Double(batch) / seconds,
-                         outDir.appendingPathComponent("grid.png").path))
+            let grid = try images.write(to: outDir, saveFloat: saveFloat)
+            print(String(format: "%d images in %.1f s (%.2f img/s). Grid: %@", plan.count, seconds, Double(plan.count) / seconds, grid.path))
         }
     }
 }

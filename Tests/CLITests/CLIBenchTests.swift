@@ -7,8 +7,8 @@ final class CLIBenchTests: XCTestCase {
         let tiny = ["--model", "tiny", "--device", "cpu-reference"]
         try expectUserError(["bench", "--batch", "0"] + tiny, mentioning: ["--batch 0"])
         try expectUserError(["bench", "--batch", "-3"] + tiny, mentioning: ["--batch -3"])
-        try expectUserError(["bench", "--batch", "2", "--steps", "0", "--sample-batch", "0"] + tiny, mentioning: ["--steps 0"])
-        try expectUserError(["bench", "--batch", "2", "--sample-batch", "-1"] + tiny, mentioning: ["--sample-batch -1"])
+        try expectUserError(["bench", "--batch", "2", "--steps", "0", "--device-batch", "0"] + tiny, mentioning: ["--steps 0"])
+        try expectUserError(["bench", "--batch", "2", "--device-batch", "-1"] + tiny, mentioning: ["--device-batch -1"])
         try expectUserError(["bench", "--batch", "1000000000"] + tiny, mentioning: ["--batch 1000000000", "fits"], seconds: 30)
     }
 

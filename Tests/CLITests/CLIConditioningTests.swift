@@ -57,12 +57,12 @@ final class CLIConditioningTests: XCTestCase {
         XCTAssertEqual(config["num_class_embeds"] as? Int, 3)
 
         let out = run.appendingPathComponent("all")
-        let sample = try runCLI(["sample", run.path, "--device", "cpu-reference", "--class", "all", "--batch", "3", "--guidance", "1.5",
+        let sample = try runCLI(["sample", run.path, "--device", "cpu-reference", "--class", "all", "--num-images", "3", "--guidance", "1.5",
                                  "--sampler", "ddim", "--steps", "3", "--out", out.path])
         XCTAssertEqual(sample.status, 0, sample.err)
         XCTAssert(sample.out.contains("6 images") && sample.out.contains("guidance_scale 2.5"), sample.out)
         XCTAssert(FileManager.default.fileExists(atPath: out.appendingPathComponent("images/0005.png").path))
-        let one = try runCLI(["sample", run.path, "--device", "cpu-reference", "--class", "right", "--batch", "2", "--sampler", "dpm++2m",
+        let one = try runCLI(["sample", run.path, "--device", "cpu-reference", "--class", "right", "--num-images", "2", "--sampler", "dpm++2m",
                               "--steps", "3", "--out", run.appendingPathComponent("right").path])
         XCTAssertEqual(one.status, 0, one.err)
         XCTAssert(one.out.contains("class 1 (right)"), one.out)

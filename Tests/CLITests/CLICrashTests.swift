@@ -7,8 +7,8 @@ final class CLICrashTests: XCTestCase {
 
     func testSampleHugeBatchIsRefusedBeforeAllocating() throws {
         let pipe = try copyOfTinyPipeline("huge-batch")
-        try expectUserError(["sample", pipe.path, "--batch", "1000000000", "--steps", "1"] + cpu,
-                            mentioning: ["--batch 1000000000", "host memory", "fits"], seconds: 20)
+        try expectUserError(["sample", pipe.path, "--num-images", "1000000000", "--steps", "1"] + cpu,
+                            mentioning: ["--num-images 1000000000", "host memory", "fits"], seconds: 20)
     }
 
     func testTrainMinutesNaN() throws {
@@ -19,7 +19,7 @@ final class CLICrashTests: XCTestCase {
         // The probe: --timesteps 2…49 trained, then crashed drawing the 50-step sample grid.
         let pipe = try copyOfTinyPipeline("few-steps-data")
         let images = scratchFolder("few-steps-images")
-        let made = try runCLI(["sample", pipe.path, "--batch", "2", "--steps", "2", "--out", images.path] + cpu)
+        let made = try runCLI(["sample", pipe.path, "--num-images", "2", "--steps", "2", "--out", images.path] + cpu)
         XCTAssertEqual(made.status, 0, made.err)
         let out = scratchFolder("few-steps-run")
         let r = try runCLI(["train", "--model", "tiny", "--data", images.appendingPathComponent("images").path, "--timesteps", "3",
@@ -42,7 +42,7 @@ final class CLICrashTests: XCTestCase {
         for (key, value, words) in cases {
             let pipe = try copyOfTinyPipeline("unet-\(key)")
             try editJSON(pipe.appendingPathComponent("unet/config.json")) { $0[key] = value }
-            try expectUserError(["sample", pipe.path, "--batch", "1", "--steps", "1"] + cpu, mentioning: words + ["config.json"])
+            try expectUserError(["sample", pipe.path, "--num-images", "1", "--steps", "1"] + cpu, mentioning: words + ["config.json"])
             try expectUserError(["train", "--model", pipe.appendingPathComponent("unet/config.json").path, "--steps", "1",
                                  "--out", scratchFolder("unet-run").path] + cpu, mentioning: words)
         }
@@ -61,15 +61,15 @@ final class CLICrashTests: XCTestCase {
         for (key, value, words) in cases {
             let pipe = try copyOfTinyPipeline("scheduler-\(key)")
             try editJSON(pipe.appendingPathComponent("scheduler/scheduler_config.json")) { $0[key] = value }
-            try expectUserError(["sample", pipe.path, "--batch", "1", "--steps", "1"] + cpu,
+            try expectUserError(["sample", pipe.path, "--num-images", "1", "--steps", "1"] + cpu,
                                 mentioning: words + ["scheduler_config.json"], seconds: 20)
         }
         let empty = try copyOfTinyPipeline("scheduler-empty")
         try Data("{}".utf8).write(to: empty.appendingPathComponent("scheduler/scheduler_config.json"))
-        try expectUserError(["sample", empty.path, "--batch", "1", "--steps", "1"] + cpu, mentioning: ["_class_name"])
+        try expectUserError(["sample", empty.path, "--num-images", "1", "--steps", "1"] + cpu, mentioning: ["_class_name"])
         let missing = try copyOfTinyPipeline("scheduler-missing")
         try FileManager.default.removeItem(at: missing.appendingPathComponent("scheduler/scheduler_config.json"))
-        try expectUserError(["sample", missing.path, "--batch", "1", "--steps", "1"] + cpu, mentioning: ["scheduler_config.json", "missing"])
+        try expectUserError(["sample", missing.path, "--num-images", "1", "--steps", "1"] + cpu, mentioning: ["scheduler_config.json", "missing"])
     }
 
     func testNaNWeightsAreRefusedNamingTheTensor() throws {
@@ -80,7 +80,7 @@ final class CLICrashTests: XCTestCase {
         let begin = ((info as! [String: Any])["data_offsets"] as! [Int])[0]
         parts.data.replaceSubrange(begin..<(begin + 4), with: [0x00, 0x00, 0xC0, 0x7F])   // NaN
         try parts.write(to: file)
-        try expectUserError(["sample", pipe.path, "--batch", "1", "--steps", "1"] + cpu, mentioning: [name, "nan", "finite"])
+        try expectUserError(["sample", pipe.path, "--num-images", "1", "--steps", "1"] + cpu, mentioning: [name, "nan", "finite"])
     }
 
     func testBadInitialNoise() throws {
@@ -89,9 +89,9 @@ final class CLICrashTests: XCTestCase {
         var values = [Float](repeating: 0.1, count: 64)
         values[5] = .nan
         try npyData(shape: [1, 1, 8, 8], values: values).write(to: noise)
-        try expectUserError(["sample", pipe.path, "--batch", "1", "--steps", "1", "--init-noise", noise.path] + cpu, mentioning: ["--init-noise", "finite"])
+        try expectUserError(["sample", pipe.path, "--num-images", "1", "--steps", "1", "--init-noise", noise.path] + cpu, mentioning: ["--init-noise", "finite"])
         try npyData(shape: [1, 1, 8, 8], values: [Float](repeating: 0.1, count: 64), trailing: 12).write(to: noise)
-        try expectUserError(["sample", pipe.path, "--batch", "1", "--steps", "1", "--init-noise", noise.path] + cpu, mentioning: ["12 bytes follow"])
+        try expectUserError(["sample", pipe.path, "--num-images", "1", "--steps", "1", "--init-noise", noise.path] + cpu, mentioning: ["12 bytes follow"])
     }
 
     func testOutOfRangeFlags() throws {
@@ -106,9 +106,9 @@ final class CLICrashTests: XCTestCase {
         for (arguments, words) in cases { try expectUserError(arguments + cpu, mentioning: words, seconds: 20) }
         let pipe = try copyOfTinyPipeline("eta")
         for eta in ["nan", "inf", "1e30", "-1"] {
-            try expectUserError(["sample", pipe.path, "--sampler", "ddim", "--eta", eta, "--batch", "1"] + cpu, mentioning: ["--eta"])
+            try expectUserError(["sample", pipe.path, "--sampler", "ddim", "--eta", eta, "--num-images", "1"] + cpu, mentioning: ["--eta"])
         }
-        try expectUserError(["sample", pipe.path, "--steps", "5000", "--batch", "1"] + cpu, mentioning: ["--steps 5000"])
+        try expectUserError(["sample", pipe.path, "--steps", "5000", "--num-images", "1"] + cpu, mentioning: ["--steps 5000"])
         try expectUserError(["eval", pipe.path, "--stride", "1000"] + cpu, mentioning: ["--stride 1000"])
         try expectUserError(["check", "--device", "-1"], mentioning: ["--device", "-1"])
     }

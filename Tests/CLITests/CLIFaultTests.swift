@@ -10,7 +10,7 @@ final class CLIFaultTests: XCTestCase {
     func trainingImages(_ name: String) throws -> URL {
         let pipe = try copyOfTinyPipeline("\(name)-pipe")
         let out = scratchFolder("\(name)-images")
-        let r = try runCLI(["sample", pipe.path, "--batch", "2", "--steps", "2", "--out", out.path] + cpu)
+        let r = try runCLI(["sample", pipe.path, "--num-images", "2", "--steps", "2", "--out", out.path] + cpu)
         XCTAssertEqual(r.status, 0, r.err)
         return out.appendingPathComponent("images")
     }

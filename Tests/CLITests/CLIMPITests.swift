@@ -58,7 +58,7 @@ final class CLIMPITests: XCTestCase {
         // Eight 8×8 training images drawn from the tiny pipeline fixture.
         let pipe = try copyOfTinyPipeline("mpi-pipe")
         let images = scratchFolder("mpi-images")
-        let drawn = try runCLI(["sample", pipe.path, "--batch", "8", "--steps", "2", "--out", images.path, "--device", "cpu-reference"])
+        let drawn = try runCLI(["sample", pipe.path, "--num-images", "8", "--steps", "2", "--out", images.path, "--device", "cpu-reference"])
         XCTAssertEqual(drawn.status, 0, drawn.err)
         func train(_ out: URL, steps: Int) -> [String] {
             ["train", "--model", "tiny", "--data", images.appendingPathComponent("images").path, "--batch", "4", "--steps", "\(steps)",

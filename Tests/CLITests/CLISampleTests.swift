@@ -22,14 +22,14 @@ final class CLISampleTests: XCTestCase {
         let dir = try pipeline("dpm") { $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["beta_start"] = 0.0001 }
         for (sampler, extra) in [("dpm++2m", ["--karras"]), ("dpm++3m", []), ("dpm++2m-sde", ["--spacing", "trailing"]), ("euler", []), ("euler-a", ["--spacing", "trailing"]),
                                  ("unipc", []), ("heun", ["--sigmas", "karras"]), ("euler", ["--sigmas", "exponential"])] {
-            let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", sampler, "--steps", "7", "--batch", "2",
+            let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", sampler, "--steps", "7", "--num-images", "2",
                                 "--out", dir.appendingPathComponent("out-\(sampler)").path] + extra)
             XCTAssertEqual(r.status, 0, "\(sampler): \(r.err)")
             XCTAssert(r.out.contains("7 steps"), r.out)
         }
         // β up to 0.35 over 1000 steps: ᾱ underflows, σ is infinite; a clear error, not a crash.
         let underflow = try pipeline("underflow") { $0["num_train_timesteps"] = 1000 }
-        let u = try runCLI(["sample", underflow.path, "--device", "cpu-reference", "--sampler", "dpm++2m", "--batch", "1"])
+        let u = try runCLI(["sample", underflow.path, "--device", "cpu-reference", "--sampler", "dpm++2m", "--num-images", "1"])
         XCTAssertNotEqual(u.status, 0)
         XCTAssert(u.err.contains("--sampler ddpm or ddim") && !u.err.contains("Backtrace"), u.err)
         let refused = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", "ddim", "--karras"])
@@ -39,18 +39,18 @@ final class CLISampleTests: XCTestCase {
         let unipc = try pipeline("unipc") {
             $0["_class_name"] = "UniPCMultistepScheduler"; $0["num_train_timesteps"] = 1000; $0["beta_end"] = 0.02; $0["solver_order"] = 3
         }
-        let u3 = try runCLI(["sample", unipc.path, "--device", "cpu-reference", "--batch", "1", "--steps", "5",
+        let u3 = try runCLI(["sample", unipc.path, "--device", "cpu-reference", "--num-images", "1", "--steps", "5",
                              "--out", unipc.appendingPathComponent("out").path])
         XCTAssertEqual(u3.status, 0, u3.err)
         XCTAssert(u3.out.contains("with unipc (5 steps)"), u3.out)
         // A scheduler class ddpm-cl does not implement is refused with what to pass instead.
         let lms = try pipeline("lms") { $0["_class_name"] = "LMSDiscreteScheduler" }
-        let r = try runCLI(["sample", lms.path, "--device", "cpu-reference", "--batch", "1"])
+        let r = try runCLI(["sample", lms.path, "--device", "cpu-reference", "--num-images", "1"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssert(r.err.contains("LMSDiscreteScheduler") && r.err.contains("--sampler"), r.err)
         // An unsupported option of a supported class: refused with the fix.
         let bh1 = try pipeline("bh1") { $0["_class_name"] = "UniPCMultistepScheduler"; $0["solver_type"] = "bh1" }
-        let b = try runCLI(["sample", bh1.path, "--device", "cpu-reference", "--batch", "1"])
+        let b = try runCLI(["sample", bh1.path, "--device", "cpu-reference", "--num-images", "1"])
         XCTAssertNotEqual(b.status, 0)
         XCTAssert(b.err.contains("final_sigmas_type to sigma_min"), b.err)
     }
@@ -76,7 +76,7 @@ final class CLISampleTests: XCTestCase {
         let dir = try pipeline("trailing") { $0["num_train_timesteps"] = 1000 }
         for steps in ["3", "7", "61"] {
             let r = try runCLI(["sample", dir.path, "--device", "cpu-reference", "--sampler", "ddim", "--steps", steps,
-                                "--spacing", "trailing", "--batch", "1", "--out", dir.appendingPathComponent("out-\(steps)").path])
+                                "--spacing", "trailing", "--num-images", "1", "--out", dir.appendingPathComponent("out-\(steps)").path])
             XCTAssertEqual(r.status, 0, "steps \(steps): \(r.err)")
             XCTAssert(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out-\(steps)/grid.png").path))
         }

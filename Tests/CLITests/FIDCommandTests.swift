@@ -4,7 +4,7 @@ import XCTest
 /// `ddpm-cl fid` and `ddpm-cl classifier` refuse bad input with one clear paragraph.
 final class FIDCommandTests: XCTestCase {
     func testMissingClassifierSaysHowToTrainOne() throws {
-        let r = try runCLI(["fid", "fashion-mnist:test", "--data", "fashion-mnist:train", "--n", "10",
+        let r = try runCLI(["fid", "fashion-mnist:test", "--data", "fashion-mnist:train", "-n", "10",
                             "--classifier", "/nonexistent/classifier.safetensors"])
         XCTAssertEqual(r.status, 1, r.err)
         XCTAssert(r.err.contains("ddpm-cl classifier train"), r.err)

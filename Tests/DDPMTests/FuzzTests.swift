@@ -355,17 +355,18 @@ final class FuzzTests: XCTestCase {
         let floats: [Float] = [0, -1, 1, 0.5, 2, 1e30, .nan, .infinity, 0.995, 1.0001]
         let ints = [0, -1, 1, 2, 7, 64, 999, 1000, 1001, 1_000_000_000, Int.max]
         for i in 0..<500 {
-            var p = pipeline
-            let sampler: SamplerKind = m.chance(0.5) ? .ddpm : .ddim(eta: m.pick(floats))
-            let request = SampleRequest(count: m.pick(ints), deviceBatch: m.pick(ints), sampler: sampler, steps: m.chance(0.8) ? m.pick(ints) : nil,
-                                        initialNoise: nil)
-            if m.chance(0.3) { p.settings.thresholding = true; p.settings.dynamicThresholdingRatio = m.pick(floats) }
-            if m.chance(0.3) { p.settings.sampleMaxValue = m.pick(floats) }
-            if m.chance(0.3) { p.settings.spacing = m.pick(SchedulerSettings.Spacing.allCases) }
-            if m.chance(0.2) { p.settings.variance = .learnedRange }
+            var request = SampleRequest()
+            request.count = m.pick(ints)
+            request.deviceBatch = m.pick(ints)
+            if m.chance(0.5) { request.sampler = .ddpm } else { request.sampler = .ddim; request.eta = m.pick(floats) }
+            request.steps = m.chance(0.8) ? m.pick(ints) : nil
+            if m.chance(0.3) { request.dynamicThreshold = m.pick(floats) }
+            if m.chance(0.3) { request.sampleMaxValue = m.pick(floats) }
+            if m.chance(0.3) { request.spacing = m.pick(SchedulerSettings.Spacing.allCases) }
+            if m.chance(0.2) { request.variance = .learnedRange }
             tally.run("sample case \(i)", mention: "--", maxValues: Int.max) {
-                try request.validate(p)
-                return p.settings.reverseSteps(sampler, count: request.stepCount(p.settings), seed: 0).count
+                let plan = try request.plan(pipeline)
+                return plan.pipeline.settings.reverseSteps(plan.sampler, count: plan.steps, seed: 0).count
             }
         }
         report("sample requests", tally)

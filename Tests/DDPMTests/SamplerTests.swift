@@ -119,10 +119,7 @@ final class SamplerTests: XCTestCase {
             .map { String($0.dropLast("-config.json".count)) }.sorted()
         XCTAssertGreaterThanOrEqual(names.count, 79)
         var worstOverall: [String: Float] = [:]
-        // Open: Heun with x₀-prediction on the cosine schedule (σ_max ≈ 1.6e4) differs by 1.7e-4 at its first
-        // second-order step, over the 1e-4 bound; not understood yet (the other 13 Heun cases are within it).
-        let open = ["heun-sample-cosine-7"]
-        for name in names where !open.contains(name) {
+        for name in names {
             // diffusers writes "lambda_min_clipped": -Infinity: Python's JSON.
             let json = try PythonJSON.object(Data(contentsOf: dir.appendingPathComponent("\(name)-config.json")), source: name)
             let info = json["_fixture"] as! [String: Any]
@@ -157,6 +154,10 @@ final class SamplerTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(trajectory.count, compared * per, name)
             // diffusers starts linspace/trailing σ-space runs at σ_max·z, where our model input is z.
             let initScale = Float((info["init_scale"] as? NSNumber)?.doubleValue ?? 1)
+            // Stepped by diffusers in float64 (heun-sample-cosine-7: its float32 run is 1.3% off the exact one,
+            // see FLOAT64_CASES in make-fixtures): no float32 round-off of diffusers' to allow for, so the bound
+            // is 1e-4 relative to the value alone.
+            let exactReference = info["dtype"] as? String == "float64"
             for backend in try testBackends() {
                 let slots = plan.map { max($0.c.count, $0.corrector?.c.count ?? 0) }.max()!
                 let history = try (0..<slots).map { _ in TensorRef(try backend.makeBuffer(count: per), shape) }
@@ -182,7 +183,7 @@ final class SamplerTests: XCTestCase {
                     // in our x scale after dividing by the next step's s'. The bound is 1e-4 of that.
                     let scale = sigmaSpace.isEmpty ? 1 : (sigmaSpace[i] * sigmaSpace[i] + 1).squareRoot() * Double(x.map(abs).max()!)
                         / (sigmaSpace[i + 1] * sigmaSpace[i + 1] + 1).squareRoot()
-                    carried = max(carried, scale)   // earlier steps' round-off is carried along
+                    if !exactReference { carried = max(carried, scale) }   // earlier steps' round-off is carried along
                     x = try backend.read(out, count: per)
                     // 1e-4 absolute, relative above 1: with ε-prediction the fake model's x̂0 = x/√ᾱ grows to
                     // ~300 near t = T (DPM-Solver++ does not clip), where float32 round-off alone is 1e-4

@@ -35,7 +35,7 @@ public enum ImageSource: Equatable, CustomStringConvertible {
         if FileManager.default.fileExists(atPath: inside.path) { return .npy(inside) }
         if FileManager.default.fileExists(atPath: url.appendingPathComponent(Checkpoint.fileName).path) {
             guard let newest = newestSamples(in: url.appendingPathComponent("samples")) else {
-                throw UserError("the run \(text) has no samples yet: run `ddpm-cl sample \(text) --batch 500` first, or give a samples directory.")
+                throw UserError("the run \(text) has no samples yet: run `ddpm-cl sample \(text) --num-images 500` first, or give a samples directory.")
             }
             return .npy(newest)
         }

@@ -105,7 +105,7 @@ public struct ClassRequest {
         /// What the U-Net gets: `conditioning` for a class-conditional model, nil for an unconditional
         /// one steered by a classifier alone.
         public var modelConditioning: ClassConditioning?
-        /// Images to draw: --batch, or --batch per class with "all".
+        /// Images to draw: --num-images, or --num-images per class with "all".
         public var count: Int
         /// With "all": the grid has one row per class of `columns` images, labelled with the names.
         public var columns: Int?

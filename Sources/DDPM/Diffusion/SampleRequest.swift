@@ -1,28 +1,78 @@
 import DDPMCore
 import Foundation
 
-/// What `ddpm-cl sample` was asked for, checked against the loaded model before anything is
-/// allocated: the step count against the schedule, the variance against the model's channels,
-/// η, the initial noise file and the memory the images take.
+/// What `ddpm-cl sample` asks for, as given, before it is checked against a model. `plan` checks
+/// that the model, its scheduler and the solver fit together and resolves every default; errors
+/// name the flag (or the scheduler key) at fault.
 public struct SampleRequest {
-    public var count: Int
-    public var deviceBatch: Int
-    public var sampler: SamplerKind
+    /// --num-images: images to draw (per class with `classChoice` "all").
+    public var count = 64
+    /// --device-batch: images per model evaluation; larger requests are split.
+    public var deviceBatch = 64
+    /// nil: the solver the pipeline's scheduler names, else DDPM.
+    public var sampler: SamplerName?
+    /// nil: all T for DDPM, 50 for DDIM, 20 for the fast solvers (at most T).
     public var steps: Int?
+    public var sigmas: SigmaRamp?
+    /// --karras: the same as `sigmas` .karras.
+    public var karras = false
+    public var eta: Float = 0
+    // Scheduler overrides; nil keeps the scheduler_config.json's setting.
+    public var variance: SchedulerSettings.Variance?
+    public var spacing: SchedulerSettings.Spacing?
+    public var clipSample: Bool?
+    public var dynamicThreshold: Float?
+    public var sampleMaxValue: Float?
+    public var seed: UInt64 = 0
     public var initialNoise: URL?
+    /// Snapshots of x_t kept for trajectory.png (0: none).
+    public var snapshots = 0
+    public var classChoice: String?
+    public var guidance: Float = 0
+    /// A noisy classifier for classifier guidance, and its scale s.
+    public var classifier: URL?
+    public var classifierScale: Float = 1
 
-    public init(count: Int, deviceBatch: Int, sampler: SamplerKind, steps: Int?, initialNoise: URL?) {
-        self.count = count; self.deviceBatch = deviceBatch; self.sampler = sampler; self.steps = steps; self.initialNoise = initialNoise
+    public init() {}
+
+    /// The request resolved against `pipeline`: everything that can be refused without a device is refused here.
+    public func plan(_ loaded: LoadedPipeline) throws -> SamplePlan {
+        var pipeline = loaded
+        if let variance { pipeline.settings.variance = variance }
+        if let spacing { pipeline.settings.spacing = spacing }
+        if let clipSample { pipeline.settings.clipSample = clipSample }
+        if let dynamicThreshold {
+            pipeline.settings.thresholding = true
+            pipeline.settings.dynamicThresholdingRatio = dynamicThreshold
+        }
+        if let sampleMaxValue { pipeline.settings.sampleMaxValue = sampleMaxValue }
+        if karras, let sigmas, sigmas != .karras {
+            throw UserError("--karras and --sigmas \(sigmas.rawValue) disagree; pass one of them.")
+        }
+        guard classifierScale.isFinite && classifierScale >= 0 else {
+            throw UserError("--classifier-scale \(classifierScale): it takes a finite scale ≥ 0 (guided-diffusion uses 1–10).")
+        }
+        let guide = try classifier.map { url -> SamplePlan.Guide in
+            let trained = try TrainedClassifier.read(url)
+            try ClassifierGuide.check(trained, source: url.path, model: pipeline.config, settings: pipeline.settings)
+            return SamplePlan.Guide(url: url, classifier: trained, scale: classifierScale)
+        }
+        let classes = try ClassRequest(choice: classChoice, guidance: guidance).plan(pipeline, batch: count, classifier: guide?.classifier)
+        let total = classes?.count ?? count
+        // Default: the solver the pipeline's scheduler names, else DDPM; the scheduler's options are kept.
+        let kind = try SamplerKind.resolve(sampler, sigmas: karras ? .karras : sigmas, eta: eta, scheduler: pipeline.scheduler)
+        let stepCount = steps ?? kind.defaultSteps(timesteps: pipeline.settings.schedule.timesteps)
+        try Self.check(count: total, deviceBatch: deviceBatch, sampler: kind, steps: stepCount, pipeline)
+        let noise = try initialNoise.map { try Self.loadInitialNoise($0, count: total, pipeline.config) }
+        return SamplePlan(pipeline: pipeline, sampler: kind, steps: stepCount, count: total, deviceBatch: min(deviceBatch, total),
+                          seed: seed, classes: classes, guide: guide, initialNoise: noise, snapshots: snapshots,
+                          classChoice: classChoice)
     }
 
-    /// The step count: given, or all T for DDPM, 50 for DDIM and 20 for the fast solvers (at most T).
-    public func stepCount(_ settings: SchedulerSettings) -> Int {
-        steps ?? sampler.defaultSteps(timesteps: settings.schedule.timesteps)
-    }
-
-    /// Refuses what cannot be sampled, naming the flag or the scheduler key at fault.
-    public func validate(_ pipeline: LoadedPipeline) throws {
-        if count < 1 { throw UserError("--batch \(count): it takes a whole number of images ≥ 1.") }
+    /// Refuses what cannot be sampled: the counts, η, a variance or thresholding the model or scheduler
+    /// cannot have, a step count the schedule has no room for, more images than the host can hold.
+    static func check(count: Int, deviceBatch: Int, sampler: SamplerKind, steps: Int, _ pipeline: LoadedPipeline) throws {
+        if count < 1 { throw UserError("--num-images \(count): it takes a whole number of images ≥ 1.") }
         if deviceBatch < 1 { throw UserError("--device-batch \(deviceBatch): it takes a whole number of images ≥ 1.") }
         if case .ddim(let eta) = sampler, !(eta.isFinite && eta >= 0 && eta <= 1) {
             throw UserError("--eta \(eta): DDIM's η takes a number in [0, 1] (0: deterministic, 1: DDPM's noise level).")
@@ -40,19 +90,18 @@ public struct SampleRequest {
         if !(s.sampleMaxValue.isFinite && s.sampleMaxValue >= 1) {
             throw UserError("--sample-max-value \(s.sampleMaxValue): it takes a finite number ≥ 1.")
         }
-        try s.checkSteps(stepCount(s))
+        try s.checkSteps(steps)
         // The images are kept on the host as floats, bytes and PNG rows (about 13 bytes per value).
         let per = c.inChannels * c.sampleSize * c.sampleSize
         let host = MemoryLimits.host.totalBytes / 2
         let perImage = per * 13
         if count > host / perImage {
-            throw UserError("--batch \(count): \(count) images of \(c.inChannels)×\(c.sampleSize)×\(c.sampleSize) need about \(formatBytes(count.multipliedClamped(perImage))) of host memory, more than half of this machine's \(formatBytes(MemoryLimits.host.totalBytes)). --batch \(host / perImage) fits; image i depends only on (--seed, i), so split a larger set across runs with different --out.")
+            throw UserError("--num-images \(count): \(count) images of \(c.inChannels)×\(c.sampleSize)×\(c.sampleSize) need about \(formatBytes(count.multipliedClamped(perImage))) of host memory, more than half of this machine's \(formatBytes(MemoryLimits.host.totalBytes)). --num-images \(host / perImage) fits; image i depends only on (--seed, i), so split a larger set across runs with different --out.")
         }
     }
 
-    /// The initial noise x_T from `initialNoise` (N×C×H×W, finite), or nil when none was given.
-    public func loadInitialNoise(_ config: UNetConfig) throws -> [Float]? {
-        guard let url = initialNoise else { return nil }
+    /// The initial noise x_T from `url` (count×C×H×W, finite).
+    static func loadInitialNoise(_ url: URL, count: Int, _ config: UNetConfig) throws -> [Float] {
         let array = try readNPY(url)
         let expected = [count, config.inChannels, config.sampleSize, config.sampleSize]
         guard array.shape == expected else {

@@ -46,13 +46,9 @@ public final class SpeedProbe {
 
     /// Seconds per network evaluation of `batch` images in a DDIM sampling run (after one untimed run).
     public func secondsPerSamplingEvaluation(batch: Int, evaluations: Int = 5) throws -> Double {
-        guard batch >= 1 else { throw UserError("--sample-batch \(batch): it takes a whole number of images ≥ 1 (0 skips sampling).") }
-        let weights = try trainer.emaWeights(), backend = trainer.backend, model = options.model, settings = options.schedulerSettings
-        let need = try MemoryNeed.sampling(model, weights: weights, settings: settings)
-        try need.check(batch: batch, flag: "--sample-batch", on: backend, what: "sampling")
-        let sampler = try need.allocating(batch: batch, flag: "--sample-batch", on: backend, what: "sampling") {
-            try Sampler(backend: backend, config: model, weights: weights, settings: settings, batch: batch)
-        }
+        guard batch >= 1 else { throw UserError("--device-batch \(batch): it takes a whole number of images ≥ 1 (0 skips sampling).") }
+        let sampler = try Sampler.fitting(backend: trainer.backend, config: options.model, weights: try trainer.emaWeights(),
+                                          settings: options.schedulerSettings, batch: batch, flag: "--device-batch")
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
         let start = Date()
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: evaluations)

@@ -196,7 +196,7 @@ public final class TrainingSession {
         let steps = min(settings.sampleSteps, trainer.options.timesteps)
         let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: kind, steps: steps)
         let c = trainer.options.model
-        let grid = makeGrid(images, count: settings.sampleCount, channels: c.inChannels, height: c.sampleSize, width: c.sampleSize)
+        let grid = SampledImages(values: images, count: settings.sampleCount, channels: c.inChannels, size: c.sampleSize).grid()
         let file = directory.samples.appendingPathComponent("step-\(trainer.step).png")
         try writePNG(grid, to: file)
         events?.add(step: trainer.step, [.image(tag: "samples", png: try Data(contentsOf: file), height: grid.height,
