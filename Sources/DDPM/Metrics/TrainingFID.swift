@@ -20,7 +20,9 @@ public final class TrainingFID {
                 samples: Int = 500, steps: Int = 10, kidSubsets: Int = 20) throws {
         self.classifier = classifier; self.samples = samples; self.steps = steps
         extractor = try ClassifierFeatures(backend: backend, classifier: classifier)
-        self.reference = try FIDEvaluation.features(of: reference, extractor: extractor, limit: referenceCount, cache: true)
+        self.reference = try FIDEvaluation.features(of: reference, network: extractor,
+                                                    format: (classifier.config.sampleSize, classifier.config.inChannels),
+                                                    limit: referenceCount, cache: true)
         var s = FIDSettings()
         s.kidSubsets = kidSubsets
         s.kidSubsetSize = 1000
@@ -46,7 +48,7 @@ public final class TrainingFID {
         let out = try extractor.run(set)
         let generated = FIDEvaluation.SourceFeatures(features: out.features, predictions: out.predictions,
                                                       description: set.description, cached: false)
-        let report = try FIDEvaluation.report(generated, reference, classifier: classifier, settings: settings)
+        let report = try FIDEvaluation.report(generated, reference, network: extractor, settings: settings)
         let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start))
         rows.append(row)
         return row
