@@ -119,3 +119,36 @@ enum InceptionTestWeights {
         return out
     }
 }
+
+/// `fid --features inception` end to end in the library: sources of different sizes are read at the
+/// larger one, the report names the network and has no class histogram.
+final class InceptionFIDTests: XCTestCase {
+    func testFIDWithInceptionNamesTheNetworkAndReadsBothSetsAtOneSize() throws {
+        // OpenCL only: the CPU reference takes ~40 s per image (InceptionTests checks it on one). One
+        // evaluation: FID's 2048×2048 eigen-decompositions and products take ~1 minute here.
+        guard let cl = try sharedOpenCL() else { throw XCTSkip("no OpenCL device") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inception-fid-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
+        let grayPixels: [UInt8] = (0..<432).map { (i: Int) -> UInt8 in UInt8((i * 37) % 256) }
+        let rgbPixels: [UInt8] = (0..<2304).map { (i: Int) -> UInt8 in UInt8((i * 11) % 256) }
+        try writeNPY(uint8: grayPixels, shape: [3, 1, 12, 12], to: a)
+        try writeNPY(uint8: rgbPixels, shape: [3, 3, 16, 16], to: b)
+        let (sa, sb) = (ImageSource.npy(a), ImageSource.npy(b))
+        XCTAssertEqual(try InceptionFeatures.commonSize(sa, sb), 16)
+        let weights = try InceptionWeights.fold(InceptionTestWeights.tensors(), source: "test weights")
+        let network = try InceptionFeatures(backend: cl, weights: weights, size: 16, batch: 2)
+        var settings = FIDSettings()
+        settings.kidSubsets = 2
+        settings.kidSubsetSize = 3
+        let report = try FIDEvaluation.evaluate(sa, sb, network: network, settings: settings)
+        XCTAssertEqual(report.featureDimension, 2048)
+        XCTAssertEqual(report.a.count, 3)
+        XCTAssert(report.fid > 0 && report.fid.isFinite, "\(report.fid)")
+        let text = report.text(featureFile: "w.safetensors")
+        XCTAssert(text.contains("features: 2048-d pool3 of pytorch-fid's FID InceptionV3 w.safetensors (images read at 16×16"), text)
+        XCTAssertFalse(text.contains("predicted classes"), text)
+        XCTAssert(try report.jsonText().contains("\"features\" : \"inception\""))
+    }
+}
