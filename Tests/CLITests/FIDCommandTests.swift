@@ -42,5 +42,9 @@ final class FIDInceptionCommandTests: XCTestCase {
         XCTAssertEqual(bad.status, 1, bad.err)
         XCTAssert(bad.err.contains("corrupt") && bad.err.contains("scripts/convert-inception"), bad.err)
         XCTAssertFalse(bad.err.contains("Fatal error"), bad.err)
+        let train = try runCLI(["train", "--steps", "1", "--fid-every", "1", "--fid-features", "inception", "--out",
+                                FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)").path])
+        XCTAssertEqual(train.status, 1, train.err)
+        XCTAssert(train.err.contains("--inception FILE") && train.err.contains("scripts/convert-inception"), train.err)
     }
 }
