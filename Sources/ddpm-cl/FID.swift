@@ -20,7 +20,7 @@ struct FID: ParsableCommand {
             and resized bilinearly to 299×299 as pytorch-fid does).
             FID: Fréchet distance of the feature Gaussians (double precision, LAPACK). KID: unbiased MMD²
             with the cubic polynomial kernel over random subsets (as torch-fidelity / clean-fid).
-            Features of datasets are cached per classifier, so the reference side is computed once.
+            Features of datasets are cached per feature network (weights file), so the reference side is computed once.
 
             Examples:
               ddpm-cl fid runs/NAME --data fashion-mnist:test
