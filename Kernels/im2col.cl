@@ -1,5 +1,5 @@
 // Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out, per image of a chunk,
-// col[k = (ci·K + ky)·K + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
+// col[k = (ci·KH + ky)·KW + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
 // the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
 // (zero_span and copy_span: prelude.cl.) Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
 // (integer division is slow on CPUs) happens once per piece, and rows move in float8 pieces.
@@ -19,22 +19,22 @@ inline int2 valid_columns(int shift, int stride, int w, int wo) {
     return (int2)(lo, clamp(hi, lo, wo));
 }
 
-// One work-item per (image of the chunk, ci, ky) writes the K rows (ci, ky, 0…K−1) of col, Ho·Wo each.
-// Images first_image, first_image+1, … of x fill the chunk; items = chunk images · Ci · K.
-kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int k,
+// One work-item per (image of the chunk, ci, ky) writes the KW rows (ci, ky, 0…KW−1) of col, Ho·Wo each.
+// Images first_image, first_image+1, … of x fill the chunk; items = chunk images · Ci · KH.
+kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int kh, int kw,
                    int stride, int pad_top, int pad_left, int ho, int wo, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
-    int ky = r % k, rest = r / k;
+    int ky = r % kh, rest = r / kh;
     int ci = rest % channels, image = rest / channels;
     global const float *plane = x + ((long)(first_image + image) * channels + ci) * h * w;
     int p = ho * wo;
-    global float *out = col + ((long)image * channels * k * k + (ci * k + ky) * k) * p;
+    global float *out = col + ((long)image * channels * kh * kw + (ci * kh + ky) * kw) * p;
     // Output rows oy in [oy0, oy1) read inside the plane (iy = oy·s + ky − pt ∈ [0, h)).
     int dy = ky - pad_top;
     int2 rows = valid_columns(dy, stride, h, ho);
     int oy0 = rows.x, oy1 = rows.y;
-    for (int kx = 0; kx < k; kx++, out += p) {
+    for (int kx = 0; kx < kw; kx++, out += p) {
         int shift = kx - pad_left;   // ix = ox·s + shift
         int2 cols = valid_columns(shift, stride, w, wo);
         zero_span(out, oy0 * wo);
@@ -71,26 +71,26 @@ kernel void im2col(global float *col, global const float *x, int first_image, in
     }
 }
 
-// dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·K+ky)·K+kx][oy·Wo+ox] over the outputs that read (iy, ix).
+// dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·KH+ky)·KW+kx][oy·Wo+ox] over the outputs that read (iy, ix).
 // One work-item per (image of the chunk, ci) plane; items = chunk images · Ci.
 // Stride 1: each output row is gathered in float8 pieces over the columns that every kx reaches
 // (the last piece overlaps the one before instead of leaving a scalar tail); the few edge columns
 // and other strides go element by element.
-kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int k,
+kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int kh, int kw,
                    int stride, int pad_top, int pad_left, int ho, int wo, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
     int ci = r % channels, image = r / channels;
     int p = ho * wo;
-    global const float *rows = dcol + ((long)image * channels + ci) * k * k * p;
+    global const float *rows = dcol + ((long)image * channels + ci) * kh * kw * p;
     global float *plane = dx + ((long)(first_image + image) * channels + ci) * h * w;
     // Columns every kx reaches with stride 1: ox = ix + pl − kx ∈ [0, wo) for all kx.
-    int a = max(k - 1 - pad_left, 0), b = min(wo - pad_left, w);
+    int a = max(kw - 1 - pad_left, 0), b = min(wo - pad_left, w);
     bool pieces = stride == 1 && b - a >= 8;
     for (int iy = 0; iy < h; iy++) {
         global float *o = plane + iy * w;
-        int ky0 = k, ky1 = 0;   // ky with a valid oy: oy = (iy + pt − ky)/s
-        for (int ky = 0; ky < k; ky++) {
+        int ky0 = kh, ky1 = 0;   // ky with a valid oy: oy = (iy + pt − ky)/s
+        for (int ky = 0; ky < kh; ky++) {
             int ty = iy + pad_top - ky;
             if (ty >= 0 && ty % stride == 0 && ty / stride < ho) { ky0 = min(ky0, ky); ky1 = ky + 1; }
         }
@@ -99,8 +99,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
                 int ix = min(ix0, b - 8);
                 float8 acc = (float8)(0.0f);
                 for (int ky = ky0; ky < ky1; ky++) {
-                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
-                    for (int kx = 0; kx < k; kx++) acc += vload8(0, src + kx * (p - 1));
+                    global const float *src = rows + ky * kw * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = 0; kx < kw; kx++) acc += vload8(0, src + kx * (p - 1));
                 }
                 vstore8(acc, 0, o + ix);
             }
@@ -109,10 +109,10 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
             // Columns outside [a, b) (all of them without the vector pieces): only some kx reach them.
             int e0 = pieces ? a : w, e1 = pieces ? b : w;
             for (int ix = 0; ix < w; ix = ix + 1 == e0 ? e1 : ix + 1) {
-                int kx0 = max(0, ix + pad_left - wo + 1), kx1 = min(k - 1, ix + pad_left);
+                int kx0 = max(0, ix + pad_left - wo + 1), kx1 = min(kw - 1, ix + pad_left);
                 float acc = 0.0f;
                 for (int ky = ky0; ky < ky1; ky++) {
-                    global const float *src = rows + ky * k * p + (iy + pad_top - ky) * wo + ix + pad_left;
+                    global const float *src = rows + ky * kw * p + (iy + pad_top - ky) * wo + ix + pad_left;
                     for (int kx = kx0; kx <= kx1; kx++) acc += src[kx * (p - 1)];
                 }
                 o[ix] = acc;
@@ -123,8 +123,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
             for (int ky = ky0; ky < ky1; ky++) {
                 int ty = iy + pad_top - ky;
                 if (ty % stride != 0) continue;
-                global const float *src = rows + ky * k * p + (ty / stride) * wo;
-                for (int kx = 0; kx < k; kx++, src += p) {
+                global const float *src = rows + ky * kw * p + (ty / stride) * wo;
+                for (int kx = 0; kx < kw; kx++, src += p) {
                     int shift = kx - pad_left;
                     int2 cols = valid_columns(shift, stride, w, wo);
                     for (int ox = cols.x; ox < cols.y; ox++) o[ox * stride + shift] += src[ox];

@@ -80,6 +80,8 @@ public final class CPUBackend: Backend {
             groupNormBackward(y[0], y[1], y[2], x[0], x[1], x[2], g.silu ? x[3] : nil, s[0], g)
         case .silu:
             elementwise(y[0], count: s[0].count) { i in siluValue(x[0][i]) }
+        case .relu:
+            elementwise(y[0], count: s[0].count) { i in max(x[0][i], 0) }
         case .siluBackward:
             elementwise(y[0], count: s[0].count) { i in x[1][i] * siluDerivative(x[0][i]) }
         case .softmax:
@@ -171,6 +173,12 @@ public final class CPUBackend: Backend {
             y[0][0] = crossEntropy(x[0], x[1], s[0])
         case .crossEntropyBackward:
             crossEntropyBackward(y[0], x[0], x[1], x[2][0], s[0])
+        case .maxPool2d(let p):
+            pool2d(y[0], x[0], s[0], p, average: false)
+        case .averagePool2d(let p):
+            pool2d(y[0], x[0], s[0], p, average: true)
+        case .resizeBilinear(let h, let w):
+            resizeBilinear(y[0], x[0], s[0], height: h, width: w)
         case .embedding:
             embeddingForward(y[0], x[0], x[1], rows: s[0][0], dim: s[0][1], n: s[1][0])
         case .embeddingBackward(let rows):

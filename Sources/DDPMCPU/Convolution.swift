@@ -7,7 +7,7 @@ import DDPMCore
 func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                    _ b: UnsafePointer<Float>?, _ xs: Shape, _ ws: Shape, _ c: Conv2D) {
     let (n, ci, h, wd) = xs.nchw
-    let co = ws[0], k = c.kernel
+    let co = ws[0], kh = c.kernelHeight, kw = c.kernelWidth
     let (ho, wo) = c.outputSize(height: h, width: wd)
     parallelFor(n * co) { job in
         let (image, oc) = job.quotientAndRemainder(dividingBy: co)
@@ -15,13 +15,13 @@ func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
             for ox in 0..<wo {
                 var acc: Float = b?[oc] ?? 0
                 for ic in 0..<ci {
-                    for ky in 0..<k {
+                    for ky in 0..<kh {
                         let iy = oy * c.stride + ky - c.padTop
                         guard iy >= 0 && iy < h else { continue }
-                        for kx in 0..<k {
+                        for kx in 0..<kw {
                             let ix = ox * c.stride + kx - c.padLeft
                             guard ix >= 0 && ix < wd else { continue }
-                            acc += w[((oc * ci + ic) * k + ky) * k + kx] * x[((image * ci + ic) * h + iy) * wd + ix]
+                            acc += w[((oc * ci + ic) * kh + ky) * kw + kx] * x[((image * ci + ic) * h + iy) * wd + ix]
                         }
                     }
                 }
@@ -36,20 +36,20 @@ func conv2dBackwardInput(_ dx: UnsafeMutablePointer<Float>, _ dxs: Shape, _ dy: 
                          _ w: UnsafePointer<Float>, _ dys: Shape, _ c: Conv2D) {
     let (n, ci, h, wd) = dxs.nchw
     let (_, co, ho, wo) = dys.nchw
-    let k = c.kernel
+    let kh = c.kernelHeight, kw = c.kernelWidth
     parallelFor(n * ci) { job in
         let (image, ic) = job.quotientAndRemainder(dividingBy: ci)
         for iy in 0..<h {
             for ix in 0..<wd {
                 var acc: Float = 0
                 for oc in 0..<co {
-                    for ky in 0..<k {
+                    for ky in 0..<kh {
                         let ty = iy + c.padTop - ky
                         guard ty >= 0 && ty % c.stride == 0 && ty / c.stride < ho else { continue }
-                        for kx in 0..<k {
+                        for kx in 0..<kw {
                             let tx = ix + c.padLeft - kx
                             guard tx >= 0 && tx % c.stride == 0 && tx / c.stride < wo else { continue }
-                            acc += w[((oc * ci + ic) * k + ky) * k + kx]
+                            acc += w[((oc * ci + ic) * kh + ky) * kw + kx]
                                  * dy[((image * co + oc) * ho + ty / c.stride) * wo + tx / c.stride]
                         }
                     }
@@ -60,16 +60,16 @@ func conv2dBackwardInput(_ dx: UnsafeMutablePointer<Float>, _ dxs: Shape, _ dy: 
     }
 }
 
-/// dw[Co,Ci,k,k] = Σ_{n,oy,ox} dy[n,co,oy,ox] · x[n,ci, oy·s+ky−pt, ox·s+kx−pl]
+/// dw[Co,Ci,kh,kw] = Σ_{n,oy,ox} dy[n,co,oy,ox] · x[n,ci, oy·s+ky−pt, ox·s+kx−pl]
 func conv2dBackwardWeight(_ dw: UnsafeMutablePointer<Float>, _ dws: Shape, _ dy: UnsafePointer<Float>,
                           _ x: UnsafePointer<Float>, _ dys: Shape, _ xs: Shape, _ c: Conv2D) {
     let (n, ci, h, wd) = xs.nchw
     let (_, co, ho, wo) = dys.nchw
-    let k = c.kernel
+    let kh = c.kernelHeight, kw = c.kernelWidth
     parallelFor(co * ci) { job in
         let (oc, ic) = job.quotientAndRemainder(dividingBy: ci)
-        for ky in 0..<k {
-            for kx in 0..<k {
+        for ky in 0..<kh {
+            for kx in 0..<kw {
                 var acc: Float = 0
                 for image in 0..<n {
                     for oy in 0..<ho {
@@ -82,7 +82,7 @@ func conv2dBackwardWeight(_ dw: UnsafeMutablePointer<Float>, _ dws: Shape, _ dy:
                         }
                     }
                 }
-                dw[((oc * ci + ic) * k + ky) * k + kx] = acc
+                dw[((oc * ci + ic) * kh + ky) * kw + kx] = acc
             }
         }
     }

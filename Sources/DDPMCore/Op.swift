@@ -4,11 +4,11 @@
 /// a finite-difference check (Tests; the coverage test walks `OpKind.allCases`).
 public enum Op: Hashable, Sendable {
     // MARK: Convolution and matrix products
-    /// x[N,Ci,H,W], w[Co,Ci,k,k], (b[Co] if bias) → y[N,Co,Ho,Wo]
+    /// x[N,Ci,H,W], w[Co,Ci,kh,kw], (b[Co] if bias) → y[N,Co,Ho,Wo]
     case conv2d(Conv2D)
-    /// dy[N,Co,Ho,Wo], w[Co,Ci,k,k] → dx[N,Ci,H,W]
+    /// dy[N,Co,Ho,Wo], w[Co,Ci,kh,kw] → dx[N,Ci,H,W]
     case conv2dBackwardInput(Conv2D, height: Int, width: Int)
-    /// dy[N,Co,Ho,Wo], x[N,Ci,H,W] → dw[Co,Ci,k,k]
+    /// dy[N,Co,Ho,Wo], x[N,Ci,H,W] → dw[Co,Ci,kh,kw]
     case conv2dBackwardWeight(Conv2D)
     /// x[N,I], w[O,I], b[O] → y[N,O] = x·wᵀ + b
     case linear
@@ -23,6 +23,8 @@ public enum Op: Hashable, Sendable {
     case groupNormBackward(GroupNorm)
     /// x → x·sigmoid(x)
     case silu
+    /// x → max(x, 0). Forward only (InceptionV3's features).
+    case relu
     /// x, dy → dx
     case siluBackward
     /// x[..., L] → softmax over the last dimension
@@ -110,6 +112,16 @@ public enum Op: Hashable, Sendable {
     /// logits[N,K], labels[N], dloss[1] → dlogits = dloss · (softmax(logits_n) − onehot(label_n)) / N
     case crossEntropyBackward
 
+    // MARK: Feature networks (InceptionV3 for `ddpm-cl fid --features inception`; forward only)
+    /// x[N,C,H,W] → [N,C,Ho,Wo], the maximum over each window (padded cells ignored)
+    case maxPool2d(Pool2D)
+    /// x[N,C,H,W] → [N,C,Ho,Wo], the mean over each window's cells inside the image
+    /// (torch's avg_pool2d with count_include_pad=False)
+    case averagePool2d(Pool2D)
+    /// x[N,C,H,W] → [N,C,height,width], bilinear as torch's F.interpolate(mode="bilinear",
+    /// align_corners=False): source coordinate (o + ½)·(in/out) − ½, clamped at 0
+    case resizeBilinear(height: Int, width: Int)
+
     // MARK: Conditioning
     /// table[K,D], indices[N] (floats holding row indices in 0..<K) → [N,D], row indices[n] of the
     /// table (torch's nn.Embedding: diffusers' class_embedding)
@@ -127,6 +139,7 @@ public enum Op: Hashable, Sendable {
         case .groupNorm: return .groupNorm
         case .groupNormBackward: return .groupNormBackward
         case .silu: return .silu
+        case .relu: return .relu
         case .siluBackward: return .siluBackward
         case .softmax: return .softmax
         case .softmaxBackward: return .softmaxBackward
@@ -159,6 +172,9 @@ public enum Op: Hashable, Sendable {
         case .globalAveragePoolBackward: return .globalAveragePoolBackward
         case .crossEntropy: return .crossEntropy
         case .crossEntropyBackward: return .crossEntropyBackward
+        case .maxPool2d: return .maxPool2d
+        case .averagePool2d: return .averagePool2d
+        case .resizeBilinear: return .resizeBilinear
         case .embedding: return .embedding
         case .embeddingBackward: return .embeddingBackward
         }
@@ -182,19 +198,21 @@ extension Op {
 /// The op's name without parameters; what the coverage test walks.
 public enum OpKind: String, CaseIterable, Sendable {
     case conv2d, conv2dBackwardInput, conv2dBackwardWeight, linear, matmul
-    case groupNorm, groupNormBackward, silu, siluBackward, softmax, softmaxBackward
+    case groupNorm, groupNormBackward, silu, siluBackward, relu, softmax, softmaxBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, vlbTerm, vlbTermBackward, samplerStep, solverUpdate, dynamicThreshold
     case gradNorm, adamStep, emaUpdate, accumulate
     case globalAveragePool, globalAveragePoolBackward, crossEntropy, crossEntropyBackward
+    case maxPool2d, averagePool2d, resizeBilinear
     case embedding, embeddingBackward
 }
 
 // MARK: - Parameters
 
 public struct Conv2D: Hashable, Sendable {
-    public var kernel: Int
+    /// The kernel's height and width: square in the U-Net, 1×7, 7×1, 1×3 and 3×1 in InceptionV3.
+    public var kernelHeight: Int, kernelWidth: Int
     public var stride: Int
     /// Zero padding per side; diffusers' downsample_padding=0 pads only right and bottom by 1.
     public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
@@ -205,14 +223,43 @@ public struct Conv2D: Hashable, Sendable {
                   padBottom: padding, padRight: padding, bias: bias)
     }
     public init(kernel: Int, stride: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int, bias: Bool) {
-        precondition(kernel >= 1 && stride >= 1)
-        self.kernel = kernel; self.stride = stride
+        self.init(kernelHeight: kernel, kernelWidth: kernel, stride: stride, padTop: padTop, padLeft: padLeft,
+                  padBottom: padBottom, padRight: padRight, bias: bias)
+    }
+    /// A kernelHeight × kernelWidth kernel with torch's padding=(padY, padX) on both sides of each axis.
+    public init(kernelHeight: Int, kernelWidth: Int, stride: Int = 1, padY: Int, padX: Int, bias: Bool = true) {
+        self.init(kernelHeight: kernelHeight, kernelWidth: kernelWidth, stride: stride, padTop: padY, padLeft: padX,
+                  padBottom: padY, padRight: padX, bias: bias)
+    }
+    public init(kernelHeight: Int, kernelWidth: Int, stride: Int, padTop: Int, padLeft: Int, padBottom: Int, padRight: Int,
+                bias: Bool) {
+        precondition(kernelHeight >= 1 && kernelWidth >= 1 && stride >= 1)
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth; self.stride = stride
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.bias = bias
     }
 
+    /// Weights per (output, input) channel pair: kernelHeight · kernelWidth.
+    public var taps: Int { kernelHeight * kernelWidth }
+
     public func outputSize(height: Int, width: Int) -> (h: Int, w: Int) {
-        ((height + padTop + padBottom - kernel) / stride + 1, (width + padLeft + padRight - kernel) / stride + 1)
+        ((height + padTop + padBottom - kernelHeight) / stride + 1, (width + padLeft + padRight - kernelWidth) / stride + 1)
+    }
+}
+
+/// A pooling window: kernel × kernel, stride, `padding` cells on every side (torch's max_pool2d /
+/// avg_pool2d with ceil_mode=False). Padded cells never count: max ignores them, the average
+/// divides by the cells inside the image (count_include_pad=False).
+public struct Pool2D: Hashable, Sendable {
+    public var kernel: Int
+    public var stride: Int
+    public var padding: Int
+    public init(kernel: Int, stride: Int, padding: Int = 0) {
+        precondition(kernel >= 1 && stride >= 1 && padding >= 0 && padding <= kernel / 2, "pool \(kernel)/\(stride)/\(padding)")
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+    public func outputSize(height: Int, width: Int) -> (h: Int, w: Int) {
+        ((height + 2 * padding - kernel) / stride + 1, (width + 2 * padding - kernel) / stride + 1)
     }
 }
 

@@ -9,7 +9,7 @@ extension Op {
         case .conv2d(let c):
             need(c.bias ? 3 : 2)
             let (n, ci, h, w) = s[0].nchw
-            precondition(s[1].dims == [s[1][0], ci, c.kernel, c.kernel], "conv2d weight \(s[1]) does not fit input \(s[0])")
+            precondition(s[1].dims == [s[1][0], ci, c.kernelHeight, c.kernelWidth], "conv2d weight \(s[1]) does not fit input \(s[0])")
             if c.bias { precondition(s[2].dims == [s[1][0]], "conv2d bias \(s[2]) does not fit weight \(s[1])") }
             let (ho, wo) = c.outputSize(height: h, width: w)
             precondition(ho > 0 && wo > 0, "conv2d output would be empty for input \(s[0])")
@@ -24,7 +24,7 @@ extension Op {
             let (n, ci, h, w) = s[1].nchw
             let (ho, wo) = c.outputSize(height: h, width: w)
             precondition(s[0].rank == 4 && s[0][0] == n && s[0][2] == ho && s[0][3] == wo, "conv2d dy \(s[0]) does not fit x \(s[1])")
-            return [Shape(s[0][1], ci, c.kernel, c.kernel)]
+            return [Shape(s[0][1], ci, c.kernelHeight, c.kernelWidth)]
         case .linear:
             need(3)
             precondition(s[0].rank == 2 && s[1].rank == 2 && s[1][1] == s[0][1] && s[2].dims == [s[1][0]],
@@ -47,7 +47,7 @@ extension Op {
             need(g.silu ? 4 : 3)
             precondition(s[2] == s[0] && (!g.silu || s[3] == s[1]), "group_norm backward: \(s)")
             return [s[0], s[1], s[1]]
-        case .silu, .softmax, .scale, .dropout:
+        case .silu, .relu, .softmax, .scale, .dropout:
             need(1)
             return [s[0]]
         case .siluBackward, .softmaxBackward, .add, .mul:
@@ -133,6 +133,16 @@ extension Op {
         case .globalAveragePoolBackward(let h, let w):
             need(1)
             precondition(s[0].rank == 2 && h > 0 && w > 0, "globalAveragePoolBackward: dy \(s[0]) at \(h)×\(w)")
+            return [Shape(s[0][0], s[0][1], h, w)]
+        case .maxPool2d(let p), .averagePool2d(let p):
+            need(1)
+            precondition(s[0].rank == 4, "\(self) needs [N,C,H,W], got \(s[0])")
+            let (ho, wo) = p.outputSize(height: s[0][2], width: s[0][3])
+            precondition(ho > 0 && wo > 0, "\(self): output would be empty for input \(s[0])")
+            return [Shape(s[0][0], s[0][1], ho, wo)]
+        case .resizeBilinear(let h, let w):
+            need(1)
+            precondition(s[0].rank == 4 && h > 0 && w > 0, "resizeBilinear to \(h)×\(w) needs [N,C,H,W], got \(s[0])")
             return [Shape(s[0][0], s[0][1], h, w)]
         case .crossEntropy:
             need(2)

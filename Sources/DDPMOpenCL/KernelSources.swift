@@ -16,6 +16,7 @@ public enum KernelSources {
         "im2col.cl": PackageResources.im2col_cl,
         "optimizer.cl": PackageResources.optimizer_cl,
         "philox.cl": PackageResources.philox_cl,
+        "pooling.cl": PackageResources.pooling_cl,
         "prelude.cl": PackageResources.prelude_cl,
         "silu.cl": PackageResources.silu_cl,
         "softmax.cl": PackageResources.softmax_cl,

@@ -23,7 +23,7 @@ extension OpenCLBackend {
     }
 
     func isDirect3x3Shape(_ c: Conv2D) -> Bool {
-        c.kernel == 3 && c.stride == 1 && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
+        c.kernelHeight == 3 && c.kernelWidth == 3 && c.stride == 1 && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
     }
 
     /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is

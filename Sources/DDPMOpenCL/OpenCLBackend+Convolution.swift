@@ -11,7 +11,7 @@ extension OpenCLBackend {
     private var columnBudget: Int { max(1, baseProfile.columnFloats) }
 
     private func isPointwise(_ c: Conv2D) -> Bool {
-        c.kernel == 1 && c.stride == 1 && c.padTop == 0 && c.padLeft == 0 && c.padBottom == 0 && c.padRight == 0
+        c.kernelHeight == 1 && c.kernelWidth == 1 && c.stride == 1 && c.padTop == 0 && c.padLeft == 0 && c.padBottom == 0 && c.padRight == 0
     }
 
     /// Image chunks [(first, count)] whose im2col buffers fit the budget.
@@ -23,9 +23,9 @@ extension OpenCLBackend {
     private func im2col(_ col: CLBuffer, _ x: CLBuffer, first: Int, count: Int, _ xs: Shape, _ c: Conv2D) throws {
         let (_, ci, h, w) = xs.nchw
         let (ho, wo) = c.outputSize(height: h, width: w)
-        let items = count * ci * c.kernel
+        let items = count * ci * c.kernelHeight
         try launch("im2col", "im2col.cl", count: items, loops: true,
-                   [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernel), .int(c.stride),
+                   [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernelHeight), .int(c.kernelWidth), .int(c.stride),
                     .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
     }
 
@@ -33,7 +33,7 @@ extension OpenCLBackend {
     func conv2dForward(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?, _ xs: Shape, _ ws: Shape,
                        _ c: Conv2D) throws {
         let (n, ci, h, wd) = xs.nchw
-        let co = ws[0], k = ci * c.kernel * c.kernel
+        let co = ws[0], k = ci * c.taps
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
         if let tuner = conv3x3Tuner, tuner.pending, isDirect3x3Shape(c),
@@ -77,7 +77,7 @@ extension OpenCLBackend {
                              _ c: Conv2D) throws {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
-        let k = ci * c.kernel * c.kernel, p = ho * wo
+        let k = ci * c.taps, p = ho * wo
         if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
@@ -100,7 +100,7 @@ extension OpenCLBackend {
             }
             let items = chunk.count * ci
             try launch("col2im", "im2col.cl", count: items, loops: true,
-                       [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernel),
+                       [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernelHeight), .int(c.kernelWidth),
                         .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
         }
     }
@@ -110,7 +110,7 @@ extension OpenCLBackend {
                               _ c: Conv2D) throws {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
-        let k = ci * c.kernel * c.kernel, p = ho * wo
+        let k = ci * c.taps, p = ho * wo
         if usesDirect3x3(c, width: wo, channels: co) {
             return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
         }

@@ -55,6 +55,8 @@ extension OpenCLBackend {
                        [.buffer(y[1]), .buffer(y[2]), .buffer(partial), .int(n), .int(c)])
         case .silu:
             try launchSpans("silu_forward", "silu.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
+        case .relu:
+            try launchSpans("relu_forward", "pooling.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
         case .siluBackward:
             try launchSpans("silu_backward", "silu.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
         case .softmax, .softmaxBackward:
@@ -209,6 +211,18 @@ extension OpenCLBackend {
             let (n, k) = (s[0][0], s[0][1])
             try launch("cross_entropy_backward", "classifier.cl", count: n, loops: true,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .buffer(x[2]), .int(n), .int(k)])
+        case .maxPool2d(let p), .averagePool2d(let p):
+            let (n, c, h, w) = s[0].nchw
+            let (ho, wo) = p.outputSize(height: h, width: w)
+            var average = 0
+            if case .averagePool2d = op { average = 1 }
+            try launch("pool2d", "pooling.cl", count: n * c * ho, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(ho), .int(wo), .int(p.kernel), .int(p.stride),
+                        .int(p.padding), .int(average), .int(n * c * ho)])
+        case .resizeBilinear(let ho, let wo):
+            let (n, c, h, w) = s[0].nchw
+            try launch("resize_bilinear", "pooling.cl", count: n * c * ho, loops: true,
+                       [.buffer(y[0]), .buffer(x[0]), .int(h), .int(w), .int(ho), .int(wo), .int(n * c * ho)])
         case .embedding:
             try launch("embedding_forward", "embedding.cl", count: count,
                        [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(s[0][0]), .int(s[0][1]), .int(count)])

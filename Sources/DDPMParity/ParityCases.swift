@@ -6,6 +6,7 @@ import Foundation
 public enum ParityCases {
     public static var all: [ParityCase] {
         convolution + linearAlgebra + normalization + elementwise + diffusion + optimizer + classification + conditioning
+            + featureNetwork
     }
 
     static let n: InputFill = .normal(scale: 1)
@@ -27,6 +28,15 @@ public enum ParityCases {
         (Shape(10, 3, 5, 16), Shape(5, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
         // One 8-float vector per row, two chunks of images.
         (Shape(9, 4, 6, 8), Shape(7, 4, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // InceptionV3's shapes: rectangular 1×7 / 7×1 / 1×3 / 3×1 kernels with torch's (0, 3) / (3, 0)
+        // padding (one wide enough for col2im's vector pieces), 5×5 with padding 2, 3×3 stride 2 unpadded.
+        (Shape(2, 5, 9, 11), Shape(6, 5, 1, 7), Conv2D(kernelHeight: 1, kernelWidth: 7, padY: 0, padX: 3)),
+        (Shape(1, 3, 6, 20), Shape(4, 3, 1, 7), Conv2D(kernelHeight: 1, kernelWidth: 7, padY: 0, padX: 3, bias: false)),
+        (Shape(2, 4, 10, 6), Shape(3, 4, 7, 1), Conv2D(kernelHeight: 7, kernelWidth: 1, padY: 3, padX: 0)),
+        (Shape(1, 6, 5, 9), Shape(4, 6, 1, 3), Conv2D(kernelHeight: 1, kernelWidth: 3, padY: 0, padX: 1)),
+        (Shape(2, 3, 7, 4), Shape(5, 3, 3, 1), Conv2D(kernelHeight: 3, kernelWidth: 1, padY: 1, padX: 0)),
+        (Shape(2, 3, 9, 10), Shape(4, 3, 5, 5), Conv2D(kernel: 5, padding: 2)),
+        (Shape(2, 3, 11, 9), Shape(4, 3, 3, 3), Conv2D(kernel: 3, stride: 2, padding: 0, bias: false)),
     ]
 
     static var convolution: [ParityCase] {
@@ -240,6 +250,26 @@ public enum ParityCases {
             cases.append(ParityCase(.crossEntropyBackward, [logits, labels, (Shape(1), .values([0.7]))]))
         }
         return cases
+    }
+
+    /// InceptionV3's forward-only ops at its own window shapes and at odd sizes: max pool 3/2 (the stem,
+    /// Mixed_6a, Mixed_7a), max pool 3/1 padded (Mixed_7c), average pool 3/1 padded without the
+    /// padding in the count (Mixed_5b…7b), and resizes up (28 → 299), down and mixed.
+    static var featureNetwork: [ParityCase] {
+        let s = Shape(3, 5, 7, 2), big = Shape(100_003)
+        return [
+            ParityCase(.relu, [(s, n)]),
+            ParityCase(.relu, [(big, n)]),
+            ParityCase(.maxPool2d(Pool2D(kernel: 3, stride: 2)), [(Shape(2, 3, 9, 11), n)]),
+            ParityCase(.maxPool2d(Pool2D(kernel: 3, stride: 2)), [(Shape(1, 4, 8, 8), n)]),
+            ParityCase(.maxPool2d(Pool2D(kernel: 3, stride: 1, padding: 1)), [(Shape(2, 3, 5, 7), n)]),
+            ParityCase(.averagePool2d(Pool2D(kernel: 3, stride: 1, padding: 1)), [(Shape(2, 3, 5, 7), n)]),
+            ParityCase(.averagePool2d(Pool2D(kernel: 3, stride: 1, padding: 1)), [(Shape(1, 2, 1, 3), n)]),
+            ParityCase(.averagePool2d(Pool2D(kernel: 2, stride: 2)), [(Shape(2, 3, 6, 5), n)]),
+            ParityCase(.resizeBilinear(height: 299, width: 299), [(Shape(1, 2, 28, 28), n)]),
+            ParityCase(.resizeBilinear(height: 11, width: 4), [(Shape(2, 3, 5, 7), n)]),
+            ParityCase(.resizeBilinear(height: 1, width: 3), [(Shape(1, 2, 1, 1), n)]),
+        ]
     }
 
     static var conditioning: [ParityCase] {

@@ -3,7 +3,7 @@ import DDPM
 import DDPMCore
 import Foundation
 
-enum FeatureChoice: String, ExpressibleByArgument, CaseIterable { case classifier }
+enum FeatureChoice: String, ExpressibleByArgument, CaseIterable { case classifier, inception }
 
 struct FID: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,15 +12,20 @@ struct FID: ParsableCommand {
         discussion: """
             A and B are each: fashion-mnist[:train|:test], a .npy (uint8 N×C×H×W, or float in [-1, 1]), a run
             directory (its newest samples/*/samples.npy), a samples directory, or a folder of PNGs.
-            B may be given as --data instead. Features: the domain classifier's penultimate layer
-            (`ddpm-cl classifier train` makes it; its held-out accuracy is printed with every FID).
+            B may be given as --data instead. Features (--features): the domain classifier's penultimate
+            layer (`classifier`, the default: `ddpm-cl classifier train` makes it; its held-out accuracy is
+            printed with every FID), or pytorch-fid's FID InceptionV3 pool3 (`inception`, 2048-d, weights from
+            --inception FILE, which scripts/convert-inception makes from pytorch-fid's
+            pt_inception-2015-12-05-6726825d.pth; both sets are read at the larger of their sizes, as RGB,
+            and resized bilinearly to 299×299 as pytorch-fid does).
             FID: Fréchet distance of the feature Gaussians (double precision, LAPACK). KID: unbiased MMD²
             with the cubic polynomial kernel over random subsets (as torch-fidelity / clean-fid).
-            Features of datasets are cached per classifier, so the reference side is computed once.
+            Features of datasets are cached per feature network (weights file), so the reference side is computed once.
 
             Examples:
               ddpm-cl fid runs/NAME --data fashion-mnist:test
               ddpm-cl fid fashion-mnist:train fashion-mnist:test -n 1000
+              ddpm-cl fid runs/NAME --data fashion-mnist:test --features inception --inception pt_inception.safetensors
             """)
 
     @Argument(help: "The first set (e.g. generated samples).")
@@ -37,6 +42,9 @@ struct FID: ParsableCommand {
 
     @Option(help: "The classifier (.safetensors); default: the cached one trained on B's dataset.")
     var classifier: String?
+
+    @Option(help: "With --features inception: pytorch-fid's Inception weights as safetensors (scripts/convert-inception).")
+    var inception: String?
 
     @Option(name: [.customLong("num-images"), .customShort("n")], help: "Use at most the first N images of each set.")
     var numImages: Int?
@@ -65,6 +73,12 @@ struct FID: ParsableCommand {
         if b == nil && data == nil { throw ValidationError("give the reference set as a second argument or as --data") }
         if b != nil && data != nil { throw ValidationError("give the reference set once: as the second argument or as --data") }
         if let n = numImages ?? oldN, n < 2 { throw ValidationError("--num-images must be at least 2") }
+        if features == .inception && inception == nil {
+            throw ValidationError("--features inception needs --inception FILE.safetensors: make it from pytorch-fid's "
+                + "pt_inception-2015-12-05-6726825d.pth with scripts/convert-inception")
+        }
+        if features == .classifier && inception != nil { throw ValidationError("--inception is for --features inception") }
+        if features == .inception && classifier != nil { throw ValidationError("--classifier is for --features classifier") }
         if kidSubsets < 1 || kidSubsetSize < 2 { throw ValidationError("--kid-subsets must be ≥ 1 and --kid-subset-size ≥ 2") }
     }
 
@@ -72,13 +86,23 @@ struct FID: ParsableCommand {
         try reportingErrors {
             let n = try renamedFlag(numImages, old: oldN, from: "fid --n", to: "--num-images")
             let sourceA = try ImageSource.parse(a), sourceB = try ImageSource.parse(b ?? data!)
-            let url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: sourceB)
-            let trained = try TrainedClassifier.read(url)
             var settings = FIDSettings()
             settings.limit = n; settings.kidSubsets = kidSubsets; settings.kidSubsetSize = kidSubsetSize
             settings.seed = seed; settings.cache = !noCache
-            let r = try FIDEvaluation.evaluate(sourceA, sourceB, classifier: trained, backend: try device.makeBackend(), settings: settings)
-            if json { print(try r.jsonText()) } else { print(r.text(classifierFile: url.path)) }
+            let start = Date()
+            let network: FeatureNetwork, url: URL
+            switch features {
+            case .classifier:
+                url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: sourceB)
+                network = try ClassifierFeatures(backend: try device.makeBackend(), classifier: try TrainedClassifier.read(url))
+            case .inception:
+                url = URL(fileURLWithPath: inception!)
+                let weights = try InceptionWeights.read(url)
+                network = try InceptionFeatures(backend: try device.makeBackend(), weights: weights,
+                                                size: try InceptionFeatures.commonSize(sourceA, sourceB))
+            }
+            let r = try FIDEvaluation.evaluate(sourceA, sourceB, network: network, settings: settings, start: start)
+            if json { print(try r.jsonText()) } else { print(r.text(featureFile: url.path)) }
         }
     }
 }

@@ -153,6 +153,15 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("fid-classifier"), help: "The classifier for --fid-every; default: the cached one of --data (`ddpm-cl classifier train`).")
     var fidClassifier: String?
 
+    @Option(name: .customLong("fid-features"), help: "Feature network of --fid-every: classifier, or inception (pytorch-fid's InceptionV3, needs --inception; minutes per evaluation on a CPU).")
+    var fidFeatures: FeatureChoice = .classifier
+
+    @Option(help: "With --fid-features inception: pytorch-fid's Inception weights as safetensors (scripts/convert-inception).")
+    var inception: String?
+
+    @Option(name: .customLong("fid-reference"), help: "Reference images of --fid-every: the first N of --data (their features cached).")
+    var fidReference = 10_000
+
     /// The session's flags (how long, what to write); the library checks them.
     var sessionSettings: SessionSettings {
         var settings = SessionSettings()
@@ -213,6 +222,11 @@ struct Train: ParsableCommand {
             if let mpi, device.device == nil { device.device = String(mpi.localRank) }
             var settings = sessionSettings
             try settings.validate()
+            if fidFeatures == .inception && inception == nil {
+                throw UserError("--fid-features inception needs --inception FILE.safetensors: make it from pytorch-fid's "
+                    + "pt_inception-2015-12-05-6726825d.pth with scripts/convert-inception.")
+            }
+            if fidReference < 2 { throw UserError("--fid-reference \(fidReference): the reference needs at least 2 images.") }
             if fidEvery < 0 || fidSamples < 2 || fidSteps < 1 {
                 throw UserError("--fid-every \(fidEvery), --fid-samples \(fidSamples), --fid-steps \(fidSteps): they take ≥ 0 steps (0: never), ≥ 2 samples and ≥ 1 DDIM step.")
             }
@@ -274,14 +288,27 @@ struct Train: ParsableCommand {
             }
             if fidEvery > 0 && isRoot {
                 let reference = try ImageSource.parse(options.data)
-                let file = fidClassifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: reference)
-                let fid = try TrainingFID(backend: backend, classifier: try TrainedClassifier.read(file), reference: reference,
+                let fid: TrainingFID, ruler: String
+                switch fidFeatures {
+                case .classifier:
+                    let file = fidClassifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: reference)
+                    let classifier = try TrainedClassifier.read(file)
+                    fid = try TrainingFID(backend: backend, classifier: classifier, reference: reference, referenceCount: fidReference,
                                           samples: fidSamples, steps: fidSteps)
+                    ruler = String(format: "classifier %@ (held-out accuracy %.2f%%)", file.path, 100 * classifier.heldOutAccuracy)
+                case .inception:
+                    let size = options.model.sampleSize
+                    let network = try InceptionFeatures(backend: backend, weights: try InceptionWeights.read(URL(fileURLWithPath: inception!)),
+                                                        size: size)
+                    fid = try TrainingFID(network: network, format: (size, 3), reference: reference, referenceCount: fidReference,
+                                          samples: fidSamples, steps: fidSteps)
+                    ruler = "InceptionV3 pool3 \(inception!)"
+                }
                 fid.restore(from: directory, upTo: trainer.step)
                 settings.fidEvery = fidEvery
                 settings.fid = fid
-                print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, classifier %@ (held-out accuracy %.2f%%)",
-                             fidEvery, fidSamples, fidSteps, reference.description, file.path, 100 * fid.classifier.heldOutAccuracy))
+                print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, %@", fidEvery, fidSamples, fidSteps,
+                             reference.description, ruler))
             }
             if let parallel {
                 say("data parallel: \(parallel.size) ranks (Open MPI), \(localBatch) images of each batch of \(options.batch) per rank; rank 0 writes the run")

@@ -23,3 +23,28 @@ final class FIDCommandTests: XCTestCase {
         XCTAssert(noLabels.err.contains("does not exist"), noLabels.err)
     }
 }
+
+/// `fid --features inception` refuses a missing or unusable weights file with the way to make one.
+final class FIDInceptionCommandTests: XCTestCase {
+    func testInceptionNeedsAUsableWeightsFile() throws {
+        let none = try runCLI(["fid", "fashion-mnist:test", "--data", "fashion-mnist:train", "--features", "inception"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssert(none.err.contains("--inception FILE") && none.err.contains("scripts/convert-inception"), none.err)
+        let missing = try runCLI(["fid", "fashion-mnist:test", "--data", "fashion-mnist:train", "--features", "inception",
+                                  "--inception", "/nonexistent/inception.safetensors"])
+        XCTAssertEqual(missing.status, 1, missing.err)
+        XCTAssert(missing.err.contains("no Inception weights") && missing.err.contains("scripts/convert-inception"), missing.err)
+        let corrupt = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).safetensors")
+        try Data("not a safetensors file".utf8).write(to: corrupt)
+        defer { try? FileManager.default.removeItem(at: corrupt) }
+        let bad = try runCLI(["fid", "fashion-mnist:test", "--data", "fashion-mnist:train", "--features", "inception",
+                              "--inception", corrupt.path])
+        XCTAssertEqual(bad.status, 1, bad.err)
+        XCTAssert(bad.err.contains("corrupt") && bad.err.contains("scripts/convert-inception"), bad.err)
+        XCTAssertFalse(bad.err.contains("Fatal error"), bad.err)
+        let train = try runCLI(["train", "--steps", "1", "--fid-every", "1", "--fid-features", "inception", "--out",
+                                FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)").path])
+        XCTAssertEqual(train.status, 1, train.err)
+        XCTAssert(train.err.contains("--inception FILE") && train.err.contains("scripts/convert-inception"), train.err)
+    }
+}

@@ -109,7 +109,7 @@ final class ImageSourceTests: XCTestCase {
         XCTAssertGreaterThan(far.kid.mean, near.kid.mean)
         XCTAssertEqual(far.a.histogram.reduce(0, +), 150)
         XCTAssertEqual(far.b.histogram.reduce(0, +), 120)
-        XCTAssert(far.text(classifierFile: file.path).contains("held-out accuracy 50.00%"))
+        XCTAssert(far.text(featureFile: file.path).contains("held-out accuracy 50.00%"))
         // The batch padding does not change features: batch 100 vs 7 give the same rows.
         let s = try a.load(size: 8, channels: 1)
         let f100 = try ClassifierFeatures(backend: backend, classifier: loaded, batch: 100).run(s)

@@ -58,6 +58,21 @@ public enum ImageSource: Equatable, CustomStringConvertible {
         }
     }
 
+    /// The side of the source's images as stored (the larger of height and width): Fashion-MNIST
+    /// 28, a .npy's H×W, a folder's first PNG. Inception reads both sets of `fid` at the larger of theirs.
+    public func nativeSize() throws -> Int {
+        switch self {
+        case .fashionMNIST: return 28
+        case .npy(let url):
+            let shape = try readNPY(url).shape
+            guard shape.count >= 3 else { throw UserError("\(url.path) has shape \(shape); images must be N×C×H×W (or N×H×W for gray).") }
+            return max(shape[shape.count - 2], shape[shape.count - 1])
+        case .folder(let url):
+            let image = try readPNG(try ImageFolder.pngFiles(in: url)[0])
+            return max(image.width, image.height)
+        }
+    }
+
     /// The images converted to a model's `size` and `channels`, at most `limit` of them (the first ones).
     public func load(size: Int, channels: Int, limit: Int? = nil) throws -> ImageSet {
         var set: ImageSet

@@ -1,16 +1,17 @@
 import DDPMCore
 import Foundation
 
-/// `ddpm-cl fid A B --features classifier`: features of both sets from the domain classifier's
-/// penultimate layer, FID, KID and the class histogram of the classifier's predictions.
+/// `ddpm-cl fid A B`: features of both sets from a FeatureNetwork (the domain classifier's
+/// penultimate layer, or InceptionV3's pool3), FID, KID and, where the network has classes, the
+/// histogram of its predictions.
 public struct FIDReport {
     public var fid: Double
     public var kid: KernelInceptionDistance.Result
     public var a: SetSummary
     public var b: SetSummary
+    /// Empty when the feature network has no classes (Inception): no histogram.
     public var classNames: [String]
-    public var classifierAccuracy: Double
-    public var classifierHeldOut: String
+    public var featureSummary: FeatureSummary
     public var featureDimension: Int
     public var seconds: Double
 
@@ -39,27 +40,33 @@ public enum FIDEvaluation {
     public static func evaluate(_ a: ImageSource, _ b: ImageSource, classifier: TrainedClassifier, backend: Backend,
                                 settings: FIDSettings) throws -> FIDReport {
         let start = Date()
-        let extractor = try ClassifierFeatures(backend: backend, classifier: classifier)
-        let fa = try features(of: a, extractor: extractor, limit: settings.limit, cache: settings.cache)
-        let fb = try features(of: b, extractor: extractor, limit: settings.limit, cache: settings.cache)
-        return try report(fa, fb, classifier: classifier, settings: settings, start: start)
+        return try evaluate(a, b, network: try ClassifierFeatures(backend: backend, classifier: classifier), settings: settings,
+                            start: start)
+    }
+
+    public static func evaluate(_ a: ImageSource, _ b: ImageSource, network: FeatureNetwork, settings: FIDSettings,
+                                start: Date = Date()) throws -> FIDReport {
+        let format = try network.inputFormat(a, b)
+        let fa = try features(of: a, network: network, format: format, limit: settings.limit, cache: settings.cache)
+        let fb = try features(of: b, network: network, format: format, limit: settings.limit, cache: settings.cache)
+        return try report(fa, fb, network: network, settings: settings, start: start)
     }
 
     /// FID, KID and histograms from two sets' features.
-    public static func report(_ fa: SourceFeatures, _ fb: SourceFeatures, classifier: TrainedClassifier, settings: FIDSettings,
+    public static func report(_ fa: SourceFeatures, _ fb: SourceFeatures, network: FeatureNetwork, settings: FIDSettings,
                               start: Date = Date()) throws -> FIDReport {
         let fid = try FrechetDistance.between(GaussianStatistics(fa.features), GaussianStatistics(fb.features))
         let kid = try KernelInceptionDistance.compute(fa.features, fb.features, subsets: settings.kidSubsets,
                                                       subsetSize: settings.kidSubsetSize, seed: settings.seed)
-        let k = classifier.config.classes
+        let k = network.classNames.count
         func summary(_ f: SourceFeatures) -> FIDReport.SetSummary {
             var h = [Int](repeating: 0, count: k)
-            for p in f.predictions { h[p] += 1 }
+            for p in f.predictions where p < k { h[p] += 1 }
             return .init(description: f.description, count: f.features.rows, histogram: h, cached: f.cached)
         }
-        return FIDReport(fid: fid, kid: kid, a: summary(fa), b: summary(fb), classNames: classifier.config.classNames,
-                         classifierAccuracy: classifier.heldOutAccuracy, classifierHeldOut: classifier.heldOutDescription,
-                         featureDimension: classifier.config.featureDimension, seconds: Date().timeIntervalSince(start))
+        return FIDReport(fid: fid, kid: kid, a: summary(fa), b: summary(fb), classNames: network.classNames,
+                         featureSummary: network.summary, featureDimension: network.featureDimension,
+                         seconds: Date().timeIntervalSince(start))
     }
 
     public struct SourceFeatures {
@@ -69,26 +76,27 @@ public enum FIDEvaluation {
         public var cached: Bool
     }
 
-    /// The features of a source; datasets are cached per classifier (by its fingerprint)
-    /// in cacheDirectory()/features/, so reference statistics are computed once.
-    public static func features(of source: ImageSource, extractor: ClassifierFeatures, limit: Int?, cache: Bool) throws -> SourceFeatures {
-        let c = extractor.classifier.config
+    /// The features of a source read at `format`; datasets are cached per network (by its
+    /// fingerprint) in cacheDirectory()/features/, so reference statistics are computed once.
+    public static func features(of source: ImageSource, network: FeatureNetwork, format: (size: Int, channels: Int), limit: Int?,
+                                cache: Bool) throws -> SourceFeatures {
+        let d = network.featureDimension
         // Only datasets are cached: a folder or a .npy may change under the same name.
         var cacheable = false
         if cache, case .fashionMNIST = source { cacheable = true }
-        let stem = "\(extractor.classifier.fingerprint)-\(sanitized(source.cacheKey))-\(limit.map(String.init) ?? "all")"
+        let stem = "\(network.fingerprint)-\(sanitized(source.cacheKey))-\(limit.map(String.init) ?? "all")"
         let dir = cacheDirectory().appendingPathComponent("features")
         let featureURL = dir.appendingPathComponent(stem + ".npy"), classURL = dir.appendingPathComponent(stem + "-classes.npy")
         if cacheable, let f = try? readNPY(featureURL), let p = try? readNPY(classURL), f.shape.count == 2,
-           f.shape[1] == c.featureDimension, p.shape == [f.shape[0]] {
+           f.shape[1] == d, p.shape == [f.shape[0]] || (network.classNames.isEmpty && p.shape == [0]) {
             return SourceFeatures(features: FeatureMatrix(rows: f.shape[0], dimension: f.shape[1], floats: f.values),
                                   predictions: p.values.map { Int($0) }, description: "\(source) (\(f.shape[0]) images)", cached: true)
         }
-        let set = try source.load(size: c.sampleSize, channels: c.inChannels, limit: limit)
-        let out = try extractor.run(set)
+        let set = try source.load(size: format.size, channels: format.channels, limit: limit)
+        let out = try network.features(set)
         if cacheable {
-            try writeNPY(float32: out.features.values.map(Float.init), shape: [set.count, c.featureDimension], to: featureURL)
-            try writeNPY(float32: out.predictions.map(Float.init), shape: [set.count], to: classURL)
+            try writeNPY(float32: out.features.values.map(Float.init), shape: [set.count, d], to: featureURL)
+            try writeNPY(float32: out.predictions.map(Float.init), shape: [out.predictions.count], to: classURL)
         }
         return SourceFeatures(features: out.features, predictions: out.predictions, description: set.description, cached: false)
     }

@@ -2,25 +2,34 @@ import DDPMCore
 import Foundation
 
 /// FID and KID during training (`train --fid-every N --fid-samples 500`): every N steps, samples from
-/// the EMA weights with DDIM (η = 0, `steps` steps), features from the domain classifier, compared
-/// with the reference set's features (computed once per dataset and cached). Rows go to fid.csv,
-/// the curve to fid.png in the run directory.
+/// the EMA weights with DDIM (η = 0, `steps` steps), features from the domain classifier (or
+/// InceptionV3 with `--fid-features inception`), compared with the reference set's features
+/// (computed once per dataset and cached). Rows go to fid.csv, the curve to fid.png in the run directory.
 public final class TrainingFID {
     public struct Row { public var step: Int; public var fid: Double; public var kid: Double; public var seconds: Double }
     public let samples: Int
     public let steps: Int
-    public let classifier: TrainedClassifier
+    public let network: FeatureNetwork
+    /// The size and channels generated images must have for the network.
+    let format: (size: Int, channels: Int)
     public private(set) var rows: [Row] = []
-    let extractor: ClassifierFeatures
     let reference: FIDEvaluation.SourceFeatures
     let settings: FIDSettings
 
-    /// `referenceCount` images of `reference` (their features cached per classifier).
-    public init(backend: Backend, classifier: TrainedClassifier, reference: ImageSource, referenceCount: Int = 10_000,
+    /// With the domain classifier's features.
+    public convenience init(backend: Backend, classifier: TrainedClassifier, reference: ImageSource, referenceCount: Int = 10_000,
+                            samples: Int = 500, steps: Int = 10, kidSubsets: Int = 20) throws {
+        try self.init(network: try ClassifierFeatures(backend: backend, classifier: classifier),
+                      format: (classifier.config.sampleSize, classifier.config.inChannels), reference: reference,
+                      referenceCount: referenceCount, samples: samples, steps: steps, kidSubsets: kidSubsets)
+    }
+
+    /// `referenceCount` images of `reference` read at `format` (their features cached per network).
+    /// For Inception, `format` is (the model's sample size, 3): samples of 1 channel are replicated.
+    public init(network: FeatureNetwork, format: (size: Int, channels: Int), reference: ImageSource, referenceCount: Int = 10_000,
                 samples: Int = 500, steps: Int = 10, kidSubsets: Int = 20) throws {
-        self.classifier = classifier; self.samples = samples; self.steps = steps
-        extractor = try ClassifierFeatures(backend: backend, classifier: classifier)
-        self.reference = try FIDEvaluation.features(of: reference, extractor: extractor, limit: referenceCount, cache: true)
+        self.network = network; self.format = format; self.samples = samples; self.steps = steps
+        self.reference = try FIDEvaluation.features(of: reference, network: network, format: format, limit: referenceCount, cache: true)
         var s = FIDSettings()
         s.kidSubsets = kidSubsets
         s.kidSubsetSize = 1000
@@ -32,9 +41,10 @@ public final class TrainingFID {
     public func evaluate(step: Int, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
                          conditioning: ClassConditioning? = nil) throws -> Row {
         let start = Date()
-        guard config.sampleSize == classifier.config.sampleSize, config.inChannels == classifier.config.inChannels else {
-            throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the classifier reads "
-                + "\(classifier.config.inChannels)×\(classifier.config.sampleSize)²; train a classifier on this data.")
+        // Inception (format channels 3) replicates gray samples; the classifier reads its own channels only.
+        guard config.sampleSize == format.size, config.inChannels == format.channels || format.channels == 3 && network is InceptionFeatures else {
+            throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the feature network reads "
+                + "\(format.channels)×\(format.size)²; train a classifier on this data.")
         }
         let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: scheduler, batch: min(samples, 100),
                                   conditioning: conditioning)
@@ -43,10 +53,10 @@ public final class TrainingFID {
         let bytes = toUInt8(images)
         let set = ImageSet(images: bytes.map { Float($0) / 127.5 - 1 }, count: samples, channels: config.inChannels,
                            size: config.sampleSize, description: "step \(step) samples")
-        let out = try extractor.run(set)
+        let out = try network.features(set)
         let generated = FIDEvaluation.SourceFeatures(features: out.features, predictions: out.predictions,
                                                       description: set.description, cached: false)
-        let report = try FIDEvaluation.report(generated, reference, classifier: classifier, settings: settings)
+        let report = try FIDEvaluation.report(generated, reference, network: network, settings: settings)
         let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start))
         rows.append(row)
         return row

@@ -161,7 +161,7 @@ struct Builder {
 
     func convolution(_ name: String, _ x: Value, out: Int, _ params: Conv2D) -> Value {
         let c = graph.shape(x)[1]
-        let w = graph.parameter("\(name).weight", Shape(out, c, params.kernel, params.kernel))
+        let w = graph.parameter("\(name).weight", Shape(out, c, params.kernelHeight, params.kernelWidth))
         let b = graph.parameter("\(name).bias", Shape(out))
         return graph(.conv2d(params), x, w, b)
     }

@@ -148,11 +148,11 @@ public final class Trainer {
             switch node.op {
             case .conv2d(let c):
                 let out = graph.shape(node.outputs[0])
-                total += 2 * Double(out.count) * Double(s[0][1] * c.kernel * c.kernel)
+                total += 2 * Double(out.count) * Double(s[0][1] * c.taps)
             case .conv2dBackwardInput(let c, _, _):
-                total += 2 * Double(s[0].count) * Double(s[1][1] * c.kernel * c.kernel)
+                total += 2 * Double(s[0].count) * Double(s[1][1] * c.taps)
             case .conv2dBackwardWeight(let c):
-                total += 2 * Double(s[0].count) * Double(s[1][1] * c.kernel * c.kernel)
+                total += 2 * Double(s[0].count) * Double(s[1][1] * c.taps)
             case .matmul(let p):
                 let k = p.transposeA ? s[0][1] : s[0][2]
                 total += 2 * Double(graph.shape(node.outputs[0]).count) * Double(k)
