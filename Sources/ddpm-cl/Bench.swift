@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per training step.")
     var batch = 64
 
-    @Option(parsing: .unconditional, help: "Timed training steps (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Timed training steps (after one warm-up step); the median is reported.")
     var steps = 3
 
     @Option(name: .customLong("device-batch"), parsing: .unconditional, help: "Images per sampling model evaluation, as `sample --device-batch` (default 64; 0: skip sampling).")

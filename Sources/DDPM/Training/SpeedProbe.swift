@@ -35,13 +35,20 @@ public final class SpeedProbe {
         _ = try trainer.readLossAndGradientNorm()
     }
 
-    /// Seconds per training step over `steps` steps (one host sync at the end).
+    /// Seconds per training step: the median of `steps` steps, each waited for, as the PyTorch
+    /// reference (scripts/bench-pytorch.py) takes the median of its steps. On a shared machine a mean
+    /// follows the worst interruption; the median compares like with like.
     public func secondsPerTrainingStep(steps: Int) throws -> Double {
         guard steps >= 1 else { throw UserError("--steps \(steps): time at least 1 training step.") }
-        let start = Date()
-        for _ in 0..<steps { try trainer.trainStep(batch: batchValues, labels: labelValues) }
-        _ = try trainer.readLossAndGradientNorm()
-        return Date().timeIntervalSince(start) / Double(max(steps, 1))
+        var seconds: [Double] = []
+        for _ in 0..<steps {
+            let start = Date()
+            try trainer.trainStep(batch: batchValues, labels: labelValues)
+            _ = try trainer.readLossAndGradientNorm()
+            seconds.append(Date().timeIntervalSince(start))
+        }
+        seconds.sort()
+        return steps % 2 == 1 ? seconds[steps / 2] : (seconds[steps / 2 - 1] + seconds[steps / 2]) / 2
     }
 
     /// Seconds per network evaluation of `batch` images in a DDIM sampling run (after one untimed run).
