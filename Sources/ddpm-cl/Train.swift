@@ -147,7 +147,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("fid-samples"), help: "Samples per FID evaluation.")
     var fidSamples = 500
 
-    @Option(name: .customLong("fid-steps"), help: "DDIM (η = 0) steps per FID sample.")
+    @Option(name: .customLong("fid-steps"), help: "Solver steps per FID sample: DPM-Solver++(2M) with dynamic thresholding, as the training grids (DDIM η = 0 for a schedule it refuses).")
     var fidSteps = 10
 
     @Option(name: .customLong("fid-classifier"), help: "The classifier for --fid-every; default: the cached one of --data (`ddpm-cl classifier train`).")
@@ -228,7 +228,7 @@ struct Train: ParsableCommand {
             }
             if fidReference < 2 { throw UserError("--fid-reference \(fidReference): the reference needs at least 2 images.") }
             if fidEvery < 0 || fidSamples < 2 || fidSteps < 1 {
-                throw UserError("--fid-every \(fidEvery), --fid-samples \(fidSamples), --fid-steps \(fidSteps): they take ≥ 0 steps (0: never), ≥ 2 samples and ≥ 1 DDIM step.")
+                throw UserError("--fid-every \(fidEvery), --fid-samples \(fidSamples), --fid-steps \(fidSteps): they take ≥ 0 steps (0: never), ≥ 2 samples and ≥ 1 solver step.")
             }
             var checkpoint: Checkpoint?
             var options: TrainingOptions?
@@ -307,8 +307,8 @@ struct Train: ParsableCommand {
                 fid.restore(from: directory, upTo: trainer.step)
                 settings.fidEvery = fidEvery
                 settings.fid = fid
-                print(String(format: "FID every %d steps: %d DDIM-%d samples vs %@, %@", fidEvery, fidSamples, fidSteps,
-                             reference.description, ruler))
+                print(String(format: "FID every %d steps: %d samples (%@) vs %@, %@", fidEvery, fidSamples,
+                             fid.solverDescription(options.schedulerSettings), reference.description, ruler))
             }
             if let parallel {
                 say("data parallel: \(parallel.size) ranks (Open MPI), \(localBatch) images of each batch of \(options.batch) per rank; rank 0 writes the run")

@@ -12,6 +12,18 @@ public enum SamplerName: String, CaseIterable, Sendable {
     public var isDeterministic: Bool { ![.ddpm, .dpm2mSDE, .eulerAncestral].contains(self) }
 }
 
+extension SchedulerSettings {
+    /// The sampler for training-time grids and FID: DPM-Solver++(2M) with dynamic thresholding,
+    /// which after a 10-minute run has half the FID of DDIM-50 (README, "The best samples per
+    /// minute"); for a schedule DPM-Solver++ refuses, DDPM ancestral sampling (`fallback`).
+    public func fastSampler(fallback: SamplerKind = .ddpm) -> (settings: SchedulerSettings, kind: SamplerKind) {
+        var s = self
+        s.thresholding = true
+        let kind: SamplerKind = (try? s.checkDPMSolverSchedule()) != nil ? .dpmSolver(DPMSolverSettings()) : fallback
+        return (s, kind)
+    }
+}
+
 extension SamplerKind {
     /// The sampler a diffusers scheduler_config.json names, with its options; nil for DDPMScheduler and
     /// DDIMScheduler (their options are SchedulerSettings'). Unsupported options are refused.

@@ -2,7 +2,8 @@ import DDPMCore
 import Foundation
 
 /// FID and KID during training (`train --fid-every N --fid-samples 500`): every N steps, samples from
-/// the EMA weights with DDIM (η = 0, `steps` steps), features from the domain classifier (or
+/// the EMA weights in `steps` steps of the training grids' solver (`SchedulerSettings.fastSampler`:
+/// thresholded DPM-Solver++(2M); DDIM η = 0 for a schedule it refuses), features from the domain classifier (or
 /// InceptionV3 with `--fid-features inception`), compared with the reference set's features
 /// (computed once per dataset and cached). Rows go to fid.csv, the curve to fid.png in the run directory.
 public final class TrainingFID {
@@ -46,9 +47,10 @@ public final class TrainingFID {
             throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the feature network reads "
                 + "\(format.channels)×\(format.size)²; train a classifier on this data.")
         }
-        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: scheduler, batch: min(samples, 100),
+        let (sampling, kind) = scheduler.fastSampler(fallback: .ddim(eta: 0))
+        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: sampling, batch: min(samples, 100),
                                   conditioning: conditioning)
-        let images = try sampler.sample(count: samples, seed: 0, sampler: .ddim(eta: 0), steps: steps)
+        let images = try sampler.sample(count: samples, seed: 0, sampler: kind, steps: steps)
         // Quantised as a saved sample would be, so the number matches `ddpm-cl fid` on samples.npy.
         let bytes = toUInt8(images)
         let set = ImageSet(images: bytes.map { Float($0) / 127.5 - 1 }, count: samples, channels: config.inChannels,
@@ -60,6 +62,12 @@ public final class TrainingFID {
         let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start))
         rows.append(row)
         return row
+    }
+
+    /// "DPM-Solver++(2M)-10 thresholded" or "DDIM-10", for the log.
+    public func solverDescription(_ scheduler: SchedulerSettings) -> String {
+        if case .dpmSolver = scheduler.fastSampler(fallback: .ddim(eta: 0)).kind { return "DPM-Solver++(2M)-\(steps) thresholded" }
+        return "DDIM-\(steps)"
     }
 
     /// Reads earlier rows of a resumed run (up to `step`).

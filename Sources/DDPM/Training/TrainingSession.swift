@@ -177,21 +177,17 @@ public final class TrainingSession {
         log.setFID(row.fid, kid: row.kid, step: row.step)
         events?.add(step: row.step, [.scalar(tag: "fid", value: Float(row.fid)), .scalar(tag: "kid", value: Float(row.kid))])
         progressBar?.finish()
-        say(String(format: "step %d  FID %.3f  KID %.5f  (%d DDIM-%d samples, %.1f s)", row.step, row.fid, row.kid,
-                   fid.samples, fid.steps, row.seconds))
+        say(String(format: "step %d  FID %.3f  KID %.5f  (%d samples, %@, %.1f s)", row.step, row.fid, row.kid,
+                   fid.samples, fid.solverDescription(trainer.options.schedulerSettings), row.seconds))
     }
 
-    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0): DPM-Solver++(2M)
-    /// in `sampleSteps` steps with dynamic thresholding, which after a 10-minute run has half the FID
-    /// of DDIM-50 (README, "The best samples per minute"); DDPM ancestral sampling for a schedule
-    /// DPM-Solver++ refuses.
+    /// A grid of `sampleCount` images from the EMA weights with fixed noise (seed 0), in `sampleSteps`
+    /// steps of `SchedulerSettings.fastSampler` (thresholded DPM-Solver++(2M)).
     func writeSamples() throws {
-        var schedule = trainer.options.schedulerSettings
-        schedule.thresholding = true
+        let (schedule, kind) = trainer.options.schedulerSettings.fastSampler()
         let sampler = try Sampler(backend: trainer.backend, config: trainer.options.model, weights: try trainer.emaWeights(),
                                   settings: schedule, batch: settings.sampleCount,
                                   conditioning: trainer.options.classLabels?.everyClass)
-        let kind: SamplerKind = (try? schedule.checkDPMSolverSchedule()) != nil ? .dpmSolver(DPMSolverSettings()) : .ddpm
         // A model with fewer timesteps than sampleSteps samples with all of them.
         let steps = min(settings.sampleSteps, trainer.options.timesteps)
         let images = try sampler.sample(count: settings.sampleCount, seed: 0, sampler: kind, steps: steps)
