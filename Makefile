@@ -22,15 +22,18 @@ test: deps
 	swift build -c release --build-tests
 	XDG_CACHE_HOME=$(CURDIR)/.build/cache swift test -c release --skip-build
 
-# A 10-minute budget on a CPU sees ~22k images: small batches (more updates), a higher learning
-# rate than the defaults and min-SNR-5 loss weighting get further (measured: FID 4.00 → 2.42). The final grid uses DPM-Solver++(2M) in 20 steps with dynamic
+# A 10-minute budget on a CPU sees ~20k images: small batches (more updates), a higher learning
+# rate than the defaults and min-SNR-5 loss weighting get further (measured: FID 4.00 → 2.42), and a
+# class-conditional model sampled with classifier-free guidance w = 2 further still (3.06 → 0.92 at
+# equal time, README). The final grid uses DPM-Solver++(2M) in 20 steps with dynamic
 # thresholding: measured on 500 samples of a 10-minute run it has half the FID of DDIM in 50 steps
 # (README, "The best samples per minute").
 run: build
-	$(BIN) train --device $(DEVICE) --minutes $(MINUTES) --batch 16 --lr 1e-3 --warmup 50 --snr-gamma 5 --out $(RUN)
-	$(BIN) sample $(RUN) --device $(DEVICE) --num-images 64 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995
+	$(BIN) train --device $(DEVICE) --minutes $(MINUTES) --batch 16 --lr 1e-3 --warmup 50 --snr-gamma 5 \
+		--class-conditional --cond-drop 0.1 --out $(RUN)
+	$(BIN) sample $(RUN) --device $(DEVICE) --num-images 64 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995 --guidance 2
 	@echo "Samples: $(RUN)/samples/  Loss plot: $(RUN)/loss.png  Pipeline for diffusers: $(RUN)/pipeline/"
-	@echo "Sample quality: $(BIN) sample $(RUN) --num-images 500 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995 --out $(RUN)/fid-samples && $(BIN) fid $(RUN)/fid-samples --data fashion-mnist:test"
+	@echo "Sample quality: $(BIN) sample $(RUN) --num-images 500 --sampler dpm++2m --steps 20 --dynamic-threshold 0.995 --guidance 2 --out $(RUN)/fid-samples && $(BIN) fid $(RUN)/fid-samples --data fashion-mnist:test"
 
 bench: build
 	$(BIN) bench --device $(DEVICE)
