@@ -52,6 +52,7 @@ func groupNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dgamma: UnsafeMutabl
         let (image, group) = job.quotientAndRemainder(dividingBy: g.groups)
         let (mean, rstd) = groupStatistics(x, image: image, group: group, channelsPerGroup: cpg,
                                            spatial: spatial, channels: c, eps: g.eps)
+        stats[job] = (mean, rstd)
         for ch in group * cpg..<(group + 1) * cpg {
             let base = (image * c + ch) * spatial
             for i in 0..<spatial {
@@ -68,9 +69,7 @@ func groupNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dgamma: UnsafeMutabl
     let dy = UnsafePointer(upstream)
     parallelFor(n * g.groups) { job in
         let (image, group) = job.quotientAndRemainder(dividingBy: g.groups)
-        let (mean, rstd) = groupStatistics(x, image: image, group: group, channelsPerGroup: cpg,
-                                           spatial: spatial, channels: c, eps: g.eps)
-        stats[job] = (mean, rstd)
+        let (mean, rstd) = stats[job]
         var sumG = 0.0, sumGX = 0.0
         for ch in group * cpg..<(group + 1) * cpg {
             let base = (image * c + ch) * spatial
