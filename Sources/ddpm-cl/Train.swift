@@ -60,7 +60,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Train until this step (counting resumed steps).")
     var steps: Int?
 
-    @Option(parsing: .unconditional, help: "Train for this many minutes (default 10 when --steps is not given).")
+    @Option(parsing: .unconditional, help: "Train for this many minutes of training time (default 10 when --steps is not given); --fid-every evaluations pause the clock.")
     var minutes: Double?
 
     @Option(parsing: .unconditional, help: "Images per step.")
@@ -141,7 +141,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every"), parsing: .unconditional, help: "Read the loss and log every N steps.")
     var logEvery = 10
 
-    @Option(name: .customLong("fid-every"), help: "Measure FID/KID of EMA samples every N steps (0: never); writes fid.csv and fid.png.")
+    @Option(name: .customLong("fid-every"), help: "Measure FID/KID of EMA samples every N steps (0: never); writes fid.csv (with each evaluation's cost and the training seconds at it) and fid.png. Evaluations do not count against --minutes.")
     var fidEvery = 0
 
     @Option(name: .customLong("fid-samples"), help: "Samples per FID evaluation.")

@@ -25,7 +25,7 @@ final class TrainingFIDTests: XCTestCase {
                                   samples: 6, steps: 2, kidSubsets: 2)
         var weights = Weights(graph: UNet(config: model, batch: 1).graph)
         weights.initialize(seed: 3)
-        let row = try fid.evaluate(step: 7, backend: backend, config: model, weights: weights, scheduler: SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 1000)))
+        let row = try fid.evaluate(step: 7, trainingSeconds: 12.5, backend: backend, config: model, weights: weights, scheduler: SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 1000)))
         XCTAssert(row.fid.isFinite && row.fid > 0, "\(row)")
         let run = RunDirectory(dir)
         try fid.write(to: run)
@@ -35,6 +35,7 @@ final class TrainingFIDTests: XCTestCase {
         again.restore(from: run, upTo: 7)
         XCTAssertEqual(again.rows.map(\.step), [7])
         XCTAssertEqual(again.rows[0].fid, row.fid, accuracy: 1e-9 * row.fid)
+        XCTAssertEqual(again.rows[0].trainingSeconds, 12.5, "the training time of the row is kept")
         again.restore(from: run, upTo: 6)
         XCTAssertEqual(again.rows.count, 1, "rows after the resumed step are dropped")
         // A model whose images the classifier cannot read is refused with a message.

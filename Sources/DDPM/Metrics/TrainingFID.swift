@@ -7,7 +7,9 @@ import Foundation
 /// InceptionV3 with `--fid-features inception`), compared with the reference set's features
 /// (computed once per dataset and cached). Rows go to fid.csv, the curve to fid.png in the run directory.
 public final class TrainingFID {
-    public struct Row { public var step: Int; public var fid: Double; public var kid: Double; public var seconds: Double }
+    /// `seconds`: what the evaluation cost; `trainingSeconds`: the run's training time at `step`
+    /// (evaluations excluded, so the curve's time axis is the time spent training).
+    public struct Row { public var step: Int; public var fid: Double; public var kid: Double; public var seconds: Double; public var trainingSeconds: Double }
     public let samples: Int
     public let steps: Int
     public let network: FeatureNetwork
@@ -39,7 +41,7 @@ public final class TrainingFID {
 
     /// Samples, measures and records one row (the fixed seed 0: the same noise at every evaluation).
     @discardableResult
-    public func evaluate(step: Int, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
+    public func evaluate(step: Int, trainingSeconds: Double = 0, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
                          conditioning: ClassConditioning? = nil) throws -> Row {
         let start = Date()
         // Inception (format channels 3) replicates gray samples; the classifier reads its own channels only.
@@ -48,8 +50,9 @@ public final class TrainingFID {
                 + "\(format.channels)×\(format.size)²; train a classifier on this data.")
         }
         let (sampling, kind) = scheduler.fastSampler(fallback: .ddim(eta: 0))
-        let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: sampling, batch: min(samples, 100),
-                                  conditioning: conditioning)
+        // Measured against the device first, as `sample` is: a batch that cannot fit is refused with one that does.
+        let sampler = try Sampler.fitting(backend: backend, config: config, weights: weights, settings: sampling, batch: min(samples, 100),
+                                          conditioning: conditioning, flag: "--fid-samples")
         let images = try sampler.sample(count: samples, seed: 0, sampler: kind, steps: steps)
         // Quantised as a saved sample would be, so the number matches `ddpm-cl fid` on samples.npy.
         let bytes = toUInt8(images)
@@ -59,7 +62,8 @@ public final class TrainingFID {
         let generated = FIDEvaluation.SourceFeatures(features: out.features, predictions: out.predictions,
                                                       description: set.description, cached: false)
         let report = try FIDEvaluation.report(generated, reference, network: network, settings: settings)
-        let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start))
+        let row = Row(step: step, fid: report.fid, kid: report.kid.mean, seconds: Date().timeIntervalSince(start),
+                      trainingSeconds: trainingSeconds)
         rows.append(row)
         return row
     }
@@ -70,19 +74,19 @@ public final class TrainingFID {
         return "DDIM-\(steps)"
     }
 
-    /// Reads earlier rows of a resumed run (up to `step`).
+    /// Reads earlier rows of a resumed run (up to `step`; files from before the training_seconds column read it as 0).
     public func restore(from directory: RunDirectory, upTo step: Int) {
         guard let text = try? String(contentsOf: Self.csv(directory), encoding: .utf8) else { return }
         for line in text.split(separator: "\n").dropFirst() {
             let f = line.split(separator: ",").compactMap { Double($0) }
-            guard f.count == 4, Int(f[0]) <= step else { continue }
-            rows.append(Row(step: Int(f[0]), fid: f[1], kid: f[2], seconds: f[3]))
+            guard f.count == 4 || f.count == 5, Int(f[0]) <= step else { continue }
+            rows.append(Row(step: Int(f[0]), fid: f[1], kid: f[2], seconds: f[3], trainingSeconds: f.count == 5 ? f[4] : 0))
         }
     }
 
     public func write(to directory: RunDirectory) throws {
-        var text = "step,fid,kid,seconds\n"
-        for r in rows { text += "\(r.step),\(r.fid),\(r.kid),\(String(format: "%.2f", r.seconds))\n" }
+        var text = "step,fid,kid,seconds,training_seconds\n"
+        for r in rows { text += "\(r.step),\(r.fid),\(r.kid),\(String(format: "%.2f,%.1f", r.seconds, r.trainingSeconds))\n" }
         try writeAtomically(Data(text.utf8), to: Self.csv(directory))
         try writePNG(renderLossPlot(steps: rows.map(\.step), losses: rows.map { Float($0.fid) }, title: "fid"),
                      to: directory.url.appendingPathComponent("fid.png"))

@@ -39,8 +39,12 @@ public final class TrainingSession {
     let parallel: DataParallel?
     /// Whether this process writes files and prints (rank 0, or the only process).
     var isRoot: Bool { parallel?.isRoot ?? true }
-    /// The run's training seconds so far (the checkpoint's plus this session's wall-clock time).
+    /// The run's training seconds so far (the checkpoint's plus this session's wall-clock time, less
+    /// the time FID evaluations took).
     var clock: () -> Double = { 0 }
+    /// Seconds this session spent in FID evaluations. They do not count against --minutes or a
+    /// time-driven cosine, so measuring a run does not change what it trains.
+    var evaluationSeconds = 0.0
     /// The TensorBoard event file of this session (scalars at every log step, FID/KID, sample grids).
     var events: TensorBoardWriter?
 
@@ -67,7 +71,8 @@ public final class TrainingSession {
         let start = Date()
         // The run's training time goes on from the checkpoint's (a time-driven cosine follows it).
         let priorSeconds = trainer.trainingSeconds
-        clock = { priorSeconds + Date().timeIntervalSince(start) }
+        let sessionSeconds = { [unowned self] in Date().timeIntervalSince(start) - self.evaluationSeconds }
+        clock = { priorSeconds + sessionSeconds() }
         let firstStep = trainer.step + 1
         let k = options.accumulationSteps
         // The prefetcher counts micro-batches: step s uses micro-batches (s−1)·k + 1 … s·k.
@@ -84,7 +89,8 @@ public final class TrainingSession {
 
         func finished() throws -> Bool {
             if let steps = settings.steps, trainer.step >= steps { return true }
-            if let minutes = settings.minutes { return try agreed(Date().timeIntervalSince(start) >= minutes * 60) }
+            // Rank 0's clock decides: it alone pauses for FID evaluations, which the others wait out.
+            if let minutes = settings.minutes { return try agreed(isRoot && sessionSeconds() >= minutes * 60) }
             return false
         }
 
@@ -107,7 +113,7 @@ public final class TrainingSession {
                     events?.add(step: step, [.scalar(tag: "loss", value: loss), .scalar(tag: "lr", value: trainer.lastLearningRate),
                                              .scalar(tag: "grad_norm", value: gradNorm), .scalar(tag: "images_per_second", value: Float(ips))])
                 }
-                let elapsed = now.timeIntervalSince(start)
+                let elapsed = sessionSeconds()
                 let eta: Double? = settings.steps.map { Double($0 - step) * elapsed / Double(step - firstStep + 1) }
                     ?? settings.minutes.map { max(0, $0 * 60 - elapsed) }
                 if let bar = progressBar {
@@ -118,7 +124,10 @@ public final class TrainingSession {
                 }
             }
             if isRoot && settings.sampleEvery > 0 && step % settings.sampleEvery == 0 { try writeSamples() }
-            if isRoot && fidNow { try measureFID(&log) }
+            if isRoot && fidNow {
+                try measureFID(&log)
+                lastLog.time = Date()   // the next img/s figure leaves the evaluation out
+            }
             if settings.checkpointEvery > 0 && step % settings.checkpointEvery == 0 { try save(&log) }
             if try agreed(Interruption.requested) {
                 progressBar?.finish()
@@ -170,11 +179,12 @@ public final class TrainingSession {
     /// FID/KID of the EMA weights' samples against the reference (TrainingFID), logged and plotted.
     func measureFID(_ log: inout TrainingLog) throws {
         guard let fid = settings.fid else { return }
-        let row = try fid.evaluate(step: trainer.step, backend: trainer.backend, config: trainer.options.model,
+        let row = try fid.evaluate(step: trainer.step, trainingSeconds: clock(), backend: trainer.backend, config: trainer.options.model,
                                    weights: try trainer.emaWeights(), scheduler: trainer.options.schedulerSettings,
                                    conditioning: trainer.options.classLabels?.everyClass)
         try fid.write(to: directory)
         log.setFID(row.fid, kid: row.kid, step: row.step)
+        evaluationSeconds += row.seconds
         events?.add(step: row.step, [.scalar(tag: "fid", value: Float(row.fid)), .scalar(tag: "kid", value: Float(row.kid))])
         progressBar?.finish()
         say(String(format: "step %d  FID %.3f  KID %.5f  (%d samples, %@, %.1f s)", row.step, row.fid, row.kid,
