@@ -39,7 +39,7 @@ final class TrainingFIDTests: XCTestCase {
         again.restore(from: run, upTo: 6)
         XCTAssertEqual(again.rows.count, 1, "rows after the resumed step are dropped")
         // A model whose images the classifier cannot read is refused with a message.
-        XCTAssertThrowsError(try fid.evaluate(step: 8, backend: backend, config: ModelPreset.small.config,
+        XCTAssertThrowsError(try fid.evaluate(step: 8, trainingSeconds: 0, backend: backend, config: ModelPreset.small.config,
                                               weights: weights, scheduler: SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: 1000))))
     }
 }

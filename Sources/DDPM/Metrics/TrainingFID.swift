@@ -41,7 +41,7 @@ public final class TrainingFID {
 
     /// Samples, measures and records one row (the fixed seed 0: the same noise at every evaluation).
     @discardableResult
-    public func evaluate(step: Int, trainingSeconds: Double = 0, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
+    public func evaluate(step: Int, trainingSeconds: Double, backend: Backend, config: UNetConfig, weights: Weights, scheduler: SchedulerSettings,
                          conditioning: ClassConditioning? = nil) throws -> Row {
         let start = Date()
         // Inception (format channels 3) replicates gray samples; the classifier reads its own channels only.
@@ -49,7 +49,7 @@ public final class TrainingFID {
             throw UserError("--fid-every: the model makes \(config.inChannels)×\(config.sampleSize)² images but the feature network reads "
                 + "\(format.channels)×\(format.size)²; train a classifier on this data.")
         }
-        let (sampling, kind) = scheduler.fastSampler(fallback: .ddim(eta: 0))
+        let (sampling, kind) = Self.solver(scheduler)
         // Measured against the device first, as `sample` is: a batch that cannot fit is refused with one that does.
         let sampler = try Sampler.fitting(backend: backend, config: config, weights: weights, settings: sampling, batch: min(samples, 100),
                                           conditioning: conditioning, flag: "--fid-samples")
@@ -68,9 +68,14 @@ public final class TrainingFID {
         return row
     }
 
+    /// The training grids' solver; DDIM η = 0 (not DDPM) where DPM-Solver++ refuses the schedule.
+    static func solver(_ scheduler: SchedulerSettings) -> (settings: SchedulerSettings, kind: SamplerKind) {
+        scheduler.fastSampler(fallback: .ddim(eta: 0))
+    }
+
     /// "DPM-Solver++(2M)-10 thresholded" or "DDIM-10", for the log.
     public func solverDescription(_ scheduler: SchedulerSettings) -> String {
-        if case .dpmSolver = scheduler.fastSampler(fallback: .ddim(eta: 0)).kind { return "DPM-Solver++(2M)-\(steps) thresholded" }
+        if case .dpmSolver = Self.solver(scheduler).kind { return "DPM-Solver++(2M)-\(steps) thresholded" }
         return "DDIM-\(steps)"
     }
 
