@@ -18,7 +18,8 @@
 // past its width are computed on the zero slack and not stored.
 //
 // Build constants: VW (8 or 16: floats per vector, floatv in prelude.cl), ROWS (1..8), COB (1..8), GCOB (1..3: the weight
-// gradient holds 9·GCOB accumulators; 3 fits AVX-512's 32 registers, 1 AVX2's 16).
+// gradient holds 9·GCOB·GCOV accumulators; 27 fit AVX-512's 32 registers, 9 AVX2's 16), GCOV (1..3: output-channel
+// vectors per work-item of the channels-last weight gradient).
 
 #ifndef ROWS
 #define ROWS 4
@@ -28,6 +29,9 @@
 #endif
 #ifndef GCOB
 #define GCOB 2
+#endif
+#ifndef GCOV
+#define GCOV 1
 #endif
 
 // One work-item per plane (n, c): items = N·C; Hp, Wp are the padded plane's sizes. A plane per
@@ -136,13 +140,13 @@ kernel void conv3x3_direct(global float *y, global const float *xp, global const
 
 // Weight gradient: dw[co][ci][ky][kx] = Σ_{n,oy,ox} dy[n][co][oy][ox] · x[n][ci][oy + ky − 1][ox + kx − 1].
 // Vectors run along output channels: conv3x3_channels_last writes dy as dyt[n][oy][ox][co] (co
-// padded to a multiple of VW with zeros), x is padded by conv3x3_pad_planes. One work-item
-// (work-group size 1) owns VW output channels × GCOB input channels and sums over the whole batch
-// (no partial sums: deterministic) in 9·GCOB vector accumulators: per pixel one dy vector and
-// 9·GCOB broadcast x values. Each x value is read once per VW output channels, each dy value once
-// per GCOB input channels, which keeps the reads in cache.
+// padded to a multiple of VW·GCOV with zeros), x is padded by conv3x3_pad_planes. One work-item
+// (work-group size 1) owns GCOV·VW output channels × GCOB input channels and sums over a chunk of
+// images in 9·GCOB·GCOV vector accumulators: per pixel GCOV dy vectors and 9·GCOB broadcast x
+// values. Each x value is read once per GCOV·VW output channels, each dy value once per GCOB
+// input channels.
 
-// One work-item per (n, oy, ox): items = N·H·W; cpad = Co rounded up to a multiple of VW.
+// One work-item per (n, oy, ox): items = N·H·W; cpad = Co rounded up to a multiple of VW·GCOV.
 kernel void conv3x3_channels_last(global float *dyt, global const float *dy, int channels, int cpad, int hw, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
@@ -153,49 +157,69 @@ kernel void conv3x3_channels_last(global float *dyt, global const float *dy, int
     for (int c = channels; c < cpad; c++) o[c] = 0.0f;
 }
 
-// Global (ceil(Ci/GCOB), cpad/VW), work-group (1, 1).
-kernel void conv3x3_grad_weight(global float *dw, global const float *dyt, global const float *xp,
-                                int n_images, int cin, int cout, int cpad, int h, int w, int hp, int wpad) {
-    const int ci0 = get_global_id(0) * GCOB, co0 = get_global_id(1) * VW;
+// Chunks of images write partial sums that conv3x3_sum_chunks adds in a fixed order (deterministic).
+// The work-items of one chunk run next to each other (chunk is the slowest grid dimension), so that
+// chunk of dy stays in each core's L2 while every input-channel block reads it: without chunks each
+// work-item streamed the whole batch's dy from L3 or memory and the FMAs waited on it.
+// Global (ceil(Ci/GCOB), cpad/VW, chunks), work-group (1, 1, 1); part[chunk][co][ci][9].
+kernel void conv3x3_grad_weight(global float *part, global const float *dyt, global const float *xp,
+                                int n_images, int chunk_images, int cin, int cout, int cpad, int h, int w, int hp, int wpad) {
+    const int ci0 = get_global_id(0) * GCOB, co0 = get_global_id(1) * VW * GCOV, chunk = get_global_id(2);
     const long plane = (long)hp * wpad;
-    floatv acc[GCOB][9];
+    floatv acc[GCOB][9][GCOV];
     #pragma unroll
     for (int j = 0; j < GCOB; j++) {
         #pragma unroll
-        for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
+        for (int t = 0; t < 9; t++) {
+            #pragma unroll
+            for (int v = 0; v < GCOV; v++) acc[j][t][v] = (floatv)(0.0f);
+        }
     }
-    for (int n = 0; n < n_images; n++) {
+    const int n_end = min(n_images, (chunk + 1) * chunk_images);
+    for (int n = chunk * chunk_images; n < n_end; n++) {
         global const float *xc[GCOB];
         #pragma unroll
         for (int j = 0; j < GCOB; j++) xc[j] = xp + ((long)n * cin + min(ci0 + j, cin - 1)) * plane;  // past cin: not stored
         global const float *d = dyt + (long)n * h * w * cpad + co0;
         for (int oy = 0; oy < h; oy++) {
             for (int ox = 0; ox < w; ox++, d += cpad) {
-                const floatv dv = vloadv(0, d);
+                floatv dv[GCOV];
+                #pragma unroll
+                for (int v = 0; v < GCOV; v++) dv[v] = vloadv(v, d);
                 #pragma unroll
                 for (int j = 0; j < GCOB; j++) {
                     global const float *xq = xc[j] + oy * wpad + ox;
                     #pragma unroll
                     for (int ky = 0; ky < 3; ky++) {
                         #pragma unroll
-                        for (int kx = 0; kx < 3; kx++) acc[j][ky * 3 + kx] = fma(dv, (floatv)(xq[ky * wpad + kx]), acc[j][ky * 3 + kx]);
+                        for (int kx = 0; kx < 3; kx++) {
+                            const floatv xv = (floatv)(xq[ky * wpad + kx]);
+                            #pragma unroll
+                            for (int v = 0; v < GCOV; v++) acc[j][ky * 3 + kx][v] = fma(dv[v], xv, acc[j][ky * 3 + kx][v]);
+                        }
                     }
                 }
             }
         }
     }
+    global float *dw = part + (long)chunk * cout * cin * 9;
     #pragma unroll
     for (int j = 0; j < GCOB; j++) {
         const int ci = ci0 + j;
         if (ci >= cin) break;
         #pragma unroll
         for (int t = 0; t < 9; t++) {
-            float lanes[VW];
-            vstorev(acc[j][t], 0, lanes);
-            for (int l = 0; l < VW && co0 + l < cout; l++) dw[((long)(co0 + l) * cin + ci) * 9 + t] = lanes[l];
+            #pragma unroll
+            for (int v = 0; v < GCOV; v++) {
+                float lanes[VW];
+                vstorev(acc[j][t][v], 0, lanes);
+                const int c0 = co0 + v * VW;
+                for (int l = 0; l < VW && c0 + l < cout; l++) dw[((long)(c0 + l) * cin + ci) * 9 + t] = lanes[l];
+            }
         }
     }
 }
+
 
 // Weight gradient, vectorised along image rows instead (gradRows): for widths that are a multiple
 // of VW it needs no channels-last copy of dy. One work-item (work-group size 1) owns GCOB output

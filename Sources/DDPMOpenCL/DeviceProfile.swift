@@ -63,33 +63,54 @@ public struct GEMMTiles: Codable, Hashable, Sendable, CustomStringConvertible {
 
 /// The direct 3×3 convolution's blocking (Kernels/conv3x3.cl): rows × vw output pixels × cob output
 /// channels per work-item, rows·cob vector accumulators.
-/// The weight gradient's work-item owns vw output channels of gradCob input channels (9·gradCob
-/// vector accumulators).
+/// The weight gradient's work-item owns gradCob channels (input channels along output-channel
+/// vectors, output channels along rows) in 9·gradCob·gradCov vector accumulators.
 public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible {
     public var vw: Int, rows: Int, cob: Int, gradCob: Int
     /// The weight gradient's kernel: vectorised along image rows (`conv3x3_grad_weight_rows`, for
     /// widths that are a multiple of `vw`) or along output channels (`conv3x3_grad_weight`, after a
     /// channels-last copy of dy; also the fallback for other widths).
     public var gradRows: Bool
-    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false) {
-        (self.vw, self.rows, self.cob, self.gradRows) = (vw, rows, cob, gradRows)
+    /// Output-channel vectors per work-item of the channels-last weight gradient: per pixel it loads
+    /// gradCov dy vectors and 9·gradCob broadcast x values for 9·gradCob·gradCov FMAs (1×2 on
+    /// AVX-512: 18 FMAs per 11 loads, against 27 per 28 at 3×1).
+    public var gradCov: Int
+    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1) {
+        (self.vw, self.rows, self.cob, self.gradRows, self.gradCov) = (vw, rows, cob, gradRows, gradCov)
         self.gradCob = gradCob ?? (vw >= 16 ? 3 : 1)
     }
-    // Profiles cached before gradRows existed decode as the channels-last weight gradient.
+    // Profiles cached before gradRows or gradCov existed decode as the channels-last weight
+    // gradient with one vector.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(vw: try c.decode(Int.self, forKey: .vw), rows: try c.decode(Int.self, forKey: .rows),
                   cob: try c.decode(Int.self, forKey: .cob), gradCob: try c.decode(Int.self, forKey: .gradCob),
-                  gradRows: try c.decodeIfPresent(Bool.self, forKey: .gradRows) ?? false)
+                  gradRows: try c.decodeIfPresent(Bool.self, forKey: .gradRows) ?? false,
+                  gradCov: try c.decodeIfPresent(Int.self, forKey: .gradCov) ?? 1)
     }
     public var description: String {
-        "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(gradRows ? " along rows" : ""))"
+        let vectors = gradCov > 1 && !gradRows ? "x\(gradCov)" : ""
+        return "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(vectors)\(gradRows ? " along rows" : ""))"
     }
-    var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob)" }
+    /// Reads "VWxROWSxCOB[xGCOB[xGCOV]][r]" (a trailing r: the weight gradient along rows), e.g.
+    /// "16x4x4x1x2"; nil when malformed or out of range.
+    public init?(parsing text: String) {
+        let lower = text.lowercased()
+        let rows = lower.hasSuffix("r")
+        let parts = lower.dropLast(rows ? 1 : 0).split(separator: "x", omittingEmptySubsequences: false)
+        let numbers = parts.compactMap { Int($0) }
+        guard numbers.count == parts.count, (3...5).contains(numbers.count) else { return nil }
+        self.init(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count > 3 ? numbers[3] : nil, gradRows: rows,
+                  gradCov: numbers.count > 4 ? numbers[4] : 1)
+        if problem != nil { return nil }
+    }
+    var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob) -DGCOV=\(gradCov)" }
     public var problem: String? {
         guard [8, 16].contains(vw) else { return "vw=\(vw): expected 8 or 16" }
         guard (1...8).contains(rows), (1...8).contains(cob) else { return "rows=\(rows), cob=\(cob): expected 1...8 each" }
-        guard (1...3).contains(gradCob) else { return "gradCob=\(gradCob): expected 1...3" }
+        guard (1...3).contains(gradCob), (1...3).contains(gradCov), gradCob * gradCov <= 3 else {
+            return "gradCob=\(gradCob), gradCov=\(gradCov): expected 1...3 each, with at most 27 accumulators (gradCob·gradCov ≤ 3)"
+        }
         return nil
     }
 }
@@ -149,7 +170,7 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
         let wide = vectorWidth >= 16
         let tiles: GEMMTiles = wide ? .cpu(mr: 8, nr: 32, vw: 16) : .cpu(mr: 4, nr: 24, vw: 8)
         return DeviceProfile(defaultGEMM: tiles, spanElements: 4096, columnFloats: 1 << 20, loopLocal: 4,
-                             conv3x3: wide ? Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true) : Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1))
+                             conv3x3: wide ? Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2) : Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1))
     }
 
     public static func gpu() -> DeviceProfile {
@@ -180,8 +201,9 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
 
     /// The 3×3 convolution choices the timing search tries on a device (nil: im2col + GEMM). The
     /// direct kernels are for CPUs (work-groups of one item); a GPU keeps its tiled GEMM.
-    /// Registers: rows·cob accumulators + cob weights + 1 input vector, and 9·gradCob + 1 + gradCob
-    /// for the weight gradient, within 32 (AVX-512) or 16 (AVX2) vector registers.
+    /// Registers: rows·cob accumulators + cob weights + 1 input vector, and 9·gradCob·gradCov +
+    /// gradCov (+ gradCob along rows) for the weight gradient, within 32 (AVX-512) or 16 (AVX2)
+    /// vector registers.
     public static func conv3x3Candidates(for device: CLDeviceInfo) -> [Conv3x3Tiles?] {
         conv3x3Candidates(kind: device.kind, vectorWidth: device.nativeVectorWidthFloat)
     }
@@ -193,7 +215,7 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true),
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true)]
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2)]
         }
         return list
     }

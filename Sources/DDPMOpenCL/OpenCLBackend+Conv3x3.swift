@@ -44,43 +44,39 @@ extension OpenCLBackend {
                         .int(cin), .int(cout), .int(h), .int(width), .int(hp), .int(wp), .int(coBlocks)])
     }
 
-    /// dw[Co,Ci,3,3] = Σ_n dy_n ⋆ x_n, for the same convolutions.
+    /// dw[Co,Ci,3,3] = Σ_n dy_n ⋆ x_n, for the same convolutions. Both variants sum chunks of images
+    /// into partial sums (added up in a fixed order), so that a chunk's dy and x stay in cache while
+    /// every work-item of the chunk reads them.
     func conv3x3GradWeight(_ dw: CLBuffer, _ dy: CLBuffer, _ x: CLBuffer, n: Int, cin: Int, cout: Int, h: Int, width: Int) throws {
         let tiles = conv3x3Tiles!
         let (hp, wp) = paddedPlane(h: h, width: width)
         let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "conv3x3 input")
+        let chunkImages = max(1, min(n, conv3x3GradientChunkPixels / (h * width)))
+        let chunks = (n + chunkImages - 1) / chunkImages
+        let items = cout * cin * 9
+        let part = chunks == 1 ? dw : try scratch("conv3x3 weight gradient chunks", floats: chunks * items)
         if usesRowWeightGradient(width: width) {
-            // Chunks of images: enough partial sums for both cores, few enough to add up cheaply.
-            let chunkImages = min(n, Self.conv3x3GradientChunkImages)
-            let chunks = (n + chunkImages - 1) / chunkImages
-            let items = cout * cin * 9
-            let part = chunks == 1 ? dw : try scratch("conv3x3 weight gradient chunks", floats: chunks * items)
             try launchGrid("conv3x3_grad_weight_rows", "conv3x3.cl", options: tiles.buildOptions,
                            global: [(cout + tiles.gradCob - 1) / tiles.gradCob, cin, chunks],
                            [.buffer(part), .buffer(dy), .buffer(xp), .int(n), .int(chunkImages), .int(cin), .int(cout),
                             .int(h), .int(width), .int(hp), .int(wp)])
-            if chunks > 1 {
-                try launch("conv3x3_sum_chunks", "conv3x3.cl", options: tiles.buildOptions, count: items,
-                           [.buffer(dw), .buffer(part), .int(chunks), .int(items)])
-            }
-            return
+        } else {
+            let block = tiles.vw * tiles.gradCov
+            let cpad = (cout + block - 1) / block * block
+            let pixels = n * h * width
+            let dyt = try scratch("conv3x3 gradient", floats: pixels * cpad)
+            try launch("conv3x3_channels_last", "conv3x3.cl", options: tiles.buildOptions, count: pixels,
+                       [.buffer(dyt), .buffer(dy), .int(cout), .int(cpad), .int(h * width), .int(pixels)])
+            try launchGrid("conv3x3_grad_weight", "conv3x3.cl", options: tiles.buildOptions,
+                           global: [(cin + tiles.gradCob - 1) / tiles.gradCob, cpad / block, chunks],
+                           [.buffer(part), .buffer(dyt), .buffer(xp), .int(n), .int(chunkImages), .int(cin), .int(cout),
+                            .int(cpad), .int(h), .int(width), .int(hp), .int(wp)])
         }
-        let cpad = (cout + tiles.vw - 1) / tiles.vw * tiles.vw
-        let pixels = n * h * width
-        let dyt = try scratch("conv3x3 gradient", floats: pixels * cpad)
-        try launch("conv3x3_channels_last", "conv3x3.cl", options: tiles.buildOptions, count: pixels,
-                   [.buffer(dyt), .buffer(dy), .int(cout), .int(cpad), .int(h * width), .int(pixels)])
-        try launchGrid("conv3x3_grad_weight", "conv3x3.cl", options: tiles.buildOptions,
-                       global: [(cin + tiles.gradCob - 1) / tiles.gradCob, cpad / tiles.vw],
-                       [.buffer(dw), .buffer(dyt), .buffer(xp), .int(n), .int(cin), .int(cout), .int(cpad), .int(h), .int(width),
-                        .int(hp), .int(wp)])
+        if chunks > 1 {
+            try launch("conv3x3_sum_chunks", "conv3x3.cl", options: tiles.buildOptions, count: items,
+                       [.buffer(dw), .buffer(part), .int(chunks), .int(items)])
+        }
     }
-
-    /// Images per partial sum of the row-vectorised weight gradient (8: a 32×32 layer's chunk of dy
-    /// and x, ~1 MiB each at 32 channels, stays in a core's L2 while its work-items run). Measured on
-    /// a 2-core AVX-512 Xeon: 2, 4 and 8 images ran alike; chunks of 8192 or 32768 pixels (more images
-    /// on small planes) were 10–30 % slower.
-    static let conv3x3GradientChunkImages = 8
 
     /// Rows and columns of a padded plane: a border of 1, rows up to a multiple of the row block and
     /// columns up to a multiple of the vector width (zeros), so whole blocks and vectors can be loaded.

@@ -26,6 +26,12 @@ public final class OpenCLBackend: Backend {
     /// The direct 3×3 convolution's blocking now (nil: im2col + GEMM); a Conv3x3Tuner may change it.
     var conv3x3Tiles: Conv3x3Tiles?
     var conv3x3Tuner: Conv3x3Tuner?
+    /// Pixels (images × height × width) per partial sum of the 3×3 weight gradient: a chunk's dy and
+    /// x stay in a core's L2 while every work-item of the chunk reads them. Measured on a 2-core
+    /// AVX-512 Xeon (`small`, batch 64): one chunk for the whole batch left the channels-last kernel
+    /// at 0.7× its chunked speed at 32×32 and 16×16; chunks of 512 pixels on the 8×8 layers were
+    /// slower than one. Tests set it small to run many chunks on small shapes.
+    public var conv3x3GradientChunkPixels = 4096
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64

@@ -23,10 +23,12 @@ public enum ParityCases {
         // Direct 3×3 kernel (conv3x3.cl): a width over two vectors with a partial third, a height
         // that is not a multiple of its row block, channels that are not a multiple of its channel block.
         (Shape(2, 5, 11, 35), Shape(6, 5, 3, 3), Conv2D(kernel: 3, padding: 1)),
-        // The row-vectorised weight gradient: a width of two 8-float vectors (one of 16), more images
-        // than one chunk (8) holds, output channels that are not a multiple of its channel block.
+        // The row-vectorised weight gradient: a width of two 8-float vectors (one of 16), output
+        // channels that are not a multiple of its channel block. With the small chunks of
+        // ParityTests' conv3x3 test (256 pixels) both weight gradients sum 4 chunks of images here,
+        // the last one partial.
         (Shape(10, 3, 5, 16), Shape(5, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
-        // One 8-float vector per row, two chunks of images.
+        // One 8-float vector per row (two chunks of images at 256 pixels).
         (Shape(9, 4, 6, 8), Shape(7, 4, 3, 3), Conv2D(kernel: 3, padding: 1)),
         // InceptionV3's shapes: rectangular 1×7 / 7×1 / 1×3 / 3×1 kernels with torch's (0, 3) / (3, 0)
         // padding (one wide enough for col2im's vector pieces), 5×5 with padding 2, 3×3 stride 2 unpadded.

@@ -105,8 +105,8 @@ private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (i
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
-/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB][r]`: im2col + GEMM for 3×3 convolutions, or the direct kernels'
-///   blocking (a trailing `r`: the weight gradient vectorised along rows).
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r]`: im2col + GEMM for 3×3 convolutions, or the
+///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows).
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -126,17 +126,12 @@ struct ProfileOverrides {
             gemmTiles = tiles
         }
         if let text = environment["DDPM_CONV3X3"], !text.isEmpty {
-            let gradRows = text.lowercased().hasSuffix("r")
-            let numbers = text.lowercased().dropLast(gradRows ? 1 : 0).split(separator: "x").compactMap { Int($0) }
             if text.lowercased() == "off" {
                 conv3x3 = .some(nil)
-            } else if (3...4).contains(numbers.count),
-                      case let tiles = Conv3x3Tiles(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count == 4 ? numbers[3] : nil,
-                                                  gradRows: gradRows),
-                      tiles.problem == nil {
+            } else if let tiles = Conv3x3Tiles(parsing: text) {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB][r] (e.g. 16x4x4x3, or 16x4x4x3r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB 1-3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r] (e.g. 16x4x4x1x2, or 16x4x4x3r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")

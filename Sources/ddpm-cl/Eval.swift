@@ -16,6 +16,9 @@ struct Eval: ParsableCommand {
             strata of 2S timesteps with two timesteps drawn per stratum; the estimate is unbiased and is
             printed with its standard error.
 
+            A class-conditional model is evaluated on log p(x | y) with the data's labels, or with
+            --null-class on its unconditional mode (the null class that --cond-drop trained).
+
             Examples:
               ddpm-cl eval runs/NAME                       exact bound, 64 test images
               ddpm-cl eval runs/NAME --stride 20 -n 256     ≈ 60 evaluations, ± standard error
@@ -44,6 +47,9 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("exact-terms"), parsing: .unconditional, help: "With --stride: the first K terms (t = 0…K−1) are evaluated exactly.")
     var exactTerms = 10
 
+    @Flag(name: .customLong("null-class"), help: "Class-conditional models: evaluate the unconditional mode (the null class of --cond-drop) instead of log p(x | y) with the data's labels.")
+    var nullClass = false
+
     @Option(parsing: .unconditional, help: "Seed of the q(x_t|x_0) noise.")
     var seed: UInt64 = 0
 
@@ -64,15 +70,17 @@ struct Eval: ParsableCommand {
             let bound = VariationalBound(settings: pipeline.settings)
             try bound.checkStride(stride)
             let data = try TrainingData.load(self.data, size: c.sampleSize, channels: c.inChannels, seed: 0, horizontalFlip: false,
-                                             split: split == .train ? .train : .test)
+                                             split: split == .train ? .train : .test, labelled: c.isClassConditional && !nullClass)
             let count = min(n, data.count)
+            let labels = try UNetNoisePredictor.evaluationLabels(classes: pipeline.classes, data: data, count: count, nullClass: nullClass)
             let per = c.inChannels * c.sampleSize * c.sampleSize
             let images = Array(data.images.prefix(count * per))
             let backend = try device.makeBackend()
             let need = try MemoryNeed.evaluation(c, weights: pipeline.weights, settings: pipeline.settings)
             try need.check(batch: count, flag: "--num-images", on: backend, what: "evaluating")
             let predictor = try need.allocating(batch: count, flag: "--num-images", on: backend, what: "evaluating") {
-                try UNetNoisePredictor(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: count)
+                try UNetNoisePredictor(backend: backend, config: c, weights: pipeline.weights, settings: pipeline.settings, batch: count,
+                                       labels: labels)
             }
             let bar = isatty(STDERR_FILENO) == 1 && !json ? ProgressBar() : nil
             let start = Date()
@@ -83,15 +91,17 @@ struct Eval: ParsableCommand {
                           eta: elapsed / Double(done) * Double(all - done))
             }
             bar?.finish()
+            let conditioning = labels == nil ? "none" : nullClass ? "null class" : "data labels"
             if json {
                 let object: [String: Any] = ["bits_per_dim": r.bitsPerDim, "prior_bits_per_dim": r.priorBitsPerDim,
                                              "decoder_bits_per_dim": r.decoderBitsPerDim, "diffusion_bits_per_dim": r.diffusionBitsPerDim,
                                              "standard_error": r.standardError, "evaluated_terms": r.evaluatedTerms,
-                                             "images": count, "stride": stride, "exact": r.exact]
+                                             "images": count, "stride": stride, "exact": r.exact, "conditioning": conditioning]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
             } else {
-                print(String(format: "%@: %.4f bits/dim%@ over %d %@ images (prior %.4f, diffusion KL %.4f, decoder %.4f)",
+                print(String(format: "%@: %.4f bits/dim%@%@ over %d %@ images (prior %.4f, diffusion KL %.4f, decoder %.4f)",
                              pipeline.description, r.bitsPerDim,
+                             labels == nil ? "" : nullClass ? " (unconditional: the null class)" : " (−log p(x | y), y the data's labels)",
                              r.exact ? "" : String(format: " ± %.4f (standard error; %d of %d terms evaluated)", r.standardError, r.evaluatedTerms,
                                                    pipeline.settings.schedule.timesteps),
                              count, data.description, r.priorBitsPerDim, r.diffusionBitsPerDim, r.decoderBitsPerDim))

@@ -71,6 +71,20 @@ final class CLIConditioningTests: XCTestCase {
         try expectUserError(["sample", run.path, "--device", "cpu-reference", "--guidance", "-1", "--steps", "2"], mentioning: ["--guidance", "guidance_scale"])
         try expectUserError(["train", "--device", "cpu-reference", "--model", "tiny", "--cond-drop", "0.1", "--steps", "1"],
                             mentioning: ["--cond-drop", "--class-conditional"])
+        // eval: log p(x | y) with the folder's labels, or the null class's unconditional mode; the two
+        // bounds differ, so the labels reach the network.
+        func bound(_ extra: [String]) throws -> [String: Any] {
+            let r = try runCLI(["eval", run.path, "--device", "cpu-reference", "--data", data.path, "-n", "6", "--stride", "250", "--json"] + extra)
+            XCTAssertEqual(r.status, 0, r.err)
+            return try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as! [String: Any]
+        }
+        let conditional = try bound([]), unconditional = try bound(["--null-class"])
+        XCTAssertEqual(conditional["conditioning"] as? String, "data labels")
+        XCTAssertEqual(unconditional["conditioning"] as? String, "null class")
+        let (bitsY, bitsNull) = (try XCTUnwrap(conditional["bits_per_dim"] as? Double), try XCTUnwrap(unconditional["bits_per_dim"] as? Double))
+        XCTAssert(bitsY.isFinite && bitsY > 0 && bitsNull.isFinite && bitsNull > 0 && bitsY != bitsNull, "\(bitsY) \(bitsNull)")
+        try expectUserError(["eval", run.path, "--device", "cpu-reference", "-n", "2", "--stride", "250"],
+                            mentioning: ["2 classes", "Fashion-MNIST", "--null-class"])
         // Resuming continues the class-conditional run.
         let resumed = try runCLI(["train", "--resume", run.path, "--device", "cpu-reference", "--steps", "3", "--sample-every", "0"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
@@ -80,5 +94,6 @@ final class CLIConditioningTests: XCTestCase {
         let dir = try copyOfTinyPipeline("uncond-class")
         try expectUserError(["sample", dir.path, "--device", "cpu-reference", "--class", "3", "--steps", "2"], mentioning: ["--class", "class-conditional"])
         try expectUserError(["sample", dir.path, "--device", "cpu-reference", "--guidance", "2", "--steps", "2"], mentioning: ["--guidance", "class-conditional"])
+        try expectUserError(["eval", dir.path, "--device", "cpu-reference", "--null-class", "--stride", "5"], mentioning: ["--null-class", "unconditional"])
     }
 }

@@ -22,7 +22,9 @@ final class ParityTests: XCTestCase {
         }
     }
 
-    /// Every blocking the 3×3 convolution search may pick passes the convolution parity cases.
+    /// Every blocking the 3×3 convolution search may pick passes the convolution parity cases, with
+    /// the weight gradient summed in one chunk of images (the default chunk holds these small
+    /// batches whole) and in several.
     func testEveryConv3x3CandidateMatchesTheReference() throws {
         let device = try requireOpenCLDevice()
         let cpu = CPUBackend()
@@ -32,9 +34,12 @@ final class ParityTests: XCTestCase {
             var profile = DeviceProfile.cpu(vectorWidth: tiles.vw)
             profile.conv3x3 = tiles
             let cl = try OpenCLBackend(device: device, profile: profile)
-            for c in cases {
-                let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
-                XCTAssert(r.passed, "\(tiles) \(c.details): \(r.problems)")
+            for chunkPixels in [cl.conv3x3GradientChunkPixels, 256] {
+                cl.conv3x3GradientChunkPixels = chunkPixels
+                for c in cases {
+                    let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                    XCTAssert(r.passed, "\(tiles), chunks of \(chunkPixels) pixels, \(c.details): \(r.problems)")
+                }
             }
         }
     }

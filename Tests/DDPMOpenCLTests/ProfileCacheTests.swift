@@ -11,6 +11,18 @@ final class ProfileCacheTests: XCTestCase {
         XCTAssertEqual(tiles, Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: false))
         let rows = Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true)
         XCTAssertEqual(try JSONDecoder().decode(Conv3x3Tiles.self, from: JSONEncoder().encode(rows)), rows)
+        let vectors = Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2)
+        XCTAssertEqual(try JSONDecoder().decode(Conv3x3Tiles.self, from: JSONEncoder().encode(vectors)), vectors)
+        XCTAssertEqual(tiles.gradCov, 1, "older profiles had one output-channel vector per work-item")
+    }
+
+    func testConv3x3TilesParseTheirShortForm() {
+        XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x1x2"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2))
+        XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x3R"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true))
+        XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3))
+        for bad in ["16x4x4x3x2", "12x4x4", "16x4", "16xx4x4", "16x4x4x1x2x1", "r"] {
+            XCTAssertNil(Conv3x3Tiles(parsing: bad), bad)
+        }
     }
 
     func testASearchWithoutTheNewCandidatesIsNotComplete() {

@@ -186,17 +186,43 @@ public final class UNetNoisePredictor: NoisePredictor {
     let settings: SchedulerSettings
     let batch: Int
 
-    public init(backend: Backend, config: UNetConfig, weights: Weights, settings: SchedulerSettings, batch: Int) throws {
+    /// `labels`: the class of each of the `batch` images, for a class-conditional model (the bound is
+    /// then that of log p(x | y)); nil for an unconditional one.
+    public init(backend: Backend, config: UNetConfig, weights: Weights, settings: SchedulerSettings, batch: Int,
+                labels: [Int]? = nil) throws {
         self.backend = backend; self.settings = settings; self.batch = batch
         if settings.variance == .learnedRange && config.outChannels != 2 * config.inChannels {
             throw UserError("variance_type learned_range needs a model whose out_channels (\(config.outChannels)) are twice its in_channels (\(config.inChannels)); this model has a fixed variance: set variance_type fixed_small or fixed_large.")
         }
-        if config.isClassConditional {
-            throw UserError("eval measures the likelihood of unconditional models; this one is class-conditional (num_class_embeds \(config.numClassEmbeds!)), and bits/dim per class are not implemented yet.")
-        }
+        precondition(config.isClassConditional == (labels != nil) && (labels?.count ?? batch) == batch,
+                     "a class-conditional model needs one label per image, an unconditional one none")
         net = UNet(config: config, batch: batch)
         executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
         for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeBuffer(weights.values[name]!)) }
+        if let labels, let input = net.classLabels { executor.bind(input, to: try backend.makeBuffer(labels.map(Float.init))) }
+    }
+
+    /// The labels `eval` conditions a class-conditional model on: the data's own (the first `count`
+    /// images'), or with `nullClass` the null class that `train --cond-drop` trained (the model's
+    /// unconditional mode). nil for an unconditional model.
+    public static func evaluationLabels(classes: ClassLabels?, data: TrainingData, count: Int, nullClass: Bool) throws -> [Int]? {
+        guard let classes else {
+            if nullClass { throw UserError("--null-class is for class-conditional models; this one is unconditional.") }
+            return nil
+        }
+        if nullClass {
+            guard let null = classes.nullClass else {
+                throw UserError("--null-class: this model has no null class (it was not trained with --cond-drop, or its class_labels.json does not name one), so it has no unconditional mode to evaluate.")
+            }
+            return [Int](repeating: null, count: count)
+        }
+        guard let labels = data.labels, let names = data.classNames else {
+            throw UserError("this model is class-conditional, so eval needs the class of every image: \(data.description) has no labels. Use --data fashion-mnist or a folder of class subfolders (DIR/CLASS/*.png), or --null-class for the model's unconditional mode.")
+        }
+        guard names.count == classes.names.count else {
+            throw UserError("the model knows \(classes.names.count) classes but \(data.description) has \(names.count); evaluate it on data with the classes it was trained on, or use --null-class.")
+        }
+        return Array(labels.prefix(count))
     }
 
     public func predictNoise(_ x: [Float], t: Int) throws -> [Float] { try predictNoiseAndVariance(x, t: t).noise }

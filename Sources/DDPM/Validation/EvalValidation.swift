@@ -15,7 +15,8 @@ extension MemoryNeed {
     /// What a UNetNoisePredictor (eval) allocates on the device.
     public static func evaluation(_ config: UNetConfig, weights: Weights, settings: SchedulerSettings) throws -> MemoryNeed {
         try measure { backend, batch in
-            _ = try UNetNoisePredictor(backend: backend, config: config, weights: weights, settings: settings, batch: batch)
+            _ = try UNetNoisePredictor(backend: backend, config: config, weights: weights, settings: settings, batch: batch,
+                                       labels: config.isClassConditional ? [Int](repeating: 0, count: batch) : nil)
         }
     }
 }

@@ -1,0 +1,51 @@
+import DDPMCore
+import DDPMOpenCL
+import Foundation
+import XCTest
+
+/// Not a test: times the 3×3 convolutions of `small` at batch 64 one pass at a time (forward, input
+/// gradient, weight gradient), to see which kernel falls behind. Opt-in (DDPM_BENCH_CONV=1); the
+/// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB][r]) or the device's default.
+final class ConvBenchmarkTests: XCTestCase {
+    func testBenchmark() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["DDPM_BENCH_CONV"] == "1" else { throw XCTSkip("benchmark: set DDPM_BENCH_CONV=1") }
+        let device = try requireOpenCLDevice()
+        var profile = DeviceProfile.defaults(for: device)
+        if let text = environment["DDPM_CONV3X3"] { profile.conv3x3 = try XCTUnwrap(Conv3x3Tiles(parsing: text), "DDPM_CONV3X3=\(text)") }
+        let backend = try OpenCLBackend(device: device, profile: profile)
+        print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM")")
+        let batch = Int(environment["DDPM_BENCH_CONV_BATCH"] ?? "64")!
+        // (input channels, output channels, size): the stride-1 3×3 layers of `small`.
+        let layers = [(32, 32, 32), (96, 32, 32), (64, 64, 16), (128, 64, 16), (64, 64, 8), (128, 64, 8)]
+        let c = Conv2D(kernel: 3, padding: 1)
+        for (ci, co, s) in layers {
+            let xs = Shape(batch, ci, s, s), ws = Shape(co, ci, 3, 3), ys = Shape(batch, co, s, s)
+            func buffer(_ shape: Shape) throws -> TensorRef {
+                TensorRef(try backend.makeBuffer((0..<shape.count).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }), shape)
+            }
+            let x = try buffer(xs), w = try buffer(ws), b = try buffer(Shape(co)), y = try buffer(ys)
+            let dx = try buffer(xs), dw = try buffer(ws)
+            let passes: [(String, Op, [TensorRef], TensorRef)] = [
+                ("forward", .conv2d(c), [x, w, b], y),
+                ("input gradient", .conv2dBackwardInput(c, height: s, width: s), [y, w], dx),
+                ("weight gradient", .conv2dBackwardWeight(c), [y, x], dw),
+            ]
+            let flops = 2.0 * Double(batch * s * s * ci * co * 9)
+            var line = "\(ci)->\(co) at \(s)x\(s):"
+            for (name, op, inputs, output) in passes {
+                try backend.run(op, inputs: inputs, outputs: [output], step: 0)
+                try backend.synchronize()
+                var best = Double.infinity
+                for _ in 0..<7 {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try backend.run(op, inputs: inputs, outputs: [output], step: 0)
+                    try backend.synchronize()
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                }
+                line += String(format: "  %@ %.2f ms %.0f GFLOP/s", name, best * 1e3, flops / best / 1e9)
+            }
+            print(line)
+        }
+    }
+}
