@@ -102,7 +102,7 @@ struct ClassifierTrain: ParsableCommand {
 struct ClassifierEval: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Accuracy of a trained classifier on labelled images.")
+        abstract: "Accuracy of a trained classifier on labelled images (a noisy one's at several noise levels).")
 
     @OptionGroup var device: DeviceOptions
 
@@ -118,6 +118,17 @@ struct ClassifierEval: ParsableCommand {
     @Option(name: .customLong("n"), help: .renamed(to: "--num-images"))
     var oldN: Int?
 
+    @Option(name: .customLong("timesteps"), parsing: .unconditional,
+            help: ArgumentHelp("Noisy classifiers: the timesteps to measure accuracy at, comma-separated (default: 0, T/10, T/4, T/2, 3T/4, T−1).", valueName: "t,t,…"),
+            transform: { text in
+                let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !values.isEmpty, values.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw ValidationError("--timesteps \(text): expected whole numbers ≥ 0 separated by commas, e.g. 0,100,500,999")
+                }
+                return values.map { $0! }
+            })
+    var timesteps: [Int]?
+
     func run() throws {
         try reportingErrors {
             let n = try renamedFlag(numImages, old: oldN, from: "classifier eval --n", to: "--num-images")
@@ -125,7 +136,21 @@ struct ClassifierEval: ParsableCommand {
             let url = classifier.map { URL(fileURLWithPath: $0) } ?? TrainedClassifier.defaultURL(for: source)
             let trained = try TrainedClassifier.read(url)
             let set = try source.load(size: trained.config.sampleSize, channels: trained.config.inChannels, limit: n)
-            let accuracy = try ClassifierFeatures(backend: try device.makeBackend(), classifier: trained).accuracy(set)
+            let features = try ClassifierFeatures(backend: try device.makeBackend(), classifier: trained)
+            if let noise = trained.config.noise {
+                // A noisy classifier: accuracy from clean (t = 0) to pure noise (t = T − 1).
+                let total = noise.timesteps
+                let ts = timesteps ?? Array(Set([0, total / 10, total / 4, total / 2, 3 * total / 4, total - 1])).sorted()
+                print("noisy classifier (\(noise.schedule.rawValue) schedule, T = \(total)) on \(set.description); recorded at training: \(String(format: "%.2f%%", 100 * trained.heldOutAccuracy)) on \(trained.heldOutDescription)")
+                for (t, accuracy) in try features.accuracyByNoiseLevel(set, timesteps: ts) {
+                    print(String(format: "  t = %4d  accuracy %6.2f%%", t, 100 * accuracy))
+                }
+                return
+            }
+            if timesteps != nil {
+                throw UserError("--timesteps is for noisy classifiers (classifier train --noisy); \(url.path) was trained on clean images.")
+            }
+            let accuracy = try features.accuracy(set)
             print(String(format: "accuracy %.2f%% on %@ (recorded at training: %.2f%% on %@)", 100 * accuracy, set.description,
                          100 * trained.heldOutAccuracy, trained.heldOutDescription))
         }

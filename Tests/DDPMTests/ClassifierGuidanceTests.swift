@@ -21,16 +21,21 @@ final class ClassifierGuidanceTests: XCTestCase {
         return (trained, SchedulerSettings(schedule: NoiseSchedule(kind: .linear, timesteps: timesteps)))
     }
 
-    /// log p(y_n | x_n, t_n) summed over the batch, on the host from the classifier's logits.
-    func logProbability(_ classifier: TrainedClassifier, x: [Float], t: [Float], labels: [Int]) throws -> Double {
+    /// The classifier's logits for images x at timesteps t (one per image), on the CPU reference.
+    func logits(_ classifier: TrainedClassifier, x: [Float], t: [Float]) throws -> [Float] {
         let backend = CPUBackend()
-        let net = EncoderClassifier(config: classifier.config, batch: labels.count)
+        let net = EncoderClassifier(config: classifier.config, batch: t.count)
         let executor = try Executor(graph: net.graph, outputs: [net.logits], backend: backend)
         for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeBuffer(classifier.weights.values[name]!)) }
         executor.bind(net.images, to: try backend.makeBuffer(x))
         executor.bind(net.timesteps, to: try backend.makeBuffer(t))
         try executor.run(step: 0)
-        let logits = try backend.read(executor.buffer(net.logits), count: labels.count * names.count).map(Double.init)
+        return try backend.read(executor.buffer(net.logits), count: t.count * names.count)
+    }
+
+    /// log p(y_n | x_n, t_n) summed over the batch, on the host from the classifier's logits.
+    func logProbability(_ classifier: TrainedClassifier, x: [Float], t: [Float], labels: [Int]) throws -> Double {
+        let logits = try logits(classifier, x: x, t: t).map(Double.init)
         var total = 0.0
         for (n, y) in labels.enumerated() {
             let row = logits[(n * names.count)..<((n + 1) * names.count)]
@@ -109,6 +114,40 @@ final class ClassifierGuidanceTests: XCTestCase {
             let guidedLogP = try logProbability(classifier, x: results[0], t: t0, labels: [1, 2, 0])
             let plainLogP = try logProbability(classifier, x: plain, t: t0, labels: [1, 2, 0])
             XCTAssertGreaterThan(guidedLogP, plainLogP, "\(kind): guidance should make the classes more likely")
+        }
+    }
+
+    /// `classifier eval` of a noisy classifier: each image noised to q(x_t | x₀) with the classifier's
+    /// schedule and run at timestep t. The logits equal a by-hand x_t and t through the same network,
+    /// the timestep reaches it (other logits at t = 0 for the same x_t), and the accuracy counts
+    /// those logits' predictions.
+    func testAccuracyPerNoiseLevel() throws {
+        let (classifier, settings) = noisyClassifier()
+        let images: [Float] = (0..<(4 * 64)).map { Float(sin(Double($0) * 0.37)) }
+        let labels = [0, 1, 2, 1]
+        let set = ImageSet(images: images, count: 4, channels: 1, size: 8, labels: labels, classNames: names, description: "test")
+        let features = try ClassifierFeatures(backend: CPUBackend(), classifier: classifier, batch: 4)
+        let measured = try features.accuracyByNoiseLevel(set, timesteps: [0, 20, 39], seed: 5)
+        XCTAssertEqual(measured.map(\.timestep), [0, 20, 39])
+        for (t, accuracy) in measured {
+            let a = Double(settings.schedule.alphasCumprod[t])
+            let xt = images.indices.map { j in
+                Float(a.squareRoot() * Double(images[j]) + (1 - a).squareRoot()
+                      * Double(Philox.normal(seed: 5, index: j % 64, image: UInt32(j / 64), step: UInt32(t), stream: RandomStream.initialNoise)))
+            }
+            let noised = ClassifierFeatures.noised(set, alphaCumprod: a, timestep: t, seed: 5)
+            XCTAssertEqual(noised.images, xt, "t = \(t)")
+            let out = try features.run(noised, timestep: t)
+            let byHand = try logits(classifier, x: xt, t: [Float](repeating: Float(t), count: 4))
+            XCTAssertEqual(out.logits, byHand, "t = \(t)")
+            if t > 0 { XCTAssertNotEqual(try features.run(noised, timestep: 0).logits, out.logits, "t = \(t) must reach the network") }
+            XCTAssertEqual(accuracy, Double(zip(out.predictions, labels).filter { $0 == $1 }.count) / 4)
+        }
+        XCTAssertThrowsError(try features.accuracyByNoiseLevel(set, timesteps: [40])) { XCTAssert("\($0)".contains("0…39"), "\($0)") }
+        var clean = classifier
+        clean.config.noise = nil
+        XCTAssertThrowsError(try ClassifierFeatures(backend: CPUBackend(), classifier: clean, batch: 4).accuracyByNoiseLevel(set, timesteps: [0])) {
+            XCTAssert("\($0)".contains("--noisy"), "\($0)")
         }
     }
 
