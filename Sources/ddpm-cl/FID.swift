@@ -25,6 +25,8 @@ struct FID: ParsableCommand {
             Examples:
               ddpm-cl fid runs/NAME --data fashion-mnist:test
               ddpm-cl fid fashion-mnist:train fashion-mnist:test -n 1000
+              ddpm-cl fid runs/NAME/dress --data fashion-mnist:test --class Dress     per-class FID (samples of sample --class Dress)
+              ddpm-cl fid fashion-mnist:train --data fashion-mnist:test --class Dress -n 500    its real-data floor
               ddpm-cl fid runs/NAME --data fashion-mnist:test --features inception --inception pt_inception.safetensors
             """)
 
@@ -58,6 +60,9 @@ struct FID: ParsableCommand {
     @Option(name: .customLong("kid-subset-size"), help: "KID: images per subset (capped at the smaller set).")
     var kidSubsetSize = 1000
 
+    @Option(name: .customLong("class"), help: ArgumentHelp("Per-class FID: only the images of this class (a name or an index of the labels) in each set that has labels; the reference must have them, samples of `sample --class K` are taken whole.", valueName: "K|NAME"))
+    var onlyClass: String?
+
     @Option(help: "Seed of the KID subsets.")
     var seed: UInt64 = 0
 
@@ -88,7 +93,7 @@ struct FID: ParsableCommand {
             let sourceA = try ImageSource.parse(a), sourceB = try ImageSource.parse(b ?? data!)
             var settings = FIDSettings()
             settings.limit = n; settings.kidSubsets = kidSubsets; settings.kidSubsetSize = kidSubsetSize
-            settings.seed = seed; settings.cache = !noCache
+            settings.seed = seed; settings.cache = !noCache; settings.onlyClass = onlyClass
             let start = Date()
             let network: FeatureNetwork, url: URL
             switch features {

@@ -110,6 +110,41 @@ final class ImageSourceTests: XCTestCase {
         XCTAssertEqual(far.a.histogram.reduce(0, +), 150)
         XCTAssertEqual(far.b.histogram.reduce(0, +), 120)
         XCTAssert(far.text(featureFile: file.path).contains("held-out accuracy 50.00%"))
+        // Per-class FID: the rows of B's images of one class, as if B held only them.
+        let folder = dir.appendingPathComponent("fid-classes"), dogs = dir.appendingPathComponent("only-dogs/dog")
+        for (k, name) in ["cat", "dog"].enumerated() {
+            let sub = folder.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: dogs, withIntermediateDirectories: true)
+            for i in 0..<(3 + k) {
+                let image = Image8(width: 8, height: 8, channels: 1, pixels: (0..<64).map { UInt8((($0 * 7 + i * 31) % 200) + 40 * k) })
+                try writePNG(image, to: sub.appendingPathComponent("\(i).png"))
+                if name == "dog" { try writePNG(image, to: dogs.appendingPathComponent("\(i).png")) }
+            }
+        }
+        var perClass = settings
+        perClass.kidSubsetSize = 4
+        perClass.onlyClass = "Dog"
+        let byName = try FIDEvaluation.evaluate(a, .folder(folder), classifier: loaded, backend: backend, settings: perClass)
+        perClass.onlyClass = "1"
+        let byIndex = try FIDEvaluation.evaluate(a, .folder(folder), classifier: loaded, backend: backend, settings: perClass)
+        perClass.onlyClass = nil
+        let alone = try FIDEvaluation.evaluate(a, .folder(dogs.deletingLastPathComponent()), classifier: loaded, backend: backend, settings: perClass)
+        XCTAssertEqual(byName.b.count, 4)
+        XCTAssert(byName.b.description.contains("class 1 (dog)"), byName.b.description)
+        XCTAssertEqual(byName.fid, byIndex.fid)
+        XCTAssertEqual(byName.fid, alone.fid, accuracy: 1e-9 * max(1, alone.fid))
+        XCTAssertEqual(byName.a.count, 150, "A has no labels: taken whole")
+        perClass.onlyClass = "cat"
+        let cats = try FIDEvaluation.evaluate(.folder(folder), .folder(folder), classifier: loaded, backend: backend, settings: perClass)
+        XCTAssertEqual([cats.a.count, cats.b.count], [3, 3], "labelled sets on both sides are both filtered")
+        perClass.onlyClass = "cow"
+        XCTAssertThrowsError(try FIDEvaluation.evaluate(a, .folder(folder), classifier: loaded, backend: backend, settings: perClass)) {
+            XCTAssert("\($0)".contains("0 cat, 1 dog"), "\($0)")
+        }
+        XCTAssertThrowsError(try FIDEvaluation.evaluate(a, b, classifier: loaded, backend: backend, settings: perClass)) {
+            XCTAssert("\($0)".contains("no class labels"), "\($0)")
+        }
         // The batch padding does not change features: batch 100 vs 7 give the same rows.
         let s = try a.load(size: 8, channels: 1)
         let f100 = try ClassifierFeatures(backend: backend, classifier: loaded, batch: 100).run(s)

@@ -33,6 +33,10 @@ public struct FIDSettings {
     public var seed: UInt64 = 0
     /// Reuse (and write) cached features of datasets (Fashion-MNIST splits).
     public var cache = true
+    /// Per-class FID: only the images of this class (a name or an index of the labels) in each set
+    /// that has labels. The reference (B) must have them; samples of `sample --class K` (a .npy
+    /// without labels) are taken whole.
+    public var onlyClass: String?
     public init() {}
 }
 
@@ -47,9 +51,37 @@ public enum FIDEvaluation {
     public static func evaluate(_ a: ImageSource, _ b: ImageSource, network: FeatureNetwork, settings: FIDSettings,
                                 start: Date = Date()) throws -> FIDReport {
         let format = try network.inputFormat(a, b)
-        let fa = try features(of: a, network: network, format: format, limit: settings.limit, cache: settings.cache)
-        let fb = try features(of: b, network: network, format: format, limit: settings.limit, cache: settings.cache)
+        func of(_ source: ImageSource, labelsRequired: Bool) throws -> SourceFeatures {
+            guard let k = settings.onlyClass else {
+                return try features(of: source, network: network, format: format, limit: settings.limit, cache: settings.cache)
+            }
+            return try features(of: source, ofClass: k, labelsRequired: labelsRequired, network: network, format: format,
+                                limit: settings.limit, cache: settings.cache)
+        }
+        let fa = try of(a, labelsRequired: false), fb = try of(b, labelsRequired: true)
         return try report(fa, fb, network: network, settings: settings, start: start)
+    }
+
+    /// The features of `source`'s images labelled `className` (a name, case-insensitive, or an
+    /// index), at most `limit` of them in their order: the rows of the whole set's (cached) features.
+    /// A set without labels is an error when `labelsRequired`, else taken whole.
+    public static func features(of source: ImageSource, ofClass className: String, labelsRequired: Bool, network: FeatureNetwork,
+                                format: (size: Int, channels: Int), limit: Int?, cache: Bool) throws -> SourceFeatures {
+        let set = try source.load(size: format.size, channels: format.channels, limit: nil)
+        guard let labels = set.labels, let names = set.classNames else {
+            if !labelsRequired { return try features(of: source, network: network, format: format, limit: limit, cache: cache) }
+            throw UserError("--class \(className): \(set.description) has no class labels; give a labelled reference (fashion-mnist:test, or a folder with one subfolder per class).")
+        }
+        guard let k = Int(className).flatMap({ names.indices.contains($0) ? $0 : nil })
+                ?? names.firstIndex(where: { $0.lowercased() == className.lowercased() }) else {
+            throw UserError("--class \(className): \(set.description) has the classes \(names.enumerated().map { "\($0) \($1)" }.joined(separator: ", ")).")
+        }
+        let all = try features(of: source, network: network, format: format, limit: nil, cache: cache)
+        var rows = labels.indices.filter { labels[$0] == k }
+        if let limit { rows = Array(rows.prefix(limit)) }
+        guard rows.count >= 2 else { throw UserError("--class \(className): \(set.description) has \(rows.count) image(s) of class \(names[k]); FID needs at least 2.") }
+        return SourceFeatures(features: all.features.selecting(rows), predictions: rows.map { all.predictions[$0] },
+                              description: "\(set.description), class \(k) (\(names[k])): \(rows.count) images", cached: all.cached)
     }
 
     /// FID, KID and histograms from two sets' features.
