@@ -70,7 +70,8 @@ struct Eval: ParsableCommand {
             let bound = VariationalBound(settings: pipeline.settings)
             try bound.checkStride(stride)
             let data = try TrainingData.load(self.data, size: c.sampleSize, channels: c.inChannels, seed: 0, horizontalFlip: false,
-                                             split: split == .train ? .train : .test, labelled: c.isClassConditional && !nullClass)
+                                             split: split == .train ? .train : .test,
+                                             labelled: c.isClassConditional && !nullClass && TrainingData.hasClassLabels(self.data))
             let count = min(n, data.count)
             let labels = try UNetNoisePredictor.evaluationLabels(classes: pipeline.classes, data: data, count: count, nullClass: nullClass)
             let per = c.inChannels * c.sampleSize * c.sampleSize

@@ -85,6 +85,9 @@ final class CLIConditioningTests: XCTestCase {
         XCTAssert(bitsY.isFinite && bitsY > 0 && bitsNull.isFinite && bitsNull > 0 && bitsY != bitsNull, "\(bitsY) \(bitsNull)")
         try expectUserError(["eval", run.path, "--device", "cpu-reference", "-n", "2", "--stride", "250"],
                             mentioning: ["2 classes", "Fashion-MNIST", "--null-class"])
+        let flat = try XCTUnwrap(FileManager.default.contentsOfDirectory(at: data.appendingPathComponent("left"), includingPropertiesForKeys: nil).first)
+        try expectUserError(["eval", run.path, "--device", "cpu-reference", "--data", flat.deletingLastPathComponent().path, "--stride", "250"],
+                            mentioning: ["no labels", "class subfolders", "--null-class"])
         // Resuming continues the class-conditional run.
         let resumed = try runCLI(["train", "--resume", run.path, "--device", "cpu-reference", "--steps", "3", "--sample-every", "0"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
