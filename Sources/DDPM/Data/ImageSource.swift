@@ -74,6 +74,18 @@ public enum ImageSource: Equatable, CustomStringConvertible {
     }
 
     /// The images converted to a model's `size` and `channels`, at most `limit` of them (the first ones).
+    /// Whether `load` gives labels: Fashion-MNIST, or a folder with class subfolders (never a .npy).
+    public var hasLabels: Bool {
+        switch self {
+        case .fashionMNIST: return true
+        case .npy: return false
+        case .folder(let url): return Self.labels(ImageFolder.classNames(in: url))
+        }
+    }
+
+    /// A folder's subfolders are its classes when there are at least two of them.
+    private static func labels(_ subfolders: [String]) -> Bool { subfolders.count >= 2 }
+
     public func load(size: Int, channels: Int, limit: Int? = nil) throws -> ImageSet {
         var set: ImageSet
         switch self {
@@ -87,7 +99,7 @@ public enum ImageSource: Equatable, CustomStringConvertible {
             set = try Self.loadNPY(url, size: size, channels: channels, limit: limit)
         case .folder(let url):
             let names = ImageFolder.classNames(in: url)
-            let hasClasses = names.count >= 2
+            let hasClasses = Self.labels(names)
             let l = hasClasses ? try ImageFolder.loadClasses(directory: url, size: size, channels: channels)
                                : try ImageFolder.load(directory: url, size: size, channels: channels)
             let n = min(limit ?? l.count, l.count)

@@ -67,16 +67,17 @@ public enum FIDEvaluation {
     /// A set without labels is an error when `labelsRequired`, else taken whole.
     public static func features(of source: ImageSource, ofClass className: String, labelsRequired: Bool, network: FeatureNetwork,
                                 format: (size: Int, channels: Int), limit: Int?, cache: Bool) throws -> SourceFeatures {
-        let set = try source.load(size: format.size, channels: format.channels, limit: nil)
-        guard let labels = set.labels, let names = set.classNames else {
+        guard source.hasLabels else {
             if !labelsRequired { return try features(of: source, network: network, format: format, limit: limit, cache: cache) }
-            throw UserError("--class \(className): \(set.description) has no class labels; give a labelled reference (fashion-mnist:test, or a folder with one subfolder per class).")
+            throw UserError("--class \(className): \(source) has no class labels; give a labelled reference (fashion-mnist:test, or a folder with one subfolder per class).")
         }
+        let set = try source.load(size: format.size, channels: format.channels, limit: nil)
+        guard let labels = set.labels, let names = set.classNames else { preconditionFailure("\(source) promised labels") }
         guard let k = Int(className).flatMap({ names.indices.contains($0) ? $0 : nil })
                 ?? names.firstIndex(where: { $0.lowercased() == className.lowercased() }) else {
             throw UserError("--class \(className): \(set.description) has the classes \(names.enumerated().map { "\($0) \($1)" }.joined(separator: ", ")).")
         }
-        let all = try features(of: source, network: network, format: format, limit: nil, cache: cache)
+        let all = try features(of: source, network: network, format: format, limit: nil, cache: cache, loaded: set)
         var rows = labels.indices.filter { labels[$0] == k }
         if let limit { rows = Array(rows.prefix(limit)) }
         guard rows.count >= 2 else { throw UserError("--class \(className): \(set.description) has \(rows.count) image(s) of class \(names[k]); FID needs at least 2.") }
@@ -110,8 +111,9 @@ public enum FIDEvaluation {
 
     /// The features of a source read at `format`; datasets are cached per network (by its
     /// fingerprint) in cacheDirectory()/features/, so reference statistics are computed once.
+    /// `loaded`: the source already loaded at `format` and `limit`, so a cache miss does not read it again.
     public static func features(of source: ImageSource, network: FeatureNetwork, format: (size: Int, channels: Int), limit: Int?,
-                                cache: Bool) throws -> SourceFeatures {
+                                cache: Bool, loaded: ImageSet? = nil) throws -> SourceFeatures {
         let d = network.featureDimension
         // Only datasets are cached: a folder or a .npy may change under the same name.
         var cacheable = false
@@ -124,7 +126,7 @@ public enum FIDEvaluation {
             return SourceFeatures(features: FeatureMatrix(rows: f.shape[0], dimension: f.shape[1], floats: f.values),
                                   predictions: p.values.map { Int($0) }, description: "\(source) (\(f.shape[0]) images)", cached: true)
         }
-        let set = try source.load(size: format.size, channels: format.channels, limit: limit)
+        let set = try loaded ?? source.load(size: format.size, channels: format.channels, limit: limit)
         let out = try network.features(set)
         if cacheable {
             try writeNPY(float32: out.features.values.map(Float.init), shape: [set.count, d], to: featureURL)

@@ -85,14 +85,11 @@ public final class TrainingData {
         return data
     }
 
+    /// Whether `source` can be loaded `labelled` (what classNames(of:) accepts).
+    public static func hasClassLabels(_ source: String) -> Bool { (try? classNames(of: source)) != nil }
+
     /// The class names of a training source, in label order: Fashion-MNIST's ten, or the class
     /// subfolders of DIR (sorted; at least 2).
-    /// Whether `source` can be loaded `labelled`: Fashion-MNIST, or a folder with at least two class
-    /// subfolders.
-    public static func hasClassLabels(_ source: String) -> Bool {
-        source == "fashion-mnist" || ImageFolder.classNames(in: URL(fileURLWithPath: source)).count >= 2
-    }
-
     public static func classNames(of source: String) throws -> [String] {
         if source == "fashion-mnist" { return FashionMNIST.classNames }
         let url = URL(fileURLWithPath: source)
