@@ -88,6 +88,10 @@ public final class CPUBackend: Backend {
             softmaxForward(y[0], x[0], rows: s[0].count / s[0].dims.last!, length: s[0].dims.last!)
         case .softmaxBackward:
             softmaxBackward(y[0], x[0], x[1], rows: s[0].count / s[0].dims.last!, length: s[0].dims.last!)
+        case .attention(let scale):
+            attentionForward(y[0], x[0], x[1], x[2], s[0], scale: scale)
+        case .attentionBackward(let scale):
+            attentionBackward(y[0], y[1], y[2], x[0], x[1], x[2], x[3], s[0], scale: scale)
         case .add:
             elementwise(y[0], count: s[0].count) { i in x[0][i] + x[1][i] }
         case .mul:

@@ -83,6 +83,8 @@ extension Op {
             return { g, x, _, dy in [g(.siluBackward, x[0], dy)] }
         case .softmax:
             return { g, _, y, dy in [g(.softmaxBackward, y[0], dy)] }
+        case .attention(let scale):
+            return { g, x, _, dy in g.apply(.attentionBackward(scale: scale), [x[0], x[1], x[2], dy]) }
         case .add:
             return { _, _, _, dy in [dy, dy] }
         case .mul:

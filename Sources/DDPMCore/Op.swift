@@ -31,6 +31,12 @@ public enum Op: Hashable, Sendable {
     case softmax
     /// y (the softmax output), dy → dx
     case softmaxBackward
+    /// q, k, v [B, d, T] (tokens along the last axis, the U-Net's per-head layout) → o[B, d, T]:
+    /// o[b][:, i] = Σ_j P[i][j]·v[b][:, j] with P[i][:] = softmax_j(scale · q[b][:, i]·k[b][:, j]),
+    /// scaled dot-product attention in one op, so that no [B, T, T] score matrix is stored.
+    case attention(scale: Float)
+    /// q, k, v, do → dq, dk, dv (P recomputed from q and k)
+    case attentionBackward(scale: Float)
 
     // MARK: Elementwise and layout
     /// a, b (same shape) → a + b
@@ -143,6 +149,8 @@ public enum Op: Hashable, Sendable {
         case .siluBackward: return .siluBackward
         case .softmax: return .softmax
         case .softmaxBackward: return .softmaxBackward
+        case .attention: return .attention
+        case .attentionBackward: return .attentionBackward
         case .add: return .add
         case .mul: return .mul
         case .scale: return .scale
@@ -198,7 +206,7 @@ extension Op {
 /// The op's name without parameters; what the coverage test walks.
 public enum OpKind: String, CaseIterable, Sendable {
     case conv2d, conv2dBackwardInput, conv2dBackwardWeight, linear, matmul
-    case groupNorm, groupNormBackward, silu, siluBackward, relu, softmax, softmaxBackward
+    case groupNorm, groupNormBackward, silu, siluBackward, relu, softmax, softmaxBackward, attention, attentionBackward
     case add, mul, scale, addChannels, sumToChannels, concatChannels, sliceChannels, sliceChannelsBackward
     case upsampleNearest2x, upsampleNearest2xBackward, reshape
     case timestepEmbedding, dropout, mse, mseBackward, qSample, vlbTerm, vlbTermBackward, samplerStep, solverUpdate, dynamicThreshold

@@ -37,6 +37,11 @@ extension Op {
             let (k2, n) = p.transposeB ? (s[1][2], s[1][1]) : (s[1][1], s[1][2])
             precondition(k == k2, "matmul inner dimensions differ: \(s[0]) \(s[1]) \(p)")
             return [Shape(s[0][0], m, n)]
+        case .attention, .attentionBackward:
+            let backward = if case .attentionBackward = self { true } else { false }
+            need(backward ? 4 : 3)
+            precondition(s[0].rank == 3 && s.allSatisfy { $0 == s[0] }, "attention needs equal [B, d, T] inputs: \(s)")
+            return backward ? [s[0], s[0], s[0]] : [s[0]]
         case .groupNorm(let g):
             need(3)
             let c = s[0][1]

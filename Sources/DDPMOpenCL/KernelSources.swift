@@ -6,6 +6,7 @@ public enum KernelSources {
     /// Every kernel file by name. A new file in Kernels/ is embedded by the build and must be named
     /// here too (a test compares this list with the folder).
     private static let files: [String: [UInt8]] = [
+        "attention.cl": PackageResources.attention_cl,
         "classifier.cl": PackageResources.classifier_cl,
         "conv3x3.cl": PackageResources.conv3x3_cl,
         "diffusion.cl": PackageResources.diffusion_cl,

@@ -26,18 +26,12 @@ extension OpenCLBackend {
                              accumulate: true)
             }
         case .matmul(let p):
-            let batch = s[0][0]
             let (m, k) = p.transposeA ? (s[0][2], s[0][1]) : (s[0][1], s[0][2])
-            let n = p.transposeB ? s[1][1] : s[1][2]
-            try timedGEMM {
-                try gemm.run(m: m, n: n, k: k, batch: batch,
-                             a: GEMMOperand(buffer: x[0], batchStride: m * k, rowStride: p.transposeA ? 1 : k,
-                                            columnStride: p.transposeA ? m : 1),
-                             b: GEMMOperand(buffer: x[1], batchStride: k * n, rowStride: p.transposeB ? 1 : n,
-                                            columnStride: p.transposeB ? k : 1),
-                             c: GEMMOperand(buffer: y[0], batchStride: m * n, rowStride: n, columnStride: 1),
-                             alpha: p.alpha)
-            }
+            try matmul(y[0], x[0], x[1], batch: s[0][0], m: m, n: p.transposeB ? s[1][1] : s[1][2], k: k, p)
+        case .attention(let scale):
+            try attentionForward(y[0], q: x[0], k: x[1], v: x[2], s[0], scale: scale)
+        case .attentionBackward(let scale):
+            try attentionBackward(dq: y[0], dk: y[1], dv: y[2], q: x[0], k: x[1], v: x[2], dout: x[3], s[0], scale: scale)
         case .groupNorm(let g):
             let (n, c) = (s[0][0], s[0][1])
             try launch("group_norm_forward", "group_norm.cl", count: n * g.groups, loops: true,
@@ -59,16 +53,10 @@ extension OpenCLBackend {
             try launchSpans("relu_forward", "pooling.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .int(count)])
         case .siluBackward:
             try launchSpans("silu_backward", "silu.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
-        case .softmax, .softmaxBackward:
-            let length = s[0].dims.last!
-            let rows = count / length
-            if case .softmax = op {
-                try launch("softmax_forward", "softmax.cl", count: rows, loops: true,
-                           [.buffer(y[0]), .buffer(x[0]), .int(rows), .int(length)])
-            } else {
-                try launch("softmax_backward", "softmax.cl", count: rows, loops: true,
-                           [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(rows), .int(length)])
-            }
+        case .softmax:
+            try softmaxForward(y[0], x[0], rows: count / s[0].dims.last!, length: s[0].dims.last!)
+        case .softmaxBackward:
+            try softmaxBackward(y[0], y: x[0], dy: x[1], rows: count / s[0].dims.last!, length: s[0].dims.last!)
         case .add:
             try launchSpans("add", "elementwise.cl", elements: count, [.buffer(y[0]), .buffer(x[0]), .buffer(x[1]), .int(count)])
         case .mul:

@@ -44,6 +44,7 @@ public enum GradientChecks {
             GradientCheckCase(.groupNorm(GroupNorm(groups: 3, eps: 1e-5, silu: true)), [(Shape(2, 6, 3, 4), n), (Shape(6), n), (Shape(6), n)]),
             GradientCheckCase(.silu, [(s, .normal(scale: 3))]),
             GradientCheckCase(.softmax, [(Shape(2, 3, 9), .normal(scale: 2))]),
+            GradientCheckCase(.attention(scale: 0.6), [(Shape(2, 3, 7), n), (Shape(2, 3, 7), n), (Shape(2, 3, 7), n)]),
             GradientCheckCase(.add, [(s, n), (s, n)]),
             GradientCheckCase(.mul, [(s, n), (s, n)]),
             GradientCheckCase(.scale(-1.7), [(s, n)]),

@@ -89,6 +89,13 @@ public enum ParityCases {
             cases.append(ParityCase(.softmax, [(shape, .normal(scale: 3))]))
             cases.append(ParityCase(.softmaxBackward, [(shape, .uniform(0, 0.2)), (shape, n)]))
         }
+        // Fused attention (attention.cl): tokens that fill no whole vector (35 = 2·16 + 3, 4·8 + 3),
+        // channels that are not a multiple of its channel block (5, 12 against 8), batch 1 (several
+        // work-items per batch entry), and the U-Net's head shape (32 channels, 256 tokens).
+        for shape in [Shape(3, 5, 35), Shape(1, 12, 20), Shape(2, 32, 256)] {
+            cases.append(ParityCase(.attention(scale: 0.45), [(shape, n), (shape, n), (shape, n)]))
+            cases.append(ParityCase(.attentionBackward(scale: 0.45), [(shape, n), (shape, n), (shape, n), (shape, n)]))
+        }
         return cases
     }
 

@@ -78,6 +78,7 @@ final class ParityTests: XCTestCase {
             "group_norm.cl": [.groupNorm, .groupNormBackward],
             "silu.cl": [.silu, .siluBackward],
             "softmax.cl": [.softmax, .softmaxBackward],
+            "attention.cl": [.attention, .attentionBackward],
             "diffusion.cl": [.timestepEmbedding, .dropout, .mse, .mseBackward, .qSample, .samplerStep, .solverUpdate, .dynamicThreshold],
             "optimizer.cl": [.gradNorm, .adamStep, .emaUpdate, .accumulate],
             "gemm.cl": [.matmul, .linear, .conv2d],

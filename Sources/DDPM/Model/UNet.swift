@@ -120,7 +120,7 @@ struct Builder {
     }
 
     /// Attention as UNet2DModel uses it: group_norm, to_q/to_k/to_v (linear over channels, i.e. 1×1
-    /// convolutions), softmax(QᵀK/√d) per head, to_out.0, residual.
+    /// convolutions), softmax(QᵀK/√d)·V per head (one fused op), to_out.0, residual.
     func attention(_ name: String, _ x: Value, headDim: Int) -> Value {
         let s = graph.shape(x)
         let (n, c, tokens) = (s[0], s[1], s[2] * s[3])
@@ -131,9 +131,7 @@ struct Builder {
         let q = graph(.reshape(perHead), project("to_q", h))
         let k = graph(.reshape(perHead), project("to_k", h))
         let v = graph(.reshape(perHead), project("to_v", h))
-        let scores = graph(.matmul(MatMul(transposeA: true, alpha: 1 / Float(headDim).squareRoot())), q, k)  // [B·h, T, T]
-        let weights = graph(.softmax, scores)
-        let mixed = graph(.matmul(MatMul(transposeB: true)), v, weights)                                    // [B·h, d, T]
+        let mixed = graph(.attention(scale: 1 / Float(headDim).squareRoot()), q, k, v)  // [B·h, d, T]
         let out = project("to_out.0", graph(.reshape(s), mixed))
         return graph(.add, out, x)
     }

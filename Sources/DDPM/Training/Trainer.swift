@@ -140,7 +140,7 @@ public final class Trainer {
     public func emaWeights() throws -> Weights { try optimizer.read(optimizer.ema!, into: graph) }
 
     /// Floating-point operations of one step: 2 per multiply-add of the convolutions and matrix
-    /// products, forward and backward (elementwise ops are not counted).
+    /// products (attention's included), forward and backward (elementwise ops are not counted).
     public var flopsPerStep: Double {
         var total = 0.0
         for node in graph.nodes {
@@ -158,6 +158,12 @@ public final class Trainer {
                 total += 2 * Double(graph.shape(node.outputs[0]).count) * Double(k)
             case .linear:
                 total += 2 * Double(graph.shape(node.outputs[0]).count) * Double(s[0][1])
+            case .attention, .attentionBackward:
+                // As the matrix products it replaces (QᵀK and V·Pᵀ; dP, dq, dk and dv), not the
+                // fused kernels' recomputed scores, so that figures stay comparable.
+                let (b, d, t) = (Double(s[0][0]), Double(s[0][1]), Double(s[0][2]))
+                let products: Double = if case .attention = node.op { 2 } else { 4 }
+                total += products * 2 * b * t * t * d
             default: break
             }
         }
