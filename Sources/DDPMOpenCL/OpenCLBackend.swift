@@ -198,10 +198,12 @@ public final class OpenCLBackend: Backend {
     }
 
     /// A scratch buffer owned by the backend, grown on demand. Safe to reuse across ops because
-    /// the queue is in order; two scratch buffers used by one op need different names.
+    /// the queue is in order; two scratch buffers used by one op need different names. A failed
+    /// allocation is a DeviceMemoryError, as for tensors.
     func scratch(_ name: String, floats: Int) throws -> CLBuffer {
         if let b = scratchBuffers[name], b.bytes >= floats * 4 { return b }
-        let b = try context.makeBuffer(bytes: max(floats, 1) * 4)
+        scratchBuffers[name] = nil  // freed before the larger one is allocated
+        let b = try allocate(bytes: max(floats, 1) * 4)
         scratchBuffers[name] = b
         return b
     }
