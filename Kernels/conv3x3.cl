@@ -17,7 +17,8 @@
 // keeps the FMA units fed (4×4 on AVX-512: 16 FMAs per 8 loads). Rows past the image and lanes
 // past its width are computed on the zero slack and not stored.
 //
-// Build constants: VW (8 or 16: floats per vector, floatv in prelude.cl), ROWS (1..8), COB (1..8), GCOB (1..3: the weight
+// Build constants: VW (8 or 16: floats per vector, floatv in prelude.cl), ROWS (1..8), COB (1..8), GCIB (input
+// channels per work-item of the row weight gradient), GCOB (1..3: the weight
 // gradient holds 9·GCOB·GCOV accumulators; 27 fit AVX-512's 32 registers, 9 AVX2's 16), GCOV (1..3: output-channel
 // vectors per work-item of the channels-last weight gradient).
 
@@ -32,6 +33,9 @@
 #endif
 #ifndef GCOV
 #define GCOV 1
+#endif
+#ifndef GCIB
+#define GCIB 1
 #endif
 
 // One work-item per plane (n, c): items = N·C; Hp, Wp are the padded plane's sizes. A plane per
@@ -225,57 +229,61 @@ kernel void conv3x3_grad_weight(global float *part, global const float *dyt, glo
 // of VW it needs no channels-last copy of dy. One work-item (work-group size 1) owns GCOB output
 // channels × one input channel × 9 taps in 9·GCOB vector accumulators and sums over the images of
 // one chunk: per row vector, GCOB dy loads and 9 shifted x loads feed 9·GCOB FMAs (27 FMAs per 12
-// loads at GCOB = 3), where the channels-last kernel needs a broadcast load per FMA. Lanes hold
+// loads at GCOB = 3), where the channels-last kernel needs a broadcast load per FMA. It does so for
+// GCIB input channels in turn, so that the chunk's GCOB rows of dy are read from L1 after the first. Lanes hold
 // partial sums over columns, added up once at the end. Chunks of images write partial sums
 // that conv3x3_sum_chunks adds in a fixed order (deterministic); work-items of one chunk run next
 // to each other (chunk is the slowest grid dimension), so its dy and x stay in cache.
-// Global (ceil(Co/GCOB), Ci, chunks), work-group (1, 1, 1); part[chunk][co][ci][9].
+// Global (ceil(Co/GCOB), ceil(Ci/GCIB), chunks), work-group (1, 1, 1); part[chunk][co][ci][9].
 kernel void conv3x3_grad_weight_rows(global float *part, global const float *dy, global const float *xp,
                                      int n_images, int chunk_images, int cin, int cout, int h, int w, int hp, int wpad) {
-    const int co0 = get_global_id(0) * GCOB, ci = get_global_id(1), chunk = get_global_id(2);
+    const int co0 = get_global_id(0) * GCOB, chunk = get_global_id(2);
     const long plane = (long)hp * wpad;
-    floatv acc[GCOB][9];
-    #pragma unroll
-    for (int j = 0; j < GCOB; j++) {
-        #pragma unroll
-        for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
-    }
     const int n_end = min(n_images, (chunk + 1) * chunk_images);
-    for (int n = chunk * chunk_images; n < n_end; n++) {
-        global const float *x = xp + ((long)n * cin + ci) * plane;
-        global const float *d[GCOB];
+    const int ci_end = min(cin, (int)(get_global_id(1) + 1) * GCIB);
+    for (int ci = get_global_id(1) * GCIB; ci < ci_end; ci++) {
+        floatv acc[GCOB][9];
         #pragma unroll
-        for (int j = 0; j < GCOB; j++) d[j] = dy + ((long)n * cout + min(co0 + j, cout - 1)) * h * w;  // past cout: not stored
-        for (int oy = 0; oy < h; oy++) {
-            for (int ox = 0; ox < w; ox += VW) {
-                floatv dv[GCOB];
-                #pragma unroll
-                for (int j = 0; j < GCOB; j++) dv[j] = vloadv(0, d[j] + oy * w + ox);
-                #pragma unroll
-                for (int ky = 0; ky < 3; ky++) {
+        for (int j = 0; j < GCOB; j++) {
+            #pragma unroll
+            for (int t = 0; t < 9; t++) acc[j][t] = (floatv)(0.0f);
+        }
+        for (int n = chunk * chunk_images; n < n_end; n++) {
+            global const float *x = xp + ((long)n * cin + ci) * plane;
+            global const float *d[GCOB];
+            #pragma unroll
+            for (int j = 0; j < GCOB; j++) d[j] = dy + ((long)n * cout + min(co0 + j, cout - 1)) * h * w;  // past cout: not stored
+            for (int oy = 0; oy < h; oy++) {
+                for (int ox = 0; ox < w; ox += VW) {
+                    floatv dv[GCOB];
                     #pragma unroll
-                    for (int kx = 0; kx < 3; kx++) {
-                        const floatv xv = vloadv(0, x + (oy + ky) * wpad + ox + kx);
+                    for (int j = 0; j < GCOB; j++) dv[j] = vloadv(0, d[j] + oy * w + ox);
+                    #pragma unroll
+                    for (int ky = 0; ky < 3; ky++) {
                         #pragma unroll
-                        for (int j = 0; j < GCOB; j++) acc[j][ky * 3 + kx] = fma(dv[j], xv, acc[j][ky * 3 + kx]);
+                        for (int kx = 0; kx < 3; kx++) {
+                            const floatv xv = vloadv(0, x + (oy + ky) * wpad + ox + kx);
+                            #pragma unroll
+                            for (int j = 0; j < GCOB; j++) acc[j][ky * 3 + kx] = fma(dv[j], xv, acc[j][ky * 3 + kx]);
+                        }
                     }
                 }
             }
         }
-    }
-    global float *o = part + (long)chunk * cout * cin * 9;
-    #pragma unroll
-    for (int j = 0; j < GCOB; j++) {
-        const int co = co0 + j;
-        if (co >= cout) break;
+        global float *o = part + (long)chunk * cout * cin * 9;
         #pragma unroll
-        for (int t = 0; t < 9; t++) {
+        for (int j = 0; j < GCOB; j++) {
+            const int co = co0 + j;
+            if (co >= cout) break;
+            #pragma unroll
+            for (int t = 0; t < 9; t++) {
 #if VW == 16
-            const float8 s = acc[j][t].lo + acc[j][t].hi;
+                const float8 s = acc[j][t].lo + acc[j][t].hi;
 #else
-            const float8 s = acc[j][t];
+                const float8 s = acc[j][t];
 #endif
-            o[((long)co * cin + ci) * 9 + t] = sum8(s);
+                o[((long)co * cin + ci) * 9 + t] = sum8(s);
+            }
         }
     }
 }

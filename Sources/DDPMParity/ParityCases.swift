@@ -28,6 +28,8 @@ public enum ParityCases {
         // ParityTests' conv3x3 test (256 pixels) both weight gradients sum 4 chunks of images here,
         // the last one partial.
         (Shape(10, 3, 5, 16), Shape(5, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // The row weight gradient's input channels per work-item (16): a full group and a partial one.
+        (Shape(2, 20, 4, 16), Shape(3, 20, 3, 3), Conv2D(kernel: 3, padding: 1)),
         // One 8-float vector per row (two chunks of images at 256 pixels).
         (Shape(9, 4, 6, 8), Shape(7, 4, 3, 3), Conv2D(kernel: 3, padding: 1)),
         // InceptionV3's shapes: rectangular 1×7 / 7×1 / 1×3 / 3×1 kernels with torch's (0, 3) / (3, 0)
