@@ -201,11 +201,12 @@ kernel void attention_backward_keys(global float *dk, global float *dv, global c
     for (int j0 = split * QV * VW; j0 < t; j0 += splits * QV * VW) {
         lane_products(p, k + base + j0, q + base, channels, t, t - j0, scale);
         lane_products(ds, v + base + j0, dout + base, channels, t, t - j0, 1.0f);
-        for (int x = 0; x < QV * t; x++) {
-            const int i = x % t;
-            const floatv pi = exp(p[x] - lse[i]);
-            p[x] = pi;
-            ds[x] = pi * (ds[x] - dsum[i]);
+        for (int u = 0; u < QV; u++) {
+            for (int i = 0; i < t; i++) {
+                const floatv pi = exp(p[u * t + i] - lse[i]);
+                p[u * t + i] = pi;
+                ds[u * t + i] = pi * (ds[u * t + i] - dsum[i]);
+            }
         }
         floatv one[QV], f[QV];
         #pragma unroll
