@@ -147,10 +147,10 @@ inline floatv exp_shifted(global floatv *s, int t, floatv *sum) {
 }
 
 // Work-item (b, split) takes the groups of QV lane vectors split, split + splits, ...; its scratch
-// slice holds 2·QV·t vectors.
+// slice holds 2·QV·t vectors (the backward passes use the second half).
 #define ATTENTION_ITEM \
     const int b = get_global_id(0) / splits, split = get_global_id(0) % splits; \
-    global floatv *s = scratch + (long)get_global_id(0) * 2 * QV * t, *s2 = s + QV * t; \
+    global floatv *s = scratch + (long)get_global_id(0) * 2 * QV * t; \
     const long base = (long)b * channels * t
 
 kernel void attention_forward(global float *o, global const float *q, global const float *k, global const float *v,
@@ -169,7 +169,7 @@ kernel void attention_backward_queries(global float *dq, global float *stats, gl
                                        global const float *v, global const float *dout, global floatv *scratch,
                                        int channels, int t, int splits, float scale) {
     ATTENTION_ITEM;
-    global floatv *dp = s2;
+    global floatv *dp = s + QV * t;
     global float *lse = stats + (long)b * 2 * t, *dsum = lse + t;
     for (int i0 = split * QV * VW; i0 < t; i0 += splits * QV * VW) {
         lane_products(s, q + base + i0, k + base, channels, t, t - i0, scale);
@@ -196,7 +196,7 @@ kernel void attention_backward_keys(global float *dk, global float *dv, global c
                                     global const float *k, global const float *v, global const float *dout,
                                     global floatv *scratch, int channels, int t, int splits, float scale) {
     ATTENTION_ITEM;
-    global floatv *p = s, *ds = s2;
+    global floatv *p = s, *ds = s + QV * t;
     global const float *lse = stats + (long)b * 2 * t, *dsum = lse + t;
     for (int j0 = split * QV * VW; j0 < t; j0 += splits * QV * VW) {
         lane_products(p, k + base + j0, q + base, channels, t, t - j0, scale);

@@ -274,7 +274,7 @@ kernel void conv3x3_grad_weight_rows(global float *part, global const float *dy,
         #pragma unroll
         for (int j = 0; j < GCOB; j++) {
             const int co = co0 + j;
-            if (co >= cout) break;
+            if (co >= cout) continue;
             #pragma unroll
             for (int t = 0; t < 9; t++) {
 #if VW == 16
