@@ -11,7 +11,7 @@ extension ImageFolder {
             throw UserError("the image folder \(directory.path) does not exist or is not a folder. Check the path.")
         }
         let classes = classNames(in: directory)
-        guard classes.count >= 2 else {
+        guard classes.count >= minimumClasses else {
             throw UserError("""
                 \(directory.path) has \(classes.count) class subfolder(s); a classifier needs at least 2. \
                 Put each class's PNGs in a subfolder named after the class (e.g. DIR/cat/*.png, DIR/dog/*.png).
@@ -25,6 +25,12 @@ extension ImageFolder {
         }
         return LabeledImages(count: labels.count, height: size, width: size, channels: channels, pixels: pixels, labels: labels)
     }
+
+    /// A folder is labelled (its subfolders are classes) when it has at least this many subfolders.
+    public static let minimumClasses = 2
+
+    /// Whether `directory`'s subfolders are classes (`loadClasses` can read it).
+    public static func hasClasses(in directory: URL) -> Bool { classNames(in: directory).count >= minimumClasses }
 
     /// The class names `loadClasses` uses for `directory` (its subfolders, sorted).
     public static func classNames(in directory: URL) -> [String] {

@@ -73,19 +73,16 @@ public enum ImageSource: Equatable, CustomStringConvertible {
         }
     }
 
-    /// The images converted to a model's `size` and `channels`, at most `limit` of them (the first ones).
     /// Whether `load` gives labels: Fashion-MNIST, or a folder with class subfolders (never a .npy).
     public var hasLabels: Bool {
         switch self {
         case .fashionMNIST: return true
         case .npy: return false
-        case .folder(let url): return Self.labels(ImageFolder.classNames(in: url))
+        case .folder(let url): return ImageFolder.hasClasses(in: url)
         }
     }
 
-    /// A folder's subfolders are its classes when there are at least two of them.
-    private static func labels(_ subfolders: [String]) -> Bool { subfolders.count >= 2 }
-
+    /// The images converted to a model's `size` and `channels`, at most `limit` of them (the first ones).
     public func load(size: Int, channels: Int, limit: Int? = nil) throws -> ImageSet {
         var set: ImageSet
         switch self {
@@ -99,7 +96,7 @@ public enum ImageSource: Equatable, CustomStringConvertible {
             set = try Self.loadNPY(url, size: size, channels: channels, limit: limit)
         case .folder(let url):
             let names = ImageFolder.classNames(in: url)
-            let hasClasses = Self.labels(names)
+            let hasClasses = names.count >= ImageFolder.minimumClasses
             let l = hasClasses ? try ImageFolder.loadClasses(directory: url, size: size, channels: channels)
                                : try ImageFolder.load(directory: url, size: size, channels: channels)
             let n = min(limit ?? l.count, l.count)

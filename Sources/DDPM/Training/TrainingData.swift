@@ -94,7 +94,7 @@ public final class TrainingData {
         if source == "fashion-mnist" { return FashionMNIST.classNames }
         let url = URL(fileURLWithPath: source)
         let names = ImageFolder.classNames(in: url)
-        guard names.count >= 2 else {
+        guard names.count >= ImageFolder.minimumClasses else {
             throw UserError("--class-conditional: \(url.path) has \(names.count) class subfolder(s); class-conditional training needs at least 2. Put each class's PNGs in a subfolder named after it (DIR/CLASS/*.png), or train without --class-conditional.")
         }
         return names
