@@ -21,14 +21,22 @@ private func attentionWeights(_ p: inout [Double], _ q: UnsafePointer<Float>, _ 
     }
 }
 
-/// o[b][c][i] = Σ_j P[i][j]·v[b][c][j]
-func attentionForward(_ o: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-                      _ s: Shape, scale: Float) {
+/// For each batch entry b in parallel: body(offset of b's [d][T] block, d, T, its P [T][T]).
+private func forEachEntry(_ s: Shape, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, scale: Float,
+                          _ body: (_ base: Int, _ channels: Int, _ t: Int, _ p: [Double]) -> Void) {
     let (batch, channels, t) = (s[0], s[1], s[2])
     parallelFor(batch) { b in
         let base = b * channels * t
         var p = [Double](repeating: 0, count: t * t)
         attentionWeights(&p, q + base, k + base, channels: channels, tokens: t, scale: scale)
+        body(base, channels, t, p)
+    }
+}
+
+/// o[b][c][i] = Σ_j P[i][j]·v[b][c][j]
+func attentionForward(_ o: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                      _ s: Shape, scale: Float) {
+    forEachEntry(s, q, k, scale: scale) { base, channels, t, p in
         for c in 0..<channels {
             for i in 0..<t {
                 var sum = 0.0
@@ -44,11 +52,7 @@ func attentionForward(_ o: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float
 func attentionBackward(_ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
                        _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
                        _ s: Shape, scale: Float) {
-    let (batch, channels, t) = (s[0], s[1], s[2])
-    parallelFor(batch) { b in
-        let base = b * channels * t
-        var p = [Double](repeating: 0, count: t * t)
-        attentionWeights(&p, q + base, k + base, channels: channels, tokens: t, scale: scale)
+    forEachEntry(s, q, k, scale: scale) { base, channels, t, p in
         var ds = [Double](repeating: 0, count: t * t)
         for i in 0..<t {
             var dot = 0.0
