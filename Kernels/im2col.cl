@@ -1,8 +1,11 @@
-// Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out, per image of a chunk,
-// col[k = (ci·KH + ky)·KW + kx][p = oy·Wo + ox] = x[ci, oy·s + ky − pt, ox·s + kx − pl] (0 outside),
-// the row order of the CPU reference's sum. col2im gathers the gradient back (no atomics).
-// (zero_span and copy_span: prelude.cl.) Both are pure data movement: a work-item owns a plane-sized piece so that index arithmetic
-// (integer division is slow on CPUs) happens once per piece, and rows move in float8 pieces.
+// Convolution as im2col + GEMM (Kernels/gemm.cl). im2col lays out a chunk of images as one matrix,
+// col[k = (ci·KH + ky)·KW + kx][image·P + p] with p = oy·Wo + ox, = x[ci, oy·s + ky − pt, ox·s + kx − pl]
+// (0 outside): the row order of the CPU reference's sum, and the images of a chunk side by side so
+// that one GEMM covers them all, however small the planes. col2im gathers the gradient back (no
+// atomics); images_to_rows and rows_to_images move a chunk of activations between image order and
+// that column order. (zero_span and copy_span: prelude.cl.) All are pure data movement: a work-item
+// owns a plane-sized piece so that index arithmetic (integer division is slow on CPUs) happens once
+// per piece, and rows move in float8 pieces.
 
 // Columns ox in [lo, hi) of an output row read inside the input row (ix = ox·s + shift ∈ [0, w)).
 // (Also used for rows: oy in [lo, hi) reads iy = oy·s + shift ∈ [0, h).)
@@ -19,22 +22,25 @@ inline int2 valid_columns(int shift, int stride, int w, int wo) {
     return (int2)(lo, clamp(hi, lo, wo));
 }
 
-// One work-item per (image of the chunk, ci, ky) writes the KW rows (ci, ky, 0…KW−1) of col, Ho·Wo each.
-// Images first_image, first_image+1, … of x fill the chunk; items = chunk images · Ci · KH.
+// One work-item per (image of the chunk, ci, ky) writes its image's Ho·Wo columns of the KW rows
+// (ci, ky, 0…KW−1) of col. Images first_image, first_image+1, … of x fill the chunk; items = chunk
+// images · Ci · KH; a row of col holds the chunk's images·Ho·Wo columns.
 kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int kh, int kw,
                    int stride, int pad_top, int pad_left, int ho, int wo, int items) {
+    int images = items / (channels * kh);
     int r = get_global_id(0);
     if (r >= items) return;
     int ky = r % kh, rest = r / kh;
     int ci = rest % channels, image = rest / channels;
     global const float *plane = x + ((long)(first_image + image) * channels + ci) * h * w;
     int p = ho * wo;
-    global float *out = col + ((long)image * channels * kh * kw + (ci * kh + ky) * kw) * p;
+    long row = (long)images * p;
+    global float *out = col + (long)image * p + (ci * kh + ky) * kw * row;
     // Output rows oy in [oy0, oy1) read inside the plane (iy = oy·s + ky − pt ∈ [0, h)).
     int dy = ky - pad_top;
     int2 rows = valid_columns(dy, stride, h, ho);
     int oy0 = rows.x, oy1 = rows.y;
-    for (int kx = 0; kx < kw; kx++, out += p) {
+    for (int kx = 0; kx < kw; kx++, out += row) {
         int shift = kx - pad_left;   // ix = ox·s + shift
         int2 cols = valid_columns(shift, stride, w, wo);
         zero_span(out, oy0 * wo);
@@ -71,8 +77,9 @@ kernel void im2col(global float *col, global const float *x, int first_image, in
     }
 }
 
-// dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[n][(ci·KH+ky)·KW+kx][oy·Wo+ox] over the outputs that read (iy, ix).
-// One work-item per (image of the chunk, ci) plane; items = chunk images · Ci.
+// dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[(ci·KH+ky)·KW+kx][n·Ho·Wo + oy·Wo+ox] over the outputs that read
+// (iy, ix), n counted within the chunk. One work-item per (image of the chunk, ci) plane; items = chunk
+// images · Ci.
 // Stride 1: each output row is gathered in float8 pieces over the columns that every kx reaches
 // (the last piece overlaps the one before instead of leaving a scalar tail); the few edge columns
 // and other strides go element by element.
@@ -82,7 +89,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
     if (r >= items) return;
     int ci = r % channels, image = r / channels;
     int p = ho * wo;
-    global const float *rows = dcol + ((long)image * channels + ci) * kh * kw * p;
+    long row = (long)(items / channels) * p;   // one row of dcol: the chunk's images side by side
+    global const float *rows = dcol + (long)image * p + ci * kh * kw * row;
     global float *plane = dx + ((long)(first_image + image) * channels + ci) * h * w;
     // Columns every kx reaches with stride 1: ox = ix + pl − kx ∈ [0, wo) for all kx.
     int a = max(kw - 1 - pad_left, 0), b = min(wo - pad_left, w);
@@ -99,8 +107,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
                 int ix = min(ix0, b - 8);
                 float8 acc = (float8)(0.0f);
                 for (int ky = ky0; ky < ky1; ky++) {
-                    global const float *src = rows + ky * kw * p + (iy + pad_top - ky) * wo + ix + pad_left;
-                    for (int kx = 0; kx < kw; kx++) acc += vload8(0, src + kx * (p - 1));
+                    global const float *src = rows + ky * kw * row + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = 0; kx < kw; kx++) acc += vload8(0, src + kx * (row - 1));
                 }
                 vstore8(acc, 0, o + ix);
             }
@@ -112,8 +120,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
                 int kx0 = max(0, ix + pad_left - wo + 1), kx1 = min(kw - 1, ix + pad_left);
                 float acc = 0.0f;
                 for (int ky = ky0; ky < ky1; ky++) {
-                    global const float *src = rows + ky * kw * p + (iy + pad_top - ky) * wo + ix + pad_left;
-                    for (int kx = kx0; kx <= kx1; kx++) acc += src[kx * (p - 1)];
+                    global const float *src = rows + ky * kw * row + (iy + pad_top - ky) * wo + ix + pad_left;
+                    for (int kx = kx0; kx <= kx1; kx++) acc += src[kx * (row - 1)];
                 }
                 o[ix] = acc;
             }
@@ -123,8 +131,8 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
             for (int ky = ky0; ky < ky1; ky++) {
                 int ty = iy + pad_top - ky;
                 if (ty % stride != 0) continue;
-                global const float *src = rows + ky * kw * p + (ty / stride) * wo;
-                for (int kx = 0; kx < kw; kx++, src += p) {
+                global const float *src = rows + ky * kw * row + (ty / stride) * wo;
+                for (int kx = 0; kx < kw; kx++, src += row) {
                     int shift = kx - pad_left;
                     int2 cols = valid_columns(shift, stride, w, wo);
                     for (int ox = cols.x; ox < cols.y; ox++) o[ox * stride + shift] += src[ox];
@@ -132,4 +140,27 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
             }
         }
     }
+}
+
+// rows[c][n·P + p] = x[first_image + n][c][p] for the n images of a chunk (items = n · channels, one
+// work-item per plane): the layout of a GEMM operand whose columns are the chunk's pixels.
+kernel void images_to_rows(global float *rows, global const float *x, int first_image, int channels, int p, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int c = r % channels, image = r / channels;
+    copy_span(rows + ((long)c * (items / channels) + image) * p, x + ((long)(first_image + image) * channels + c) * p, p);
+}
+
+// y[first_image + n][c][p] = rows[c][n·P + p] (+ bias[c] where has_bias): a GEMM's output over a
+// chunk's pixels back in image order.
+kernel void rows_to_images(global float *y, global const float *rows, global const float *bias, int has_bias,
+                           int first_image, int channels, int p, int items) {
+    int r = get_global_id(0);
+    if (r >= items) return;
+    int c = r % channels, image = r / channels;
+    global float *o = y + ((long)(first_image + image) * channels + c) * p;
+    global const float *in = rows + ((long)c * (items / channels) + image) * p;
+    if (!has_bias) { copy_span(o, in, p); return; }
+    float b = bias[c];
+    for (int j = 0; j < p; j++) o[j] = in[j] + b;
 }

@@ -43,6 +43,15 @@ public final class Conv3x3Tuner {
 extension OpenCLBackend {
     /// Below this many FLOPs per forward pass a layer is too small to time reliably.
     static let conv3x3TuningMinFlops = 5e7
+    /// A network's first layer (1 or 3 input channels) times unlike the rest: on `cifar10` at batch 16
+    /// (113 MFLOP from 3 channels) its winner was 3.1× the starting choice there and 0.99× over a
+    /// training step (2-core AVX-512 EPYC), so the search waits for a layer with this many inputs.
+    static let conv3x3TuningMinChannels = 16
+
+    /// Whether a 3×3 layer of this size is the one to time the search on.
+    public static func isConv3x3TuningLayer(inputChannels: Int, flops: Double) -> Bool {
+        inputChannels >= conv3x3TuningMinChannels && flops >= conv3x3TuningMinFlops
+    }
 
     /// Times every candidate on this layer's three convolutions (outputs to scratch) and keeps the
     /// fastest for all 3×3 convolutions from now on. Blocks: it finishes the queue per measurement.

@@ -5,7 +5,9 @@ import XCTest
 
 /// Not a test: times the 3×3 convolutions of `small` at batch 64 one pass at a time (forward, input
 /// gradient, weight gradient), to see which kernel falls behind. Opt-in (DDPM_BENCH_CONV=1); the
-/// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB][r]) or the device's default.
+/// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB][r]) or the device's default;
+/// DDPM_BENCH_CONV_LAYERS picks other layers as CINxCOUTxSIZE,... (`cifar10`'s: 128x128x32,256x256x16,
+/// 256x256x8,512x256x8,256x256x4,512x256x4).
 final class ConvBenchmarkTests: XCTestCase {
     func testBenchmark() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -17,7 +19,14 @@ final class ConvBenchmarkTests: XCTestCase {
         print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM")")
         let batch = Int(environment["DDPM_BENCH_CONV_BATCH"] ?? "64")!
         // (input channels, output channels, size): the stride-1 3×3 layers of `small`.
-        let layers = [(32, 32, 32), (96, 32, 32), (64, 64, 16), (128, 64, 16), (64, 64, 8), (128, 64, 8)]
+        var layers = [(32, 32, 32), (96, 32, 32), (64, 64, 16), (128, 64, 16), (64, 64, 8), (128, 64, 8)]
+        if let text = environment["DDPM_BENCH_CONV_LAYERS"] {
+            layers = try text.split(separator: ",").map { item in
+                let v = item.split(separator: "x").compactMap { Int($0) }
+                guard v.count == 3 else { throw XCTSkip("DDPM_BENCH_CONV_LAYERS: \(item) is not CINxCOUTxSIZE") }
+                return (v[0], v[1], v[2])
+            }
+        }
         let c = Conv2D(kernel: 3, padding: 1)
         for (ci, co, s) in layers {
             let xs = Shape(batch, ci, s, s), ws = Shape(co, ci, 3, 3), ys = Shape(batch, co, s, s)

@@ -44,6 +44,34 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// im2col + GEMM puts a chunk of images side by side in one GEMM; the convolution cases pass with
+    /// every image its own chunk, with chunks of two to six images (the last one partial where the
+    /// batch does not divide), and whole, on the 8- and 16-wide CPU profiles and the GPU one.
+    func testIm2colChunksOfImagesMatchTheReference() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) }
+        for named in DeviceProfile.parityProfiles {
+            for budget in [1, 2000, 5000, 1 << 20] {
+                var profile = named.profile
+                profile.conv3x3 = nil  // every 3×3 layer through im2col too
+                profile.columnFloats = budget
+                let cl = try OpenCLBackend(device: device, profile: profile)
+                for c in cases {
+                    let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                    XCTAssert(r.passed, "\(named.name), column budget \(budget) floats, \(c.details): \(r.problems)")
+                }
+            }
+        }
+    }
+
+    /// The search skips a first layer of 3 input channels however large it is, and small layers.
+    func testConv3x3SearchWaitsForARepresentativeLayer() {
+        XCTAssertFalse(OpenCLBackend.isConv3x3TuningLayer(inputChannels: 3, flops: 1.13e8))  // cifar10's conv_in at batch 16
+        XCTAssertFalse(OpenCLBackend.isConv3x3TuningLayer(inputChannels: 128, flops: 1e7))
+        XCTAssertTrue(OpenCLBackend.isConv3x3TuningLayer(inputChannels: 128, flops: 4.8e9))
+    }
+
     /// The 3×3 search runs once, on the first large layer, picks one of its candidates, and that
     /// layer's own output is still right.
     func testConv3x3TunerChoosesOnceAndKeepsTheOutputRight() throws {
