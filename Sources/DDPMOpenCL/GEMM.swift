@@ -51,6 +51,15 @@ public final class GEMM {
     public private(set) var profile: DeviceProfile
     private var builds: [GEMMTiles: Kernels] = [:]
     private var scratchA: CLBuffer?, scratchB: CLBuffer?
+    /// The A operand whose packed panels scratchA holds at offset 0 (one item, not summed), for
+    /// calls that ask to reuse them (`reusePackedA`).
+    private var packedA: PackedA?
+
+    private struct PackedA: Equatable {
+        let buffer: ObjectIdentifier
+        let offset, rowStride, columnStride, m, k: Int
+        let tiles: GEMMTiles
+    }
     /// Set while tuning: classes not yet searched are timed on their first large call.
     public var tuner: GEMMTuner?
 
@@ -129,9 +138,14 @@ public final class GEMM {
 
     /// C[b] = alpha * A[b] (m×k) · B[b] (k×n)  [+ C[b] when accumulate], for b in 0..<batch.
     /// With sumOverBatch: one C (its batchStride ignored) = alpha * Σ_b A[b]·B[b] [+ C].
+    /// With reusePackedA the caller promises that A's contents have not changed since the previous
+    /// call that used the same A: its packed panels are reused if the CPU path still holds them (a
+    /// convolution's chunks of images share the weights; packing a 4608×256 A for every chunk cost
+    /// more than a third of the input gradient's GEMM at 8×8).
     public func run(m: Int, n: Int, k: Int, batch: Int,
                     a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
-                    alpha: Float = 1, accumulate: Bool = false, sumOverBatch: Bool = false) throws {
+                    alpha: Float = 1, accumulate: Bool = false, sumOverBatch: Bool = false,
+                    reusePackedA: Bool = false) throws {
         guard m >= 0, n >= 0, k >= 0, batch >= 0 else {
             throw GEMMError(description: "GEMM with negative size m=\(m) n=\(n) k=\(k) batch=\(batch)")
         }
@@ -141,7 +155,7 @@ public final class GEMM {
         try Self.validate("B", b, rows: k, cols: n, items: batch)
         try Self.validate("C", c, rows: m, cols: n, items: cItems)
         let call = Call(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c, alpha: alpha, accumulate: accumulate,
-                        sum: sumOverBatch)
+                        sum: sumOverBatch, reusePackedA: reusePackedA)
         let shape = GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: sumOverBatch)
         if let tuner, tuner.wantsSearch(shape, flops: call.flops) { try search(shape, on: call, tuner: tuner) }
         currentShape = shape
@@ -155,6 +169,7 @@ public final class GEMM {
         var a, b, c: GEMMOperand
         var alpha: Float
         var accumulate, sum: Bool
+        var reusePackedA = false
         var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(max(batch, 1)) }
     }
 
@@ -183,8 +198,15 @@ public final class GEMM {
         let aFloats = aShared ? aPer : aPer * chunk
         let bFloats = bInPlace ? 0 : bShared ? bPer : bPer * chunk
         try Self.check32("packed panels", max(aFloats, bFloats))
+        let previousA = self.scratchA
         let scratchA = try scratch(&self.scratchA, floats: aFloats)
+        if scratchA !== previousA { packedA = nil }
         let scratchB = try scratch(&self.scratchB, floats: bFloats)
+        // Only one item's A packed at offset 0 can be reused by a later call.
+        let aKey = !sum && (aShared || batch == 1)
+            ? PackedA(buffer: ObjectIdentifier(a.buffer), offset: a.offset, rowStride: a.rowStride, columnStride: a.columnStride,
+                      m: m, k: k, tiles: kernels.tiles)
+            : nil
 
         func pack(_ kernel: CLKernel, _ src: GEMMOperand, rStride: Int, pStride: Int, start: Int, items: Int,
                   extent: Int, blocks: Int, width: Int, scratch: CLBuffer, chunkItems: Int) throws {
@@ -211,10 +233,11 @@ public final class GEMM {
         var start = 0
         while start < batch {
             let count = min(chunk, batch - start)
-            if !aShared || start == 0 {
+            if (!aShared || start == 0) && !(call.reusePackedA && aKey != nil && aKey == packedA) {
                 try pack(packA, a, rStride: a.rowStride, pStride: a.columnStride,
                          start: start, items: aShared ? 1 : count, extent: m,
                          blocks: mBlocks, width: mr, scratch: scratchA, chunkItems: count)
+                packedA = aKey
             }
             if !bInPlace && (!bShared || start == 0) {
                 try pack(packB, b, rStride: b.columnStride, pStride: b.rowStride,
@@ -318,6 +341,7 @@ public final class GEMM {
         var out = c, outAlpha = alpha, outAccumulate = accumulate
         if sum && z > 1 {
             try Self.check32("partial sums", z * m * n)
+            packedA = nil
             let partial = try scratch(&scratchA, floats: z * m * n)
             out = GEMMOperand(buffer: partial, batchStride: m * n, rowStride: n, columnStride: 1)
             outAlpha = 1; outAccumulate = false

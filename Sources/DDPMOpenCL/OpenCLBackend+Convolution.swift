@@ -6,6 +6,7 @@ import Foundation
 /// by side in each row, so that one GEMM covers the chunk: with per-image GEMMs, an 8×8 or 4×4 layer
 /// gave the GEMM 64 or 16 columns, a fraction of a CPU micro-tile's 32 or 64 (measured on a 2-core
 /// AVX-512 EPYC, `cifar10` at batch 16: 150–380 GFLOP/s for those layers against 490 for 32×32).
+/// The chunks of one convolution reuse the weights' packed panels (`reusePackedA`).
 extension OpenCLBackend {
     /// Floats of im2col scratch per chunk (at least one image), from the profile. CPUs: 4 MiB, small
     /// enough that the column buffer stays in cache between im2col (or the GEMM that writes it) and
@@ -70,7 +71,8 @@ extension OpenCLBackend {
             try timedGEMM {
                 try gemm.run(m: co, n: pixels, k: k, batch: 1, a: weights,
                              b: GEMMOperand(buffer: col, batchStride: 0, rowStride: pixels, columnStride: 1),
-                             c: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1))
+                             c: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1),
+                             reusePackedA: chunk.first > 0)
             }
             try launch("rows_to_images", "im2col.cl", count: chunk.count * co, loops: true,
                        [.buffer(y), .buffer(rows), .buffer(b ?? rows), .int(b == nil ? 0 : 1), .int(chunk.first), .int(co),
@@ -111,7 +113,8 @@ extension OpenCLBackend {
             try timedGEMM {
                 try gemm.run(m: k, n: pixels, k: co, batch: 1, a: weightsT,
                              b: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1),
-                             c: GEMMOperand(buffer: col, batchStride: 0, rowStride: pixels, columnStride: 1))
+                             c: GEMMOperand(buffer: col, batchStride: 0, rowStride: pixels, columnStride: 1),
+                             reusePackedA: chunk.first > 0)
             }
             let items = chunk.count * ci
             try launch("col2im", "im2col.cl", count: items, loops: true,

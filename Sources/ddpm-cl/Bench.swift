@@ -33,7 +33,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("sample-batch"), parsing: .unconditional, help: .renamed(to: "--device-batch"))
     var oldSampleBatch: Int?
 
-    @Flag(help: "Profile every kernel with OpenCL events and print the 20 most expensive.")
+    @Flag(help: "Profile every kernel with OpenCL events and print the 20 most expensive, per training step and per sampling evaluation.")
     var profile = false
 
     @Option(help: "Write the figures as JSON to this file.")
@@ -57,13 +57,17 @@ struct Bench: ParsableCommand {
             var figures: [String: Any] = ["device": backend.name, "model": model, "batch": batch,
                                           "train_seconds_per_step": seconds, "train_images_per_second": Double(batch) / seconds,
                                           "train_gflops": gflops, "planned_bytes": trainer.plannedBytes]
-            if profile { printKernelTimes(backend, steps: steps) }
+            if profile { printKernelTimes(backend, per: "step", count: steps) }
             backend.setProfiling(false)
             if sampleBatch != 0 {
-                let perEvaluation = try probe.secondsPerSamplingEvaluation(batch: sampleBatch)
+                let evaluations = 5
+                let perEvaluation = try probe.secondsPerSamplingEvaluation(batch: sampleBatch, evaluations: evaluations,
+                                                                           beforeTiming: { backend.setProfiling(profile) })
                 let ips = Double(sampleBatch) / perEvaluation
                 print(String(format: "sample: %.3f s per model evaluation of %d images = %.1f img/s per denoising step", perEvaluation, sampleBatch, ips))
                 print(String(format: "        DDIM 50 steps: %.2f img/s, DDPM 1000 steps: %.3f img/s", ips / 50, ips / 1000))
+                if profile { printKernelTimes(backend, per: "eval", count: evaluations) }
+                backend.setProfiling(false)
                 figures["sample_images_per_second_per_step"] = ips
             }
             let peak = peakResidentBytes()
@@ -76,13 +80,15 @@ struct Bench: ParsableCommand {
         }
     }
 
-    private func printKernelTimes(_ backend: Backend, steps: Int) {
+    /// The 20 most expensive kernels over `count` training steps or sampling evaluations.
+    private func printKernelTimes(_ backend: Backend, per unit: String, count: Int) {
         let times = backend.kernelTimes().sorted { $0.value.seconds > $1.value.seconds }
         let total = times.reduce(0) { $0 + $1.value.seconds }
-        print("kernel                          calls/step   ms/step    share")
+        print("kernel".padding(toLength: 32, withPad: " ", startingAt: 0) + "calls/\(unit)   ms/\(unit)    share")
         for (name, t) in times.prefix(20) {
-            print(String(format: "%-32@ %8.1f %9.1f %7.1f%%", name as NSString, Double(t.calls) / Double(steps),
-                         t.seconds * 1000 / Double(steps), 100 * t.seconds / max(total, 1e-12)))
+            print(name.padding(toLength: max(32, name.count), withPad: " ", startingAt: 0)
+                  + String(format: " %8.1f %9.1f %7.1f%%", Double(t.calls) / Double(count),
+                         t.seconds * 1000 / Double(count), 100 * t.seconds / max(total, 1e-12)))
         }
     }
 }

@@ -267,6 +267,51 @@ final class GEMMTests: XCTestCase {
         XCTAssertThrowsError(try gemm.run(m: 4, n: 4, k: 4, batch: 1, a: op, b: op, c: op))
     }
 
+    /// reusePackedA reuses the panels of the A packed last only when that was the same A: a different
+    /// A, or a summed call in between, is packed again (a convolution's chunks rely on this).
+    func testReusePackedAOnlyReusesTheSameA() throws {
+        let context = try makeContext()
+        let (m, n, k) = (37, 64, 29)
+        func matrix(_ count: Int) -> [Float] { (0..<count).map { _ in random() } }
+        let a1 = matrix(m * k), a2 = matrix(m * k), b1 = matrix(k * n), b2 = matrix(k * n)
+        func buffer(_ v: [Float]) throws -> CLBuffer {
+            let buf = try context.makeBuffer(bytes: v.count * 4)
+            try context.write(buf, from: v, bytes: v.count * 4)
+            return buf
+        }
+        let (bufA1, bufA2, bufB1, bufB2) = (try buffer(a1), try buffer(a2), try buffer(b1), try buffer(b2))
+        let bufC = try context.makeBuffer(bytes: m * n * 4), bufSum = try context.makeBuffer(bytes: m * n * 4)
+        for tiles in [GEMMTiles.cpu(mr: 8, nr: 32, vw: 16), .cpu(mr: 4, nr: 24, vw: 8)] {
+            let gemm = try makeGEMM(context, tiles)
+            func product(_ a: CLBuffer, _ b: CLBuffer, reuse: Bool, want: (a: [Float], b: [Float]), _ label: String) throws {
+                try gemm.run(m: m, n: n, k: k, batch: 1,
+                             a: GEMMOperand(buffer: a, batchStride: 0, rowStride: k, columnStride: 1),
+                             b: GEMMOperand(buffer: b, batchStride: 0, rowStride: n, columnStride: 1),
+                             c: GEMMOperand(buffer: bufC, batchStride: 0, rowStride: n, columnStride: 1), reusePackedA: reuse)
+                var got = [Float](repeating: 0, count: m * n)
+                try context.read(bufC, into: &got, bytes: m * n * 4)
+                var worst: Float = 0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s: Float = 0
+                        for p in 0..<k { s += want.a[i * k + p] * want.b[p * n + j] }
+                        worst = max(worst, abs(got[i * n + j] - s))
+                    }
+                }
+                XCTAssertLessThan(worst, 1e-4, "\(tiles) \(label)")
+            }
+            try product(bufA1, bufB1, reuse: false, want: (a1, b1), "A1·B1")
+            try product(bufA1, bufB2, reuse: true, want: (a1, b2), "A1·B2 reusing A1")
+            try product(bufA2, bufB1, reuse: true, want: (a2, b1), "A2·B1 after A1")
+            // A summed call packs A2 as two items end to end: what scratch holds is no longer one A.
+            try gemm.run(m: m, n: n, k: k / 2, batch: 2,
+                         a: GEMMOperand(buffer: bufA1, batchStride: k / 2, rowStride: k, columnStride: 1),
+                         b: GEMMOperand(buffer: bufB1, batchStride: k / 2 * n, rowStride: n, columnStride: 1),
+                         c: GEMMOperand(buffer: bufSum, batchStride: 0, rowStride: n, columnStride: 1), sumOverBatch: true)
+            try product(bufA2, bufB2, reuse: true, want: (a2, b2), "A2·B2 after a summed call")
+        }
+    }
+
     // MARK: - Benchmark (DDPM_BENCH_GEMM=1)
 
     func testBenchmark() throws {

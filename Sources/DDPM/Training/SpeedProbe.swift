@@ -52,11 +52,14 @@ public final class SpeedProbe {
     }
 
     /// Seconds per network evaluation of `batch` images in a DDIM sampling run (after one untimed run).
-    public func secondsPerSamplingEvaluation(batch: Int, evaluations: Int = 5) throws -> Double {
+    /// `beforeTiming` runs after the warm-up evaluation, just before the timed ones (`bench --profile`
+    /// starts profiling there).
+    public func secondsPerSamplingEvaluation(batch: Int, evaluations: Int = 5, beforeTiming: () -> Void = {}) throws -> Double {
         guard batch >= 1 else { throw UserError("--device-batch \(batch): it takes a whole number of images ≥ 1 (0 skips sampling).") }
         let sampler = try Sampler.fitting(backend: trainer.backend, config: options.model, weights: try trainer.emaWeights(),
                                           settings: options.schedulerSettings, batch: batch, flag: "--device-batch")
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: 1)
+        beforeTiming()
         let start = Date()
         _ = try sampler.sample(count: batch, seed: 0, sampler: .ddim(eta: 0), steps: evaluations)
         return Date().timeIntervalSince(start) / Double(evaluations)
