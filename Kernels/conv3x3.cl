@@ -59,21 +59,24 @@ kernel void conv3x3_pad_planes(global float *xp, global const float *x, int h, i
     }
 }
 
-// One work-item per (output-channel block, input channel): its 9·COB packed floats; items =
-// coBlocks·Ci. Ci and Co are the convolution's (forward: W is [Co][Ci][3][3]); with flip the roles
-// swap: the packed "input channels" are W's Co and the "output channels" W's Ci.
+// One work-item per output-channel block: its Ci·9·COB packed floats, one input channel after
+// another; items = coBlocks. Ci and Co are the convolution's (forward: W is [Co][Ci][3][3]); with flip
+// the roles swap: the packed "input channels" are W's Co and the "output channels" W's Ci. Either way
+// a block's COB source channels are contiguous runs (forward: COB rows of Ci·9 floats; flipped: per
+// input channel, COB·9 floats), where a work-item per (block, input channel) paid PoCL's
+// per-work-item cost for 36 floats.
 kernel void conv3x3_pack_weights(global float *wp, global const float *wt, int cin, int cout, int flip, int items) {
-    int r = get_global_id(0);
-    if (r >= items) return;
-    int ci = r % cin, cob = r / cin;
-    global float *o = wp + (long)r * 9 * COB;
-    for (int j = 0; j < COB; j++) {
-        int co = cob * COB + j;
-        for (int tap = 0; tap < 9; tap++) {
+    int cob = get_global_id(0);
+    if (cob >= items) return;
+    global float *o = wp + (long)cob * cin * 9 * COB;
+    for (int ci = 0; ci < cin; ci++, o += 9 * COB) {
+        #pragma unroll
+        for (int j = 0; j < COB; j++) {
+            const int co = cob * COB + j;
             // forward: W[co][ci][tap]; flipped: W[ci][co][8 − tap] with W as [cin][cout][3][3]
-            float v = 0.0f;
-            if (co < cout) v = flip ? wt[((long)ci * cout + co) * 9 + (8 - tap)] : wt[((long)co * cin + ci) * 9 + tap];
-            o[tap * COB + j] = v;
+            global const float *src = flip ? wt + ((long)ci * cout + co) * 9 : wt + ((long)co * cin + ci) * 9;
+            #pragma unroll
+            for (int tap = 0; tap < 9; tap++) o[tap * COB + j] = co < cout ? src[flip ? 8 - tap : tap] : 0.0f;
         }
     }
 }

@@ -36,8 +36,8 @@ extension OpenCLBackend {
         let coBlocks = (cout + tiles.cob - 1) / tiles.cob
         let padded = try pad3x3(x, planes: n * cin, h: h, width: width, into: "conv3x3 input")
         let packed = try scratch("conv3x3 weights", floats: coBlocks * cin * 9 * tiles.cob)
-        try launch("conv3x3_pack_weights", "conv3x3.cl", options: options, count: coBlocks * cin, loops: true,
-                   [.buffer(packed), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(coBlocks * cin)])
+        try launch("conv3x3_pack_weights", "conv3x3.cl", options: options, count: coBlocks, loops: true,
+                   [.buffer(packed), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(coBlocks)])
         try launchGrid("conv3x3_direct", "conv3x3.cl", options: options,
                        global: [1, 1, n * coBlocks],
                        [.buffer(y), .buffer(padded), .buffer(packed), .buffer(b ?? packed), .int(b == nil ? 0 : 1),
