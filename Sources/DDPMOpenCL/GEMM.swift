@@ -140,8 +140,8 @@ public final class GEMM {
     /// With sumOverBatch: one C (its batchStride ignored) = alpha * Σ_b A[b]·B[b] [+ C].
     /// With reusePackedA the caller promises that A's contents have not changed since the previous
     /// call that used the same A: its packed panels are reused if the CPU path still holds them (a
-    /// convolution's chunks of images share the weights; packing a 4608×256 A for every chunk cost
-    /// more than a third of the input gradient's GEMM at 8×8).
+    /// convolution's chunks of images share the weights: packing the 4608×256 A of a 512→256 input
+    /// gradient at 8×8 for each of its six chunks took it from 7.0 to 9.7 ms).
     public func run(m: Int, n: Int, k: Int, batch: Int,
                     a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
                     alpha: Float = 1, accumulate: Bool = false, sumOverBatch: Bool = false,
