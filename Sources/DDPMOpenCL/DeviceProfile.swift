@@ -214,7 +214,9 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
                                      Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true)]
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2),
+                     // Along rows GCOB 2, not 3: the column-strip kernel keeps two dy rows per channel in
+                     // registers as well, and 3 spills 32 registers (262–270 against 424–449 GFLOP/s).
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2)]
         }
         return list

@@ -131,7 +131,7 @@ struct ProfileOverrides {
             } else if let tiles = Conv3x3Tiles(parsing: text) {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r] (e.g. 16x4x4x1x2, or 16x4x4x3r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")
