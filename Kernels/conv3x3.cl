@@ -19,8 +19,10 @@
 //
 // Build constants: VW (8 or 16: floats per vector, floatv in prelude.cl), ROWS (1..8), COB (1..8), GCIB (input
 // channels per work-item of the row weight gradient), GCOB (1..3: the weight
-// gradient holds 9·GCOB·GCOV accumulators; 27 fit AVX-512's 32 registers, 9 AVX2's 16), GCOV (1..3: output-channel
-// vectors per work-item of the channels-last weight gradient).
+// gradient holds 9·GCOB·GCOV accumulators; the channels-last kernel fits 27 in AVX-512's 32 registers,
+// 9 in AVX2's 16; the row kernel also keeps 2·GCOB dy rows and 3 x vectors, so 2 is its most on
+// AVX-512 and 1 on AVX2), GCOV (1..3: output-channel vectors per work-item of the channels-last
+// weight gradient).
 
 #ifndef ROWS
 #define ROWS 4
