@@ -75,33 +75,40 @@ public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible
     /// gradCov dy vectors and 9·gradCob broadcast x values for 9·gradCob·gradCov FMAs (1×2 on
     /// AVX-512: 18 FMAs per 11 loads, against 27 per 28 at 3×1).
     public var gradCov: Int
-    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1) {
-        (self.vw, self.rows, self.cob, self.gradRows, self.gradCov) = (vw, rows, cob, gradRows, gradCov)
+    /// Forward pass and input gradient of planes from 8×8 up through Winograd F(4×4, 3×3)
+    /// (Kernels/winograd.cl) instead of the direct kernel; the weight gradient as above.
+    public var winograd: Bool
+    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1, winograd: Bool = false) {
+        (self.vw, self.rows, self.cob, self.gradRows, self.gradCov, self.winograd) = (vw, rows, cob, gradRows, gradCov, winograd)
         self.gradCob = gradCob ?? (vw >= 16 ? 3 : 1)
     }
-    // Profiles cached before gradRows or gradCov existed decode as the channels-last weight
-    // gradient with one vector.
+    // Profiles cached before gradRows, gradCov or winograd existed decode as the channels-last weight
+    // gradient with one vector and no Winograd.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(vw: try c.decode(Int.self, forKey: .vw), rows: try c.decode(Int.self, forKey: .rows),
                   cob: try c.decode(Int.self, forKey: .cob), gradCob: try c.decode(Int.self, forKey: .gradCob),
                   gradRows: try c.decodeIfPresent(Bool.self, forKey: .gradRows) ?? false,
-                  gradCov: try c.decodeIfPresent(Int.self, forKey: .gradCov) ?? 1)
+                  gradCov: try c.decodeIfPresent(Int.self, forKey: .gradCov) ?? 1,
+                  winograd: try c.decodeIfPresent(Bool.self, forKey: .winograd) ?? false)
     }
     public var description: String {
         let vectors = gradCov > 1 && !gradRows ? "x\(gradCov)" : ""
-        return "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(vectors)\(gradRows ? " along rows" : ""))"
+        let direct = "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(vectors)\(gradRows ? " along rows" : ""))"
+        return winograd ? "Winograd F(4x4,3x3), else " + direct : direct
     }
-    /// Reads "VWxROWSxCOB[xGCOB[xGCOV]][r]" (a trailing r: the weight gradient along rows), e.g.
-    /// "16x4x4x1x2"; nil when malformed or out of range.
+    /// Reads "VWxROWSxCOB[xGCOB[xGCOV]][r][w]" (a trailing r: the weight gradient along rows; w:
+    /// Winograd), e.g. "16x4x4x1x2" or "16x4x4x2rw"; nil when malformed or out of range.
     public init?(parsing text: String) {
-        let lower = text.lowercased()
+        var lower = Substring(text.lowercased())
+        let winograd = lower.hasSuffix("w")
+        lower = lower.dropLast(winograd ? 1 : 0)
         let rows = lower.hasSuffix("r")
         let parts = lower.dropLast(rows ? 1 : 0).split(separator: "x", omittingEmptySubsequences: false)
         let numbers = parts.compactMap { Int($0) }
         guard numbers.count == parts.count, (3...5).contains(numbers.count) else { return nil }
         self.init(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count > 3 ? numbers[3] : nil, gradRows: rows,
-                  gradCov: numbers.count > 4 ? numbers[4] : 1)
+                  gradCov: numbers.count > 4 ? numbers[4] : 1, winograd: winograd)
         if problem != nil { return nil }
     }
     var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob) -DGCOV=\(gradCov)" }
@@ -211,13 +218,18 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
     public static func conv3x3Candidates(kind: CLDeviceInfo.Kind, vectorWidth: Int) -> [Conv3x3Tiles?] {
         if kind == .gpu { return [nil] }
         var list: [Conv3x3Tiles?] = [nil, Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1), Conv3x3Tiles(vw: 8, rows: 4, cob: 2, gradCob: 1),
-                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true)]
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true),
+                                     // Winograd: the blocking then only matters for the weight gradient.
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd: true),
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd: true)]
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2),
                      // Along rows GCOB 2, not 3: the column-strip kernel keeps two dy rows per channel in
                      // registers as well, and 3 spills 32 registers (262–270 against 424–449 GFLOP/s).
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2)]
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2, winograd: true)]
         }
         return list
     }

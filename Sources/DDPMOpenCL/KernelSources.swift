@@ -22,6 +22,7 @@ public enum KernelSources {
         "silu.cl": PackageResources.silu_cl,
         "softmax.cl": PackageResources.softmax_cl,
         "vlb_term.cl": PackageResources.vlb_term_cl,
+        "winograd.cl": PackageResources.winograd_cl,
     ]
 
     public static var directoryOverride: String? {

@@ -93,10 +93,12 @@ extension OpenCLBackend {
         return ((h + tiles.rows - 1) / tiles.rows * tiles.rows + 2, (width + tiles.vw - 1) / tiles.vw * tiles.vw + 2)
     }
 
-    /// `planes` planes of h×width from `x`, padded into the scratch buffer `name`.
-    private func pad3x3(_ x: CLBuffer, planes: Int, h: Int, width: Int, into name: String) throws -> CLBuffer {
-        let (hp, wp) = paddedPlane(h: h, width: width)
-        let padded = try scratch(name, floats: planes * hp * wp)
+    /// `planes` planes of h×width from `x`, padded into the scratch buffer `name` as planes of
+    /// `size` (default: `paddedPlane`), followed by `slack` floats.
+    func pad3x3(_ x: CLBuffer, planes: Int, h: Int, width: Int, into name: String,
+                size: (Int, Int)? = nil, slack: Int = 0) throws -> CLBuffer {
+        let (hp, wp) = size ?? paddedPlane(h: h, width: width)
+        let padded = try scratch(name, floats: planes * hp * wp + slack)
         try launch("conv3x3_pad_planes", "conv3x3.cl", options: conv3x3Tiles!.buildOptions, count: planes, loops: true,
                    [.buffer(padded), .buffer(x), .int(h), .int(width), .int(hp), .int(wp), .int(planes)])
         return padded

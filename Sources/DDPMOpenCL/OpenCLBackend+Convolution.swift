@@ -46,6 +46,9 @@ extension OpenCLBackend {
             defer { conv3x3Tuner = tuner }
             try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
         }
+        if usesWinograd(c, h: h, width: wd) {
+            return try conv3x3Winograd(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        }
         if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
@@ -94,6 +97,9 @@ extension OpenCLBackend {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
+        if usesWinograd(c, h: h, width: wd) {
+            return try conv3x3Winograd(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        }
         if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }

@@ -35,6 +35,9 @@ public final class OpenCLBackend: Backend {
     /// earlier measurement of it found 8192 or 32768 pixels 10–30 % slower. Tests set it small to
     /// run many chunks on small shapes.
     public var conv3x3GradientChunkPixels = 4096
+    /// Transformed floats (V or M) per chunk of images of a Winograd convolution
+    /// (OpenCLBackend+Winograd.swift); at least one image per chunk.
+    public var winogradChunkFloats = 1 << 22
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64

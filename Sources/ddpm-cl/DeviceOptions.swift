@@ -105,8 +105,9 @@ private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (i
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
-/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r]`: im2col + GEMM for 3×3 convolutions, or the
-///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows).
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r][w]`: im2col + GEMM for 3×3 convolutions, or the
+///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows; `w`: forward
+///   and input gradient through Winograd F(4×4, 3×3) from 8×8 planes up).
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -131,7 +132,7 @@ struct ProfileOverrides {
             } else if let tiles = Conv3x3Tiles(parsing: text) {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r][w] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows, 16x4x4x2rw with Winograd for the forward pass and input gradient; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")

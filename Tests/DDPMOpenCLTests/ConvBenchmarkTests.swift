@@ -5,9 +5,10 @@ import XCTest
 
 /// Not a test: times the 3×3 convolutions of `small` at batch 64 one pass at a time (forward, input
 /// gradient, weight gradient), to see which kernel falls behind. Opt-in (DDPM_BENCH_CONV=1); the
-/// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB][r]) or the device's default;
+/// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB[xGCOV]][r][w]) or the device's default;
 /// DDPM_BENCH_CONV_LAYERS picks other layers as CINxCOUTxSIZE,... (`cifar10`'s: 128x128x32,256x256x16,
-/// 256x256x8,512x256x8,256x256x4,512x256x4).
+/// 256x256x8,512x256x8,256x256x4,512x256x4); DDPM_BENCH_CONV_PROFILE=1 adds each pass's kernel times (ms);
+/// DDPM_BENCH_WINOGRAD_CHUNK sets the Winograd chunk (floats).
 final class ConvBenchmarkTests: XCTestCase {
     func testBenchmark() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -16,6 +17,7 @@ final class ConvBenchmarkTests: XCTestCase {
         var profile = DeviceProfile.defaults(for: device)
         if let text = environment["DDPM_CONV3X3"] { profile.conv3x3 = try XCTUnwrap(Conv3x3Tiles(parsing: text), "DDPM_CONV3X3=\(text)") }
         let backend = try OpenCLBackend(device: device, profile: profile)
+        if let text = environment["DDPM_BENCH_WINOGRAD_CHUNK"] { backend.winogradChunkFloats = try XCTUnwrap(Int(text)) }
         print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM")")
         let batch = Int(environment["DDPM_BENCH_CONV_BATCH"] ?? "64")!
         // (input channels, output channels, size): the stride-1 3×3 layers of `small`.
@@ -53,6 +55,13 @@ final class ConvBenchmarkTests: XCTestCase {
                     best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
                 }
                 line += String(format: "  %@ %.2f ms %.0f GFLOP/s", name, best * 1e3, flops / best / 1e9)
+                if environment["DDPM_BENCH_CONV_PROFILE"] == "1" {  // one more run, kernel by kernel
+                    backend.setProfiling(true)
+                    try backend.run(op, inputs: inputs, outputs: [output], step: 0)
+                    let times = backend.kernelTimes().filter { $0.value.seconds > 0 }.sorted { $0.value.seconds > $1.value.seconds }
+                    line += " [" + times.map { String(format: "%@ %.2f", $0.key, $0.value.seconds * 1e3) }.joined(separator: ", ") + "]"
+                    backend.setProfiling(false)
+                }
             }
             print(line)
         }

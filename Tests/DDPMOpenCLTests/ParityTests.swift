@@ -44,6 +44,32 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// Winograd F(4×4, 3×3) passes the convolution cases on the 8- and 16-wide CPU blockings, with
+    /// the batch in one chunk and one image per chunk; the cases of 9×9, 11×35 and 16×16 planes take
+    /// it (partial tiles and partial groups of tiles along a row included), the others the direct
+    /// kernel or im2col.
+    func testWinogradMatchesTheReference() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) }
+        for vw in [8, 16] {
+            var profile = DeviceProfile.cpu(vectorWidth: vw)
+            profile.conv3x3?.winograd = true
+            let cl = try OpenCLBackend(device: device, profile: profile)
+            for chunkFloats in [cl.winogradChunkFloats, 1] {
+                cl.winogradChunkFloats = chunkFloats
+                cl.setProfiling(true)
+                for c in cases {
+                    let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                    XCTAssert(r.passed, "float\(vw) Winograd, chunks of \(chunkFloats) floats, \(c.details): \(r.problems)")
+                }
+                // forward and input gradient of the three cases, each run on the reference's inputs and with guards
+                XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd_output"]?.calls ?? 0, 6, "float\(vw): Winograd was not used")
+                cl.setProfiling(false)
+            }
+        }
+    }
+
     /// im2col + GEMM puts a chunk of images side by side in one GEMM; the convolution cases pass with
     /// every image its own chunk, with chunks of two to six images (the last one partial where the
     /// batch does not divide), and whole, on the 8- and 16-wide CPU profiles and the GPU one.
@@ -101,6 +127,7 @@ final class ParityTests: XCTestCase {
         let families: [String: [OpKind]] = [
             "im2col.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "conv3x3.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
+            "winograd.cl": [.conv2d, .conv2dBackwardInput],
             "elementwise.cl": [.add, .mul, .scale, .addChannels, .sumToChannels, .concatChannels, .sliceChannels,
                                .sliceChannelsBackward, .upsampleNearest2x, .upsampleNearest2xBackward, .reshape, .linear],
             "group_norm.cl": [.groupNorm, .groupNormBackward],

@@ -20,7 +20,9 @@ final class ProfileCacheTests: XCTestCase {
         XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x1x2"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2))
         XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x3R"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3, gradRows: true))
         XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3))
-        for bad in ["16x4x4x3x2", "12x4x4", "16x4", "16xx4x4", "16x4x4x1x2x1", "r"] {
+        XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x2rw"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true))
+        XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3x1W"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd: true))
+        for bad in ["16x4x4x3x2", "12x4x4", "16x4", "16xx4x4", "16x4x4x1x2x1", "r", "16x4x4x2wr", "w"] {
             XCTAssertNil(Conv3x3Tiles(parsing: bad), bad)
         }
     }
@@ -33,5 +35,8 @@ final class ProfileCacheTests: XCTestCase {
         XCTAssert(complete.timed(candidates))
         let older = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("along rows") }, winner: nil, speedup: 1)
         XCTAssertFalse(older.timed(candidates))
+        XCTAssert(candidates.contains { $0?.winograd == true }, "the search must try Winograd")
+        let beforeWinograd = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("Winograd") }, winner: nil, speedup: 1)
+        XCTAssertFalse(beforeWinograd.timed(candidates), "a profile cached before Winograd existed is searched again")
     }
 }

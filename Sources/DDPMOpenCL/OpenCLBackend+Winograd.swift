@@ -1,0 +1,54 @@
+import DDPMCore
+
+/// Winograd F(4×4, 3×3) for the stride-1 3×3 convolutions padded by 1 (Kernels/winograd.cl): the
+/// forward pass and the input gradient (the same convolution of dy with the weights transposed and
+/// flipped) as 36 batched GEMMs with a quarter of the direct kernel's multiply-adds, between an input
+/// and an output transform. The profile's `conv3x3.winograd` turns it on; the 3×3 search times it.
+extension OpenCLBackend {
+    /// Planes smaller than this (on either side) keep the direct kernel or im2col: a 4×4 plane is one
+    /// tile per image, so the GEMMs get as few columns as there are images.
+    static let winogradMinPlane = 8
+
+    func usesWinograd(_ c: Conv2D, h: Int, width: Int) -> Bool {
+        guard let tiles = conv3x3Tiles, tiles.winograd, isDirect3x3Shape(c) else { return false }
+        return min(h, width) >= Self.winogradMinPlane
+    }
+
+    /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
+    /// [Cin][Cout][3][3] and is used transposed and flipped (the input gradient).
+    func conv3x3Winograd(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?,
+                         n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
+        let tilesY = (h + 3) / 4, tilesX = (width + 3) / 4
+        let perImage = tilesY * tilesX
+        let vw = conv3x3Tiles!.vw
+        let u = try scratch("winograd weights", floats: 36 * cout * cin)
+        try launch("winograd_weights", "winograd.cl", count: cout * cin,
+                   [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
+        // Padded planes for winograd_input: 4·tilesY + 2 rows, whole vectors' groups of tiles along
+        // them, and a vector's slack after the last (lanes it loads and drops).
+        let tilesPerVector = vw / 4
+        let hp = 4 * tilesY + 2, wp = 4 * ((tilesX + tilesPerVector - 1) / tilesPerVector * tilesPerVector) + 2
+        let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "winograd padded input", size: (hp, wp), slack: 2 * vw)
+        let options = conv3x3Tiles!.buildOptions
+        let chunkImages = max(1, min(n, winogradChunkFloats / (36 * max(cin, cout) * perImage)))
+        for first in stride(from: 0, to: n, by: chunkImages) {
+            let images = min(chunkImages, n - first)
+            let tiles = images * perImage
+            let v = try scratch("winograd input", floats: 36 * cin * tiles)
+            let m = try scratch("winograd products", floats: 36 * cout * tiles)
+            try launchGrid("winograd_input", "winograd.cl", options: options, global: [images * tilesY, cin],
+                           [.buffer(v), .buffer(xp), .int(first * cin * hp * wp), .int(cin), .int(hp), .int(wp),
+                            .int(tilesY), .int(tilesX), .int(tiles)])
+            try timedGEMM {
+                try gemm.run(m: cout, n: tiles, k: cin, batch: 36,
+                             a: GEMMOperand(buffer: u, batchStride: cout * cin, rowStride: cin, columnStride: 1),
+                             b: GEMMOperand(buffer: v, batchStride: cin * tiles, rowStride: tiles, columnStride: 1),
+                             c: GEMMOperand(buffer: m, batchStride: cout * tiles, rowStride: tiles, columnStride: 1),
+                             reusePackedA: first > 0)
+            }
+            try launchGrid("winograd_output", "winograd.cl", options: options, global: [images * tilesY, cout],
+                           [.buffer(y), .buffer(m), .buffer(b ?? m), .int(b == nil ? 0 : 1), .int(first), .int(cout),
+                            .int(h), .int(width), .int(tilesY), .int(tilesX), .int(tiles)])
+        }
+    }
+}
