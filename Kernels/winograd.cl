@@ -12,6 +12,8 @@
 //   (GEMM)            M[ξ][co][t]  = Σ_ci U[ξ][co][ci] · V[ξ][ci][t]
 //   winograd_output   y[n][co][4·ty + i][4·tx + j] = (bias[co]) + (Aᵀ M A)[i][j]
 //
+// and for the weight gradient (further down) winograd_gradient_output and winograd_gradient_weights.
+//
 // Tile t = (n·tilesY + ty)·tilesX + tx counts from the chunk's first image. The transforms of the
 // input and the output work on a band of tiles (one tile row of one plane) in vectors along it.
 
@@ -170,5 +172,93 @@ kernel void winograd_output(global float *y, global const float *m, global const
                 else { float part[4 * TPV]; vstorev(row, 0, part); for (int l = 0; l < colsIn; l++) dst[l] = part[l]; }
             }
         }
+    }
+}
+
+// The weight gradient of the same convolutions (Lavin & Gray's transposed algorithm): per tile,
+// the output transform turned around takes dy's 4×4 block to dM = A·dY·Aᵀ, so that
+//
+//   dU[ξ][ci][co] = Σ_t V[ξ][ci][t] · dM[ξ][co][t]    (36 GEMMs summed over the tiles)
+//   dW[co][ci]    = Gᵀ · dU[·][ci][co] · G
+//
+// A·(y0..y3), the columns of Aᵀ: (1 0 0 0), (1 1 1 1), (1 −1 1 −1), (1 2 4 8), (1 −2 4 −8), (0 0 0 1).
+#define WINOGRAD_A(T, o, y) do { \
+    T s02 = y[0] + y[2], s13 = y[1] + y[3]; \
+    T q02 = fma((T)(4.0f), y[2], y[0]), q13 = fma((T)(4.0f), y[3], y[1]); \
+    o[0] = y[0]; \
+    o[1] = s02 + s13; \
+    o[2] = s02 - s13; \
+    o[3] = fma((T)(2.0f), q13, q02); \
+    o[4] = fma((T)(-2.0f), q13, q02); \
+    o[5] = y[3]; \
+} while (0)
+
+// Gᵀ·(u0..u5), the columns of G: (1/4 −1/6 −1/6 1/24 1/24 0), (0 −1/6 1/6 1/12 −1/12 0),
+// (0 −1/6 −1/6 1/6 1/6 1).
+#define WINOGRAD_GT(o, u) do { \
+    float s12 = u[1] + u[2], d21 = u[2] - u[1], s34 = u[3] + u[4], d34 = u[3] - u[4]; \
+    o[0] = fma(0.25f, u[0], fma(-1.0f / 6.0f, s12, (1.0f / 24.0f) * s34)); \
+    o[1] = fma(1.0f / 6.0f, d21, (1.0f / 12.0f) * d34); \
+    o[2] = fma(1.0f / 6.0f, s34 - s12, u[5]); \
+} while (0)
+
+// One work-item per (band of tiles, output channel): global [chunk images·tilesY, Co]; dyp + offset
+// holds the chunk's planes of dy padded as winograd_input's (a border of 1, so the tile row ty
+// starts at padded row 4·ty + 1 and column 1). Per group of TPV tiles, each of the 4 shifts s loads
+// the band's 4 rows at column 4·tx + s, so lane 4·l holds column s of tile tx + l.
+kernel void winograd_gradient_output(global float *dm, global const float *dyp, int dyp_offset, int cout, int hp, int wp,
+                                     int tiles_y, int tiles_x, int tiles) {
+    int band = get_global_id(0), co = get_global_id(1);
+    int n = band / tiles_y, ty = band % tiles_y;
+    global const float *p = dyp + dyp_offset + ((long)n * cout + co) * hp * wp + (ty * 4 + 1) * wp + 1;
+    global float *o = dm + (long)co * tiles + band * tiles_x;
+    const long plane = (long)cout * tiles;
+    for (int tx = 0; tx < tiles_x; tx += TPV) {
+        floatv ay[6][4], rows[4], out[6];
+        #pragma unroll
+        for (int s = 0; s < 4; s++) {  // A·dY at shift s: ay[i][s]
+            #pragma unroll
+            for (int r = 0; r < 4; r++) rows[r] = vloadv(0, p + r * wp + 4 * tx + s);
+            WINOGRAD_A(floatv, out, rows);
+            #pragma unroll
+            for (int i = 0; i < 6; i++) ay[i][s] = out[i];
+        }
+        int valid = min(TPV, tiles_x - tx);
+        #pragma unroll
+        for (int i = 0; i < 6; i++) {  // (A·dY)·Aᵀ along the shifts
+            WINOGRAD_A(floatv, out, ay[i]);
+            #pragma unroll
+            for (int j = 0; j < 6; j++) {
+                global float *dst = o + (i * 6 + j) * plane + tx;
+                floatt lanes = TILE_LANES(out[j]);
+                if (valid == TPV) vstore_tiles(lanes, 0, dst);
+                else { float part[TPV]; vstore_tiles(lanes, 0, part); for (int l = 0; l < valid; l++) dst[l] = part[l]; }
+            }
+        }
+    }
+}
+
+// One work-item per filter: item = ci·Co + co (so neighbours read neighbouring dU), items = Ci·Co.
+kernel void winograd_gradient_weights(global float *dw, global const float *du, int cin, int cout, int items) {
+    int item = get_global_id(0);
+    if (item >= items) return;
+    int ci = item / cout, co = item % cout;
+    float u[6][6], gu[3][6], col[6], out[3];
+    #pragma unroll
+    for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = du[(long)xi * items + item];
+    #pragma unroll
+    for (int j = 0; j < 6; j++) {  // Gᵀ·dU, one column at a time
+        #pragma unroll
+        for (int i = 0; i < 6; i++) col[i] = u[i][j];
+        WINOGRAD_GT(out, col);
+        #pragma unroll
+        for (int a = 0; a < 3; a++) gu[a][j] = out[a];
+    }
+    global float *o = dw + ((long)co * cin + ci) * 9;
+    #pragma unroll
+    for (int a = 0; a < 3; a++) {  // (Gᵀ·dU)·G, one row at a time
+        WINOGRAD_GT(out, gu[a]);
+        #pragma unroll
+        for (int b = 0; b < 3; b++) o[a * 3 + b] = out[b];
     }
 }

@@ -135,6 +135,9 @@ extension OpenCLBackend {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
+        if usesWinograd(c, h: ho, width: wo, weightGradient: true) {
+            return try conv3x3WinogradGradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
+        }
         if usesDirect3x3(c, width: wo, channels: co) {
             return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
         }

@@ -3,15 +3,17 @@ import DDPMCore
 /// Winograd F(4×4, 3×3) for the stride-1 3×3 convolutions padded by 1 (Kernels/winograd.cl): the
 /// forward pass and the input gradient (the same convolution of dy with the weights transposed and
 /// flipped) as 36 batched GEMMs with a quarter of the direct kernel's multiply-adds, between an input
-/// and an output transform. The profile's `conv3x3.winograd` turns it on; the 3×3 search times it.
+/// and an output transform; the weight gradient as 36 GEMMs of transformed inputs and transformed
+/// output gradients summed over the tiles. The profile's `conv3x3.winograd` turns it on; the 3×3
+/// search times it.
 extension OpenCLBackend {
     /// Planes smaller than this (on either side) keep the direct kernel or im2col: a 4×4 plane is one
     /// tile per image, so the GEMMs get as few columns as there are images.
-    static let winogradMinPlane = 8
+    public static let winogradMinPlane = 8
 
-    func usesWinograd(_ c: Conv2D, h: Int, width: Int) -> Bool {
+    func usesWinograd(_ c: Conv2D, h: Int, width: Int, weightGradient: Bool = false) -> Bool {
         guard let tiles = conv3x3Tiles, tiles.winograd, isDirect3x3Shape(c) else { return false }
-        return min(h, width) >= Self.winogradMinPlane
+        return min(h, width) >= (weightGradient ? winogradGradWeightMinPlane : Self.winogradMinPlane)
     }
 
     /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
@@ -24,10 +26,7 @@ extension OpenCLBackend {
         let u = try scratch("winograd weights", floats: 36 * cout * cin)
         try launch("winograd_weights", "winograd.cl", count: cout * cin,
                    [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
-        // Padded planes for winograd_input: 4·tilesY + 2 rows, whole vectors' groups of tiles along
-        // them, and a vector's slack after the last (lanes it loads and drops).
-        let tilesPerVector = vw / 4
-        let hp = 4 * tilesY + 2, wp = 4 * ((tilesX + tilesPerVector - 1) / tilesPerVector * tilesPerVector) + 2
+        let (hp, wp) = winogradPlane(tilesY: tilesY, tilesX: tilesX)
         let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "winograd padded input", size: (hp, wp), slack: 2 * vw)
         let options = conv3x3Tiles!.buildOptions
         let chunkImages = max(1, min(n, winogradChunkFloats / (36 * max(cin, cout) * perImage)))
@@ -50,5 +49,48 @@ extension OpenCLBackend {
                            [.buffer(y), .buffer(m), .buffer(b ?? m), .int(b == nil ? 0 : 1), .int(first), .int(cout),
                             .int(h), .int(width), .int(tilesY), .int(tilesX), .int(tiles)])
         }
+    }
+
+    /// dw[Co,Ci,3,3] = Σ_n dy_n ⋆ x_n for the same convolutions: both transformed per tile
+    /// (winograd_input, winograd_gradient_output), 36 GEMMs summed over the tiles of each chunk of
+    /// images, then Gᵀ·dU·G.
+    func conv3x3WinogradGradWeight(_ dw: CLBuffer, _ dy: CLBuffer, _ x: CLBuffer, n: Int, cin: Int, cout: Int, h: Int, width: Int) throws {
+        let tilesY = (h + 3) / 4, tilesX = (width + 3) / 4
+        let perImage = tilesY * tilesX
+        let vw = conv3x3Tiles!.vw, options = conv3x3Tiles!.buildOptions
+        let (hp, wp) = winogradPlane(tilesY: tilesY, tilesX: tilesX)
+        let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "winograd padded input", size: (hp, wp), slack: 2 * vw)
+        let dyp = try pad3x3(dy, planes: n * cout, h: h, width: width, into: "winograd padded gradient", size: (hp, wp), slack: 2 * vw)
+        let du = try scratch("winograd weight gradient", floats: 36 * cin * cout)
+        let chunkImages = max(1, min(n, winogradChunkFloats / (36 * max(cin, cout) * perImage)))
+        for first in stride(from: 0, to: n, by: chunkImages) {
+            let images = min(chunkImages, n - first)
+            let tiles = images * perImage
+            let v = try scratch("winograd input", floats: 36 * cin * tiles)
+            let dm = try scratch("winograd products", floats: 36 * cout * tiles)
+            try launchGrid("winograd_input", "winograd.cl", options: options, global: [images * tilesY, cin],
+                           [.buffer(v), .buffer(xp), .int(first * cin * hp * wp), .int(cin), .int(hp), .int(wp),
+                            .int(tilesY), .int(tilesX), .int(tiles)])
+            try launchGrid("winograd_gradient_output", "winograd.cl", options: options, global: [images * tilesY, cout],
+                           [.buffer(dm), .buffer(dyp), .int(first * cout * hp * wp), .int(cout), .int(hp), .int(wp),
+                            .int(tilesY), .int(tilesX), .int(tiles)])
+            try timedGEMM {
+                try gemm.run(m: cin, n: cout, k: tiles, batch: 36,
+                             a: GEMMOperand(buffer: v, batchStride: cin * tiles, rowStride: tiles, columnStride: 1),
+                             b: GEMMOperand(buffer: dm, batchStride: cout * tiles, rowStride: 1, columnStride: tiles),
+                             c: GEMMOperand(buffer: du, batchStride: cin * cout, rowStride: cout, columnStride: 1),
+                             accumulate: first > 0)
+            }
+        }
+        try launch("winograd_gradient_weights", "winograd.cl", options: options, count: cin * cout,
+                   [.buffer(dw), .buffer(du), .int(cin), .int(cout), .int(cin * cout)])
+    }
+
+    /// Padded planes for the transforms: a border of 1, 4·tilesY + 2 rows, columns for whole groups of
+    /// tiles per vector (the kernels load whole vectors and drop the lanes past the last tile; the
+    /// buffers also get a vector's slack after the last plane).
+    private func winogradPlane(tilesY: Int, tilesX: Int) -> (Int, Int) {
+        let perVector = conv3x3Tiles!.vw / 4
+        return (4 * tilesY + 2, 4 * ((tilesX + perVector - 1) / perVector * perVector) + 2)
     }
 }

@@ -38,6 +38,11 @@ public final class OpenCLBackend: Backend {
     /// Transformed floats (V or M) per chunk of images of a Winograd convolution
     /// (OpenCLBackend+Winograd.swift); at least one image per chunk.
     public var winogradChunkFloats = 1 << 22
+    /// Smallest plane side whose weight gradient goes through Winograd. Measured on a 2-core Zen 4
+    /// EPYC (batch 16, float16 blocking): Winograd took 17–21 ms against the direct kernel's 25–28 at
+    /// 128→128 on 32×32 and 256→256 on 16×16, but 8.6–9.3 ms against 6.2–6.3 at 256→256 on 8×8,
+    /// where a chunk's GEMMs sum over only 4 tiles per image. Tests set it to 8 to cover partial tiles.
+    public var winogradGradWeightMinPlane = 16
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64

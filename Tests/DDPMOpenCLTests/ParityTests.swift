@@ -44,10 +44,10 @@ final class ParityTests: XCTestCase {
         }
     }
 
-    /// Winograd F(4×4, 3×3) passes the convolution cases on the 8- and 16-wide CPU blockings, with
-    /// the batch in one chunk and one image per chunk; the cases of 9×9, 11×35 and 16×16 planes take
-    /// it (partial tiles and partial groups of tiles along a row included), the others the direct
-    /// kernel or im2col.
+    /// Winograd F(4×4, 3×3) passes the convolution cases (forward, input and weight gradient) on the
+    /// 8- and 16-wide CPU blockings, with the batch in one chunk and one image per chunk; the cases of
+    /// 9×9, 11×35 and 16×16 planes take it (partial tiles and partial groups of tiles along a row
+    /// included), the others the direct kernel or im2col.
     func testWinogradMatchesTheReference() throws {
         let device = try requireOpenCLDevice()
         let cpu = CPUBackend()
@@ -56,6 +56,7 @@ final class ParityTests: XCTestCase {
             var profile = DeviceProfile.cpu(vectorWidth: vw)
             profile.conv3x3?.winograd = true
             let cl = try OpenCLBackend(device: device, profile: profile)
+            cl.winogradGradWeightMinPlane = OpenCLBackend.winogradMinPlane
             for chunkFloats in [cl.winogradChunkFloats, 1] {
                 cl.winogradChunkFloats = chunkFloats
                 cl.setProfiling(true)
@@ -65,6 +66,9 @@ final class ParityTests: XCTestCase {
                 }
                 // forward and input gradient of the three cases, each run on the reference's inputs and with guards
                 XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd_output"]?.calls ?? 0, 6, "float\(vw): Winograd was not used")
+                // and the weight gradient of the same three, which ends in one transform each
+                XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd_gradient_weights"]?.calls ?? 0, 3,
+                                            "float\(vw): the Winograd weight gradient was not used")
                 cl.setProfiling(false)
             }
         }
