@@ -75,9 +75,9 @@ public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible
     /// gradCov dy vectors and 9·gradCob broadcast x values for 9·gradCob·gradCov FMAs (1×2 on
     /// AVX-512: 18 FMAs per 11 loads, against 27 per 28 at 3×1).
     public var gradCov: Int
-    /// Forward pass and input gradient of planes from 8×8 up, and the weight gradient from 16×16 up,
-    /// through Winograd F(4×4, 3×3) (Kernels/winograd.cl) instead of the direct kernel; smaller
-    /// weight gradients as above.
+    /// Layers of at least 128 channels in and out: forward pass and input gradient of planes from
+    /// 8×8 up, and the weight gradient from 16×16 up, through Winograd F(4×4, 3×3)
+    /// (Kernels/winograd.cl) instead of the direct kernel; the other layers as above.
     public var winograd: Bool
     public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1, winograd: Bool = false) {
         (self.vw, self.rows, self.cob, self.gradRows, self.gradCov, self.winograd) = (vw, rows, cob, gradRows, gradCov, winograd)

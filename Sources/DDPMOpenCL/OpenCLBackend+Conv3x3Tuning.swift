@@ -27,14 +27,19 @@ public final class Conv3x3Tuner {
     public let candidates: [Conv3x3Tiles?]
     public private(set) var search: Search?
     public var onChoice: ((Search) -> Void)?
-    var pending = true
+    public private(set) var pending = true
+    /// Winograd only runs on layers of 128 channels and more (`winogradMinChannels`): a search on a
+    /// smaller layer skips its candidates, and the tuner then waits for a layer where it applies
+    /// (a model's first such layer, or another model's) to search again with them.
+    public var waitsForWinogradLayer = false
 
     public init(candidates: [Conv3x3Tiles?]) { self.candidates = candidates }
 
     public static func label(_ tiles: Conv3x3Tiles?) -> String { tiles?.description ?? "im2col + GEMM" }
 
     func record(_ search: Search) {
-        pending = false
+        waitsForWinogradLayer = !search.timed(candidates)
+        pending = waitsForWinogradLayer
         self.search = search
         onChoice?(search)
     }
@@ -75,7 +80,10 @@ extension OpenCLBackend {
             try conv2dBackwardInput(dx, xs, y, w, ys, c)
             try conv2dBackwardWeight(dw, y, x, ys, xs, c)
         }
+        // A Winograd candidate on a layer too small for Winograd would time as its direct twin.
+        let winograd = winogradApplies(channels: (ci, co), h: h, width: width)
         for tiles in [start] + tuner.candidates where !times.contains(where: { $0.0 == tiles }) {
+            if tiles?.winograd == true && !winograd { continue }
             if let problem = tiles?.problem { throw GEMMError(description: "conv3x3 tiles \(tiles!): \(problem)") }
             conv3x3Tiles = tiles
             do {

@@ -41,12 +41,13 @@ extension OpenCLBackend {
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
         if let tuner = conv3x3Tuner, tuner.pending, isDirect3x3Shape(c),
-           Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)) {
+           Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)),
+           !tuner.waitsForWinogradLayer || winogradApplies(channels: (ci, co), h: h, width: wd) {
             conv3x3Tuner = nil  // the search itself runs convolutions
             defer { conv3x3Tuner = tuner }
             try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
         }
-        if usesWinograd(c, h: h, width: wd) {
+        if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
             return try conv3x3Winograd(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
         if usesDirect3x3(c, width: wd) {
@@ -97,7 +98,7 @@ extension OpenCLBackend {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
-        if usesWinograd(c, h: h, width: wd) {
+        if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
             return try conv3x3Winograd(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
         if usesDirect3x3(c, width: wd) {
@@ -135,7 +136,7 @@ extension OpenCLBackend {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
-        if usesWinograd(c, h: ho, width: wo, weightGradient: true) {
+        if usesWinograd(c, h: ho, width: wo, channels: (ci, co), weightGradient: true) {
             return try conv3x3WinogradGradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
         }
         if usesDirect3x3(c, width: wo, channels: co) {

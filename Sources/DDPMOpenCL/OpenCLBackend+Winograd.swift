@@ -11,9 +11,15 @@ extension OpenCLBackend {
     /// tile per image, so the GEMMs get as few columns as there are images.
     public static let winogradMinPlane = 8
 
-    func usesWinograd(_ c: Conv2D, h: Int, width: Int, weightGradient: Bool = false) -> Bool {
+    func usesWinograd(_ c: Conv2D, h: Int, width: Int, channels: (Int, Int), weightGradient: Bool = false) -> Bool {
         guard let tiles = conv3x3Tiles, tiles.winograd, isDirect3x3Shape(c) else { return false }
-        return min(h, width) >= (weightGradient ? winogradGradWeightMinPlane : Self.winogradMinPlane)
+        return winogradApplies(channels: channels, h: h, width: width, weightGradient: weightGradient)
+    }
+
+    /// Whether a stride-1 3×3 layer of these channels (in, out) and plane is one for Winograd.
+    func winogradApplies(channels: (Int, Int), h: Int, width: Int, weightGradient: Bool = false) -> Bool {
+        min(channels.0, channels.1) >= winogradMinChannels
+            && min(h, width) >= (weightGradient ? winogradGradWeightMinPlane : Self.winogradMinPlane)
     }
 
     /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is

@@ -43,6 +43,12 @@ public final class OpenCLBackend: Backend {
     /// 128→128 on 32×32 and 256→256 on 16×16, but 8.6–9.3 ms against 6.2–6.3 at 256→256 on 8×8,
     /// where a chunk's GEMMs sum over only 4 tiles per image. Tests set it to 8 to cover partial tiles.
     public var winogradGradWeightMinPlane = 16
+    /// Fewest input and output channels for Winograd: its GEMMs shrink with the channels while its
+    /// transforms do not. Measured on a 2-core Zen 4 EPYC (batch 64, float16 blocking), Winograd
+    /// against the direct kernel: 32→32 at 32×32 forward 10.3–12.4 against 7.1–7.3 ms, 96→32 at 32×32
+    /// 25.0–25.6 against 19.9–20.2, 64→64 at 16×16 6.7–6.8 against 6.5, 128→64 at 16×16 11.9–13.8
+    /// against 12.0–12.5; at batch 16, 128→128 at 32×32 15.8–16.4 against 23.9–25.6. Tests set it to 1.
+    public var winogradMinChannels = 128
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64

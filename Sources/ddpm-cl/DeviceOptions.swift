@@ -29,8 +29,11 @@ struct DeviceOptions: ParsableArguments {
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
         var cached = cache.load()  // read once: the choices, and which searches are still to run
-        // A 3×3 search that did not time every candidate of this build (an older build's) runs again.
-        if let search = cached?.conv3x3, !search.timed(DeviceProfile.conv3x3Candidates(for: info)) { cached?.conv3x3 = nil }
+        // A 3×3 search that did not time every direct candidate of this build (an older build's) runs
+        // again; one that skipped only Winograd (a layer too small for it) runs again on the first
+        // layer Winograd applies to.
+        let candidates = DeviceProfile.conv3x3Candidates(for: info)
+        if let search = cached?.conv3x3, !search.timed(candidates.filter { $0?.winograd != true }) { cached?.conv3x3 = nil }
         var profile = DeviceProfile.defaults(for: info)
         cached?.apply(to: &profile)
         overrides.apply(to: &profile)
@@ -39,8 +42,10 @@ struct DeviceOptions: ParsableArguments {
         if overrides.gemmTiles == nil && !pending.isEmpty {
             backend.setGEMMTuner(makeTuner(for: info, pending: pending, cache: cache, quiet: false))
         }
-        if overrides.conv3x3 == nil && cached?.conv3x3 == nil {
-            backend.setConv3x3Tuner(makeConv3x3Tuner(for: info, cache: cache, quiet: false))
+        if overrides.conv3x3 == nil && !(cached?.conv3x3?.timed(candidates) ?? false) {
+            let tuner = makeConv3x3Tuner(for: info, cache: cache, quiet: false)
+            tuner.waitsForWinogradLayer = cached?.conv3x3 != nil
+            backend.setConv3x3Tuner(tuner)
         }
         return backend
     }
@@ -106,8 +111,8 @@ private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (i
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
 /// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r][w]`: im2col + GEMM for 3×3 convolutions, or the
-///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows; `w`: forward
-///   and input gradient through Winograd F(4×4, 3×3) from 8×8 planes up).
+///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows; `w`: Winograd
+///   F(4×4, 3×3) for layers of 128 channels and more, as in the 3×3 search).
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -132,7 +137,7 @@ struct ProfileOverrides {
             } else if let tiles = Conv3x3Tiles(parsing: text) {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r][w] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows, 16x4x4x2rw with Winograd for the forward pass and input gradient; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r][w] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows, 16x4x4x2rw with Winograd on layers of 128 channels and more; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")

@@ -57,6 +57,7 @@ final class ParityTests: XCTestCase {
             profile.conv3x3?.winograd = true
             let cl = try OpenCLBackend(device: device, profile: profile)
             cl.winogradGradWeightMinPlane = OpenCLBackend.winogradMinPlane
+            cl.winogradMinChannels = 1  // the cases have a few channels
             for chunkFloats in [cl.winogradChunkFloats, 1] {
                 cl.winogradChunkFloats = chunkFloats
                 cl.setProfiling(true)
@@ -123,6 +124,34 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(search.seconds.count, 3, "the starting blocking and both candidates: \(search.seconds)")
         XCTAssert(([DeviceProfile.cpu(vectorWidth: 16).conv3x3] + candidates).contains(search.winner))
         XCTAssertEqual(cl.profile.conv3x3, search.winner)
+    }
+
+    /// A search on a layer too small for Winograd skips its candidates and waits; the first layer of
+    /// 128 channels searches again with them, and both layers' outputs are right.
+    func testConv3x3TunerWaitsForALayerWinogradAppliesTo() throws {
+        let device = try requireOpenCLDevice()
+        let cl = try OpenCLBackend(device: device, profile: .cpu(vectorWidth: 16))
+        let direct = Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true)
+        var winograd = direct
+        winograd.winograd = true
+        let tuner = Conv3x3Tuner(candidates: [direct, winograd])
+        var searches: [Conv3x3Tuner.Search] = []
+        tuner.onChoice = { searches.append($0) }
+        cl.setConv3x3Tuner(tuner)
+        func layer(channels: Int, size: Int, batch: Int) -> ParityCase {
+            ParityCase(.conv2d(Conv2D(kernel: 3, padding: 1)), [(Shape(batch, channels, size, size), .normal(scale: 1)),
+                                                                (Shape(channels, channels, 3, 3), .normal(scale: 0.05)), (Shape(channels), .normal(scale: 1))])
+        }
+        let small = try ParityRunner.run(layer(channels: 32, size: 32, batch: 4), reference: CPUBackend(), candidate: cl)
+        XCTAssert(small.passed, "\(small.problems)")
+        XCTAssertEqual(searches.count, 1)
+        XCTAssertNil(searches.first?.seconds[Conv3x3Tuner.label(winograd)], "Winograd timed on 32 channels")
+        XCTAssert(tuner.pending && tuner.waitsForWinogradLayer)
+        let large = try ParityRunner.run(layer(channels: 128, size: 16, batch: 1), reference: CPUBackend(), candidate: cl)
+        XCTAssert(large.passed, "\(large.problems)")
+        XCTAssertEqual(searches.count, 2)
+        XCTAssertNotNil(searches.last?.seconds[Conv3x3Tuner.label(winograd)], "Winograd not timed on 128 channels")
+        XCTAssertFalse(tuner.pending)
     }
 
     /// Every kernel file is exercised by parity cases of the ops it implements (gemm.cl has GEMMTests,
