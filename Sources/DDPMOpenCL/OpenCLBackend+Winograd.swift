@@ -26,24 +26,18 @@ extension OpenCLBackend {
     /// [Cin][Cout][3][3] and is used transposed and flipped (the input gradient).
     func conv3x3Winograd(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?,
                          n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
-        let tilesY = (h + 3) / 4, tilesX = (width + 3) / 4
-        let perImage = tilesY * tilesX
-        let vw = conv3x3Tiles!.vw
+        let plan = WinogradPlan(n: n, h: h, width: width, channels: max(cin, cout), vw: conv3x3Tiles!.vw, chunkFloats: winogradChunkFloats)
         let u = try scratch("winograd weights", floats: 36 * cout * cin)
         try launch("winograd_weights", "winograd.cl", count: cout * cin,
                    [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
-        let (hp, wp) = winogradPlane(tilesY: tilesY, tilesX: tilesX)
-        let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "winograd padded input", size: (hp, wp), slack: 2 * vw)
+        let xp = try winogradPad(x, planes: n * cin, plan, into: "winograd padded input")
         let options = conv3x3Tiles!.buildOptions
-        let chunkImages = max(1, min(n, winogradChunkFloats / (36 * max(cin, cout) * perImage)))
-        for first in stride(from: 0, to: n, by: chunkImages) {
-            let images = min(chunkImages, n - first)
-            let tiles = images * perImage
+        for first in stride(from: 0, to: n, by: plan.chunkImages) {
+            let images = min(plan.chunkImages, n - first)
+            let tiles = images * plan.perImage
             let v = try scratch("winograd input", floats: 36 * cin * tiles)
             let m = try scratch("winograd products", floats: 36 * cout * tiles)
-            try launchGrid("winograd_input", "winograd.cl", options: options, global: [images * tilesY, cin],
-                           [.buffer(v), .buffer(xp), .int(first * cin * hp * wp), .int(cin), .int(hp), .int(wp),
-                            .int(tilesY), .int(tilesX), .int(tiles)])
+            try transformTiles("winograd_input", into: v, from: xp, channels: cin, first: first, images: images, plan)
             try timedGEMM {
                 try gemm.run(m: cout, n: tiles, k: cin, batch: 36,
                              a: GEMMOperand(buffer: u, batchStride: cout * cin, rowStride: cin, columnStride: 1),
@@ -51,9 +45,9 @@ extension OpenCLBackend {
                              c: GEMMOperand(buffer: m, batchStride: cout * tiles, rowStride: tiles, columnStride: 1),
                              reusePackedA: first > 0)
             }
-            try launchGrid("winograd_output", "winograd.cl", options: options, global: [images * tilesY, cout],
+            try launchGrid("winograd_output", "winograd.cl", options: options, global: [images * plan.tilesY, cout],
                            [.buffer(y), .buffer(m), .buffer(b ?? m), .int(b == nil ? 0 : 1), .int(first), .int(cout),
-                            .int(h), .int(width), .int(tilesY), .int(tilesX), .int(tiles)])
+                            .int(h), .int(width), .int(plan.tilesY), .int(plan.tilesX), .int(tiles)])
         }
     }
 
@@ -61,25 +55,18 @@ extension OpenCLBackend {
     /// (winograd_input, winograd_gradient_output), 36 GEMMs summed over the tiles of each chunk of
     /// images, then Gᵀ·dU·G.
     func conv3x3WinogradGradWeight(_ dw: CLBuffer, _ dy: CLBuffer, _ x: CLBuffer, n: Int, cin: Int, cout: Int, h: Int, width: Int) throws {
-        let tilesY = (h + 3) / 4, tilesX = (width + 3) / 4
-        let perImage = tilesY * tilesX
-        let vw = conv3x3Tiles!.vw, options = conv3x3Tiles!.buildOptions
-        let (hp, wp) = winogradPlane(tilesY: tilesY, tilesX: tilesX)
-        let xp = try pad3x3(x, planes: n * cin, h: h, width: width, into: "winograd padded input", size: (hp, wp), slack: 2 * vw)
-        let dyp = try pad3x3(dy, planes: n * cout, h: h, width: width, into: "winograd padded gradient", size: (hp, wp), slack: 2 * vw)
+        let plan = WinogradPlan(n: n, h: h, width: width, channels: max(cin, cout), vw: conv3x3Tiles!.vw, chunkFloats: winogradChunkFloats)
+        let options = conv3x3Tiles!.buildOptions
+        let xp = try winogradPad(x, planes: n * cin, plan, into: "winograd padded input")
+        let dyp = try winogradPad(dy, planes: n * cout, plan, into: "winograd padded gradient")
         let du = try scratch("winograd weight gradient", floats: 36 * cin * cout)
-        let chunkImages = max(1, min(n, winogradChunkFloats / (36 * max(cin, cout) * perImage)))
-        for first in stride(from: 0, to: n, by: chunkImages) {
-            let images = min(chunkImages, n - first)
-            let tiles = images * perImage
+        for first in stride(from: 0, to: n, by: plan.chunkImages) {
+            let images = min(plan.chunkImages, n - first)
+            let tiles = images * plan.perImage
             let v = try scratch("winograd input", floats: 36 * cin * tiles)
             let dm = try scratch("winograd products", floats: 36 * cout * tiles)
-            try launchGrid("winograd_input", "winograd.cl", options: options, global: [images * tilesY, cin],
-                           [.buffer(v), .buffer(xp), .int(first * cin * hp * wp), .int(cin), .int(hp), .int(wp),
-                            .int(tilesY), .int(tilesX), .int(tiles)])
-            try launchGrid("winograd_gradient_output", "winograd.cl", options: options, global: [images * tilesY, cout],
-                           [.buffer(dm), .buffer(dyp), .int(first * cout * hp * wp), .int(cout), .int(hp), .int(wp),
-                            .int(tilesY), .int(tilesX), .int(tiles)])
+            try transformTiles("winograd_input", into: v, from: xp, channels: cin, first: first, images: images, plan)
+            try transformTiles("winograd_gradient_output", into: dm, from: dyp, channels: cout, first: first, images: images, plan)
             try timedGEMM {
                 try gemm.run(m: cin, n: cout, k: tiles, batch: 36,
                              a: GEMMOperand(buffer: v, batchStride: cin * tiles, rowStride: tiles, columnStride: 1),
@@ -92,11 +79,38 @@ extension OpenCLBackend {
                    [.buffer(dw), .buffer(du), .int(cin), .int(cout), .int(cin * cout)])
     }
 
-    /// Padded planes for the transforms: a border of 1, 4·tilesY + 2 rows, columns for whole groups of
-    /// tiles per vector (the kernels load whole vectors and drop the lanes past the last tile; the
-    /// buffers also get a vector's slack after the last plane).
-    private func winogradPlane(tilesY: Int, tilesX: Int) -> (Int, Int) {
-        let perVector = conv3x3Tiles!.vw / 4
-        return (4 * tilesY + 2, 4 * ((tilesX + perVector - 1) / perVector * perVector) + 2)
+    /// `planes` planes of x padded for the transforms, with a vector's slack after the last plane
+    /// (the kernels load whole vectors and drop the lanes past the last tile).
+    private func winogradPad(_ x: CLBuffer, planes: Int, _ plan: WinogradPlan, into name: String) throws -> CLBuffer {
+        try pad3x3(x, planes: planes, h: plan.h, width: plan.width, into: name, size: (plan.hp, plan.wp), slack: 2 * plan.vw)
+    }
+
+    /// winograd_input or winograd_gradient_output (the same arguments) over one chunk of images.
+    private func transformTiles(_ kernel: String, into out: CLBuffer, from padded: CLBuffer, channels: Int,
+                                first: Int, images: Int, _ plan: WinogradPlan) throws {
+        try launchGrid(kernel, "winograd.cl", options: conv3x3Tiles!.buildOptions, global: [images * plan.tilesY, channels],
+                       [.buffer(out), .buffer(padded), .int(first * channels * plan.hp * plan.wp), .int(channels),
+                        .int(plan.hp), .int(plan.wp), .int(plan.tilesY), .int(plan.tilesX), .int(images * plan.perImage)])
+    }
+}
+
+/// The tiling of one Winograd convolution: 4×4 output tiles, padded planes with a border of 1,
+/// 4·tilesY + 2 rows and columns for whole groups of tiles per vector, and chunks of images whose
+/// transformed floats (36 per tile and channel) fit the chunk budget, at least one image each.
+struct WinogradPlan {
+    let h: Int, width: Int, vw: Int
+    let tilesY: Int, tilesX: Int, perImage: Int
+    let hp: Int, wp: Int
+    let chunkImages: Int
+
+    init(n: Int, h: Int, width: Int, channels: Int, vw: Int, chunkFloats: Int) {
+        (self.h, self.width, self.vw) = (h, width, vw)
+        tilesY = (h + 3) / 4
+        tilesX = (width + 3) / 4
+        perImage = tilesY * tilesX
+        let perVector = vw / 4
+        hp = 4 * tilesY + 2
+        wp = 4 * ((tilesX + perVector - 1) / perVector * perVector) + 2
+        chunkImages = max(1, min(n, chunkFloats / (36 * channels * perImage)))
     }
 }
