@@ -12,6 +12,7 @@ public enum KernelSources {
         "diffusion.cl": PackageResources.diffusion_cl,
         "elementwise.cl": PackageResources.elementwise_cl,
         "embedding.cl": PackageResources.embedding_cl,
+        "fma_peak.cl": PackageResources.fma_peak_cl,
         "gemm.cl": PackageResources.gemm_cl,
         "group_norm.cl": PackageResources.group_norm_cl,
         "im2col.cl": PackageResources.im2col_cl,

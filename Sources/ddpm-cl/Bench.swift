@@ -1,13 +1,15 @@
 import ArgumentParser
 import DDPM
 import DDPMCore
+import DDPMOpenCL
 import Foundation
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training and sampling speed on a device (img/s, GFLOP/s, per-kernel time, memory).",
+        abstract: "Measure training and sampling speed on a device (img/s, GFLOP/s, per-kernel time, memory, the FMA peak).",
         discussion: """
             Uses random data, so it needs no dataset. Compare devices as ratios measured in one run: shared machines are noisy.
+            On an OpenCL device it ends with the device's measured multiply-add peak and the 1024^3 GEMM's share of it.
             --batch is images per training step (as in `train`), --device-batch images per sampling model evaluation
             (as in `sample`).
 
@@ -73,6 +75,14 @@ struct Bench: ParsableCommand {
             let peak = peakResidentBytes()
             print(String(format: "peak resident memory: %.0f MiB (host; on a CPU device this includes the device buffers)", Double(peak) / 1_048_576))
             figures["peak_rss_bytes"] = peak
+            // After the memory figure: the peak's 1024² operands are not the model's memory.
+            if let opencl = backend as? OpenCLBackend {
+                let device = try opencl.measurePeak()
+                print(String(format: "device peak: FMA %.1f GFLOP/s (float%d vectors); GEMM 1024^3 %.1f GFLOP/s = %.0f%% of it",
+                             device.fmaGFLOPS, device.fmaVectorWidth, device.gemmGFLOPS, 100 * device.gemmShareOfPeak))
+                figures["fma_peak_gflops"] = device.fmaGFLOPS
+                figures["gemm_1024_gflops"] = device.gemmGFLOPS
+            }
             if let json {
                 try writeAtomically(JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys]),
                                     to: URL(fileURLWithPath: json))
