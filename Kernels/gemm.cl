@@ -196,7 +196,7 @@ PACK_KERNEL(gemm_pack_b, NR)
 // B is read from packed panels (bRow = NR: element (p, r) of panel nb at Bp + bOff + t*bItem +
 // nb*bPanel + p*NR + r) or, where B's rows are contiguous and N is a multiple of NR, in place
 // (bRow = B's row stride, bPanel = NR): the same loads in the same order, so the same result.
-__kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
+__kernel void gemm_micro(__global const float* Ap, int aOff, int aItem, int aPanel,
                          __global const float* Bp, int bOff, int bItem, int bPanel, int bRow,
                          int K,
                          __global float* C, int cOff, int cBatchStride, int cRowStride, int cColStride,
@@ -208,7 +208,7 @@ __kernel void gemm_micro(__global const float* Ap, int aItem, int aPanel,
     const int rows = min(MR, M - i0);
     const int nbEnd = min((int)get_global_id(1) * nbPer + nbPer, nBlocks);
     for (int nb = get_global_id(1) * nbPer; nb < nbEnd; ++nb) {
-        const __global float* pa = Ap + t * aItem + mb * aPanel;
+        const __global float* pa = Ap + aOff + t * aItem + mb * aPanel;
         const __global float* pb = Bp + bOff + t * bItem + nb * bPanel;
 
         floatv acc[MR][NV];

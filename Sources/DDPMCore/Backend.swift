@@ -40,17 +40,30 @@ public protocol Backend: AnyObject {
     func setProfiling(_ enabled: Bool)
     /// The memory this backend can allocate, when it knows (checked before large allocations).
     var memoryLimits: MemoryLimits? { get }
+    /// A promise that `buffer` keeps its contents (a sampler's weights) while it lives: the backend
+    /// may keep what it derives from it (transformed, packed weights) from one call to the next.
+    /// Writing it anyway, with `write` or as an op's output, drops what was derived.
+    func markConstant(_ buffer: DeviceBuffer)
 }
 
 public extension Backend {
     func kernelTimes() -> [String: (calls: Int, seconds: Double)] { [:] }
     func setProfiling(_ enabled: Bool) {}
     var memoryLimits: MemoryLimits? { nil }
+    func markConstant(_ buffer: DeviceBuffer) {}
 
     /// Convenience for one-off calls (tests, host-side helpers): uploads, runs, reads back.
     func makeBuffer(_ values: [Float]) throws -> DeviceBuffer {
         let buffer = try makeBuffer(count: values.count)
         try write(values, to: buffer)
+        return buffer
+    }
+
+    /// A buffer holding `values` for good (weights of a network that is only evaluated), marked
+    /// constant so that the backend may keep what it derives from them.
+    func makeConstantBuffer(_ values: [Float]) throws -> DeviceBuffer {
+        let buffer = try makeBuffer(values)
+        markConstant(buffer)
         return buffer
     }
 }

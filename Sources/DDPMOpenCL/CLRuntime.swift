@@ -199,6 +199,9 @@ public final class CLBuffer {
     public let bytes: Int
     /// The buffer a sub-buffer shares memory with (kept alive by it; its bytes are counted there).
     let parent: CLBuffer?
+    /// Marked constant (Backend.markConstant), with what calls derived from it, freed with it
+    /// (OpenCLBackend+Constants.swift).
+    var constant: ConstantBuffer?
     init(mem: cl_mem, bytes: Int, parent: CLBuffer? = nil) {
         self.mem = mem; self.bytes = bytes; self.parent = parent
         if parent == nil { LiveBuffers.shared.add(bytes) }

@@ -23,6 +23,17 @@ public struct GEMMError: Error, CustomStringConvertible {
     public let description: String
 }
 
+/// Every item's A panels packed once (`GEMM.pack`), for calls whose A does not change between them
+/// (a sampler's weights), in the tiles its shape class had then. CPU path only.
+public final class PackedA {
+    let buffer: CLBuffer
+    let tiles: GEMMTiles
+    let m, k, batch: Int
+    init(buffer: CLBuffer, tiles: GEMMTiles, m: Int, k: Int, batch: Int) {
+        (self.buffer, self.tiles, self.m, self.k, self.batch) = (buffer, tiles, m, k, batch)
+    }
+}
+
 /// Strided batched SGEMM on one OpenCL context (kernels: Kernels/gemm.cl).
 ///
 /// CPU path (PoCL): the operands are packed into zero-padded panels (A as [M/mr][K][mr], B as
@@ -53,9 +64,9 @@ public final class GEMM {
     private var scratchA: CLBuffer?, scratchB: CLBuffer?
     /// The A operand whose packed panels scratchA holds at offset 0 (one item, not summed), for
     /// calls that ask to reuse them (`reusePackedA`).
-    private var packedA: PackedA?
+    private var lastPackedA: PackedAKey?
 
-    private struct PackedA: Equatable {
+    private struct PackedAKey: Equatable {
         let buffer: ObjectIdentifier
         let offset, rowStride, columnStride, m, k: Int
         let tiles: GEMMTiles
@@ -145,7 +156,7 @@ public final class GEMM {
     public func run(m: Int, n: Int, k: Int, batch: Int,
                     a: GEMMOperand, b: GEMMOperand, c: GEMMOperand,
                     alpha: Float = 1, accumulate: Bool = false, sumOverBatch: Bool = false,
-                    reusePackedA: Bool = false) throws {
+                    reusePackedA: Bool = false, packedA: PackedA? = nil) throws {
         guard m >= 0, n >= 0, k >= 0, batch >= 0 else {
             throw GEMMError(description: "GEMM with negative size m=\(m) n=\(n) k=\(k) batch=\(batch)")
         }
@@ -155,12 +166,45 @@ public final class GEMM {
         try Self.validate("B", b, rows: k, cols: n, items: batch)
         try Self.validate("C", c, rows: m, cols: n, items: cItems)
         let call = Call(m: m, n: n, k: k, batch: batch, a: a, b: b, c: c, alpha: alpha, accumulate: accumulate,
-                        sum: sumOverBatch, reusePackedA: reusePackedA)
+                        sum: sumOverBatch, reusePackedA: reusePackedA, packedA: packedA)
         let shape = GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: sumOverBatch)
         if let tuner, tuner.wantsSearch(shape, flops: call.flops) { try search(shape, on: call, tuner: tuner) }
         currentShape = shape
         defer { currentShape = nil }
         try run(call, with: try kernels(for: profile.tiles(for: shape)))
+    }
+
+    /// A (m×k, `batch` items, not summed) packed for later calls with the same A, in the tiles its
+    /// shape class has now; nil on the GPU path, which reads A where it lies. The caller keeps it
+    /// while A stays unchanged and passes it to `run` with A itself: a call whose tiles differ (a
+    /// tuner's new choice) packs A as usual.
+    public func pack(m: Int, k: Int, batch: Int, a: GEMMOperand) throws -> PackedA? {
+        guard let bytes = packedBytes(m: m, k: k, batch: batch) else { return nil }
+        let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false))
+        try Self.validate("A", a, rows: m, cols: k, items: batch)
+        let kernels = try kernels(for: tiles)
+        let mBlocks = (m + tiles.mr - 1) / tiles.mr
+        try Self.check32("packed panels", bytes / 4)
+        let buffer = try context.makeBuffer(bytes: bytes)
+        try packPanels(kernels.packA!, a, rStride: a.rowStride, pStride: a.columnStride, start: 0, items: batch, extent: m,
+                       k: k, blocks: mBlocks, width: tiles.mr, into: buffer, sum: false, chunkItems: batch)
+        return PackedA(buffer: buffer, tiles: tiles, m: m, k: k, batch: batch)
+    }
+
+    /// The device memory `pack` would take for these sizes now (nil: it would not pack).
+    public func packedBytes(m: Int, k: Int, batch: Int) -> Int? {
+        let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false))
+        guard tiles.variant == .cpu, m > 0, k > 0, batch > 0 else { return nil }
+        return (m + tiles.mr - 1) / tiles.mr * tiles.mr * k * batch * 4
+    }
+
+    /// Whether a call of m×k with `batch` items would use `packed` as it is, without reading A: its
+    /// tiles are still the shape class's and no timing search of the class is pending. Only then
+    /// may the caller leave A itself stale.
+    public func uses(_ packed: PackedA, m: Int, k: Int, batch: Int) -> Bool {
+        let shape = GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false)
+        return packed.m == m && packed.k == k && packed.batch == batch && packed.tiles == profile.tiles(for: shape)
+            && !(tuner?.pending.contains(shape) ?? false)
     }
 
     /// One GEMM call's arguments.
@@ -170,6 +214,8 @@ public final class GEMM {
         var alpha: Float
         var accumulate, sum: Bool
         var reusePackedA = false
+        /// A's panels packed beforehand; used when they match the call and its tiles, else A is packed as usual.
+        var packedA: PackedA?
         var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(max(batch, 1)) }
     }
 
@@ -200,29 +246,22 @@ public final class GEMM {
         try Self.check32("packed panels", max(aFloats, bFloats))
         let previousA = self.scratchA
         let scratchA = try scratch(&self.scratchA, floats: aFloats)
-        if scratchA !== previousA { packedA = nil }
+        if scratchA !== previousA { lastPackedA = nil }
         let scratchB = try scratch(&self.scratchB, floats: bFloats)
         // Only one item's A packed at offset 0 can be reused by a later call.
         let aKey = !sum && (aShared || batch == 1)
-            ? PackedA(buffer: ObjectIdentifier(a.buffer), offset: a.offset, rowStride: a.rowStride, columnStride: a.columnStride,
+            ? PackedAKey(buffer: ObjectIdentifier(a.buffer), offset: a.offset, rowStride: a.rowStride, columnStride: a.columnStride,
                       m: m, k: k, tiles: kernels.tiles)
             : nil
 
         func pack(_ kernel: CLKernel, _ src: GEMMOperand, rStride: Int, pStride: Int, start: Int, items: Int,
                   extent: Int, blocks: Int, width: Int, scratch: CLBuffer, chunkItems: Int) throws {
-            if k == 0 { return }
-            // Summed items go end to end along k; otherwise each item has its own set of panels.
-            let kl = sum ? chunkItems * k : k
-            let dstItem = sum ? k * width : blocks * width * k
-            let (panelsPer, pPer) = Self.packSplit(blocks: blocks, width: width, k: k, items: items,
-                                                   rowsContiguous: rStride == 1)
-            try kernel.setArguments([
-                .buffer(src.buffer), .int(src.offset + start * src.batchStride), .int(src.batchStride),
-                .int(rStride), .int(pStride), .int(extent), .int(k), .int(blocks), .int(panelsPer), .int(pPer),
-                .buffer(scratch), .int(dstItem), .int(kl * width),
-            ])
-            try launch(kernel, global: [(blocks + panelsPer - 1) / panelsPer, (k + pPer - 1) / pPer, items],
-                       local: [1, 1, 1])
+            try packPanels(kernel, src, rStride: rStride, pStride: pStride, start: start, items: items, extent: extent,
+                           k: k, blocks: blocks, width: width, into: scratch, sum: sum, chunkItems: chunkItems)
+        }
+        // Panels packed beforehand serve every chunk in place of scratchA (at the chunk's first item).
+        let prepacked = call.packedA.flatMap { p in
+            p.tiles == kernels.tiles && p.m == m && p.k == k && p.batch == batch && !sum && !aShared ? p.buffer : nil
         }
 
         if batch == 0 {  // sumOverBatch over no items: C = alpha*0 [+ C]
@@ -233,11 +272,12 @@ public final class GEMM {
         var start = 0
         while start < batch {
             let count = min(chunk, batch - start)
-            if (!aShared || start == 0) && !(call.reusePackedA && aKey != nil && aKey == packedA) {
+            let (pa, aOffset) = prepacked.map { ($0, start * aPer) } ?? (scratchA, 0)
+            if prepacked == nil && (!aShared || start == 0) && !(call.reusePackedA && aKey != nil && aKey == lastPackedA) {
                 try pack(packA, a, rStride: a.rowStride, pStride: a.columnStride,
                          start: start, items: aShared ? 1 : count, extent: m,
                          blocks: mBlocks, width: mr, scratch: scratchA, chunkItems: count)
-                packedA = aKey
+                lastPackedA = aKey
             }
             if !bInPlace && (!bShared || start == 0) {
                 try pack(packB, b, rStride: b.columnStride, pStride: b.rowStride,
@@ -249,17 +289,34 @@ public final class GEMM {
                                 c: c, cOffset: c.offset, items: 1, m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks,
                                 alpha: alpha, accumulate: accumulate || start > 0)
             } else if bInPlace {
-                try launchMicro(micro, mr: mr, nr: nr, scratchA, aShared ? 0 : aPer, k * mr,
+                try launchMicro(micro, mr: mr, nr: nr, pa, aShared ? 0 : aPer, k * mr, aOffset: aOffset,
                                 b.buffer, b.batchStride, nr, bOffset: b.offset + start * b.batchStride, bRow: b.rowStride,
                                 k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
                                 m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             } else {
-                try launchMicro(micro, mr: mr, nr: nr, scratchA, aShared ? 0 : aPer, k * mr, scratchB, bShared ? 0 : bPer, k * nr,
+                try launchMicro(micro, mr: mr, nr: nr, pa, aShared ? 0 : aPer, k * mr, aOffset: aOffset, scratchB, bShared ? 0 : bPer, k * nr,
                                 k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
                                 m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             }
             start += count
         }
+    }
+
+    /// Packs items start ..< start + items of `src` (A: rStride = rowStride; B: its transpose) into
+    /// zero-padded panels of `width` in `scratch`: each item its own set, or with `sum` the
+    /// `chunkItems` items end to end along k.
+    private func packPanels(_ kernel: CLKernel, _ src: GEMMOperand, rStride: Int, pStride: Int, start: Int, items: Int,
+                            extent: Int, k: Int, blocks: Int, width: Int, into scratch: CLBuffer, sum: Bool, chunkItems: Int) throws {
+        if k == 0 { return }
+        let kl = sum ? chunkItems * k : k
+        let dstItem = sum ? k * width : blocks * width * k
+        let (panelsPer, pPer) = Self.packSplit(blocks: blocks, width: width, k: k, items: items, rowsContiguous: rStride == 1)
+        try kernel.setArguments([
+            .buffer(src.buffer), .int(src.offset + start * src.batchStride), .int(src.batchStride),
+            .int(rStride), .int(pStride), .int(extent), .int(k), .int(blocks), .int(panelsPer), .int(pPer),
+            .buffer(scratch), .int(dstItem), .int(kl * width),
+        ])
+        try launch(kernel, global: [(blocks + panelsPer - 1) / panelsPer, (k + pPer - 1) / pPer, items], local: [1, 1, 1])
     }
 
     /// Work per pack work-item: a few thousand floats (PoCL's per-work-group cost), split so that
@@ -293,7 +350,7 @@ public final class GEMM {
         !call.sum && call.b.columnStride == 1 && call.n % nr == 0 && call.b.rowStride % 1024 != 0
     }
 
-    private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int,
+    private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int, aOffset: Int = 0,
                              _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, bOffset: Int = 0, bRow: Int? = nil, k: Int,
                              c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
                              mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
@@ -304,7 +361,7 @@ public final class GEMM {
             nbPer = (nbPer + 1) / 2
         }
         try micro.setArguments([
-            .buffer(pa), .int(aItem), .int(aPanel),
+            .buffer(pa), .int(aOffset), .int(aItem), .int(aPanel),
             .buffer(pb), .int(bOffset), .int(bItem), .int(bPanel), .int(bRow ?? nr),
             .int(k),
             .buffer(c.buffer), .int(cOffset), .int(c.batchStride), .int(c.rowStride), .int(c.columnStride),
@@ -341,7 +398,7 @@ public final class GEMM {
         var out = c, outAlpha = alpha, outAccumulate = accumulate
         if sum && z > 1 {
             try Self.check32("partial sums", z * m * n)
-            packedA = nil
+            lastPackedA = nil
             let partial = try scratch(&scratchA, floats: z * m * n)
             out = GEMMOperand(buffer: partial, batchStride: m * n, rowStride: n, columnStride: 1)
             outAlpha = 1; outAccumulate = false

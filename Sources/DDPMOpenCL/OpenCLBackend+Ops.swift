@@ -6,6 +6,7 @@ extension OpenCLBackend {
     public func run(_ op: Op, inputs: [TensorRef], outputs: [TensorRef], step: UInt32) throws {
         let x = inputs.map { ($0.buffer as! CLFloatBuffer).storage }
         let y = outputs.map { ($0.buffer as! CLFloatBuffer).storage }
+        y.forEach { forgetDerived(from: $0) }  // outputs written into constant buffers
         let s = inputs.map(\.shape)
         let count = outputs.first?.shape.count ?? 0
         switch op {

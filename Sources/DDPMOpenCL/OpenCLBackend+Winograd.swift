@@ -28,8 +28,20 @@ extension OpenCLBackend {
                          n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
         let plan = WinogradPlan(n: n, h: h, width: width, channels: max(cin, cout), vw: conv3x3Tiles!.vw, chunkFloats: winogradChunkFloats)
         let u = try scratch("winograd weights", floats: 36 * cout * cin)
-        try launch("winograd_weights", "winograd.cl", count: cout * cin,
-                   [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
+        let transformed = GEMMOperand(buffer: u, batchStride: cout * cin, rowStride: cin, columnStride: 1)
+        // Constant weights (sampling): U packed for the GEMM once, then reused (u is left stale).
+        let key = flip ? "winograd packed weights, flipped" : "winograd packed weights"
+        var packed = (derived(from: w, key: key) as? PackedA).flatMap { gemm.uses($0, m: cout, k: cin, batch: 36) ? $0 : nil }
+        if packed == nil {
+            try launch("winograd_weights", "winograd.cl", count: cout * cin,
+                       [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
+            // A failed allocation only means no cache: this call goes on as for any weights.
+            if let bytes = gemm.packedBytes(m: cout, k: cin, batch: 36), canKeepDerived(bytes: bytes, from: w, key: key),
+               let p = try? gemm.pack(m: cout, k: cin, batch: 36, a: transformed) {
+                keepDerived(p, bytes: bytes, from: w, key: key)
+                packed = p
+            }
+        }
         let xp = try winogradPad(x, planes: n * cin, plan, into: "winograd padded input")
         let options = conv3x3Tiles!.buildOptions
         for first in stride(from: 0, to: n, by: plan.chunkImages) {
@@ -39,11 +51,10 @@ extension OpenCLBackend {
             let m = try scratch("winograd products", floats: 36 * cout * tiles)
             try transformTiles("winograd_input", into: v, from: xp, channels: cin, first: first, images: images, plan)
             try timedGEMM {
-                try gemm.run(m: cout, n: tiles, k: cin, batch: 36,
-                             a: GEMMOperand(buffer: u, batchStride: cout * cin, rowStride: cin, columnStride: 1),
+                try gemm.run(m: cout, n: tiles, k: cin, batch: 36, a: transformed,
                              b: GEMMOperand(buffer: v, batchStride: cin * tiles, rowStride: tiles, columnStride: 1),
                              c: GEMMOperand(buffer: m, batchStride: cout * tiles, rowStride: tiles, columnStride: 1),
-                             reusePackedA: first > 0)
+                             reusePackedA: first > 0, packedA: packed)
             }
             try launchGrid("winograd_output", "winograd.cl", options: options, global: [images * plan.tilesY, cout],
                            [.buffer(y), .buffer(m), .buffer(b ?? m), .int(b == nil ? 0 : 1), .int(first), .int(cout),

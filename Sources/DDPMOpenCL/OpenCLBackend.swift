@@ -49,6 +49,13 @@ public final class OpenCLBackend: Backend {
     /// 25.0–25.6 against 19.9–20.2, 64→64 at 16×16 6.7–6.8 against 6.5, 128→64 at 16×16 11.9–13.8
     /// against 12.0–12.5; at batch 16, 128→128 at 32×32 15.8–16.4 against 23.9–25.6. Tests set it to 1.
     public var winogradMinChannels = 128
+    /// Most bytes kept derived from constant buffers (OpenCLBackend+Constants.swift; Winograd's
+    /// packed transformed weights are about 4× the weights: 280 MiB for `cifar10`); past it, calls
+    /// derive again each time as for other buffers. 1 GiB, or an eighth of a smaller device.
+    public var constantCacheBudgetBytes: Int
+    /// Bytes derived from constant buffers now held (they are freed with their buffers).
+    let constantCacheHeld = DerivedBytes()
+    public var constantCacheBytes: Int { constantCacheHeld.bytes }
     let baseProfile: DeviceProfile
     /// Work-group size for one-item-per-element kernels, and for kernels that loop per item.
     let elementLocal = 64
@@ -73,6 +80,7 @@ public final class OpenCLBackend: Backend {
         context = try CLContext(device: device)
         baseProfile = profile ?? .defaults(for: device)
         conv3x3Tiles = baseProfile.conv3x3
+        constantCacheBudgetBytes = Int(min(1 << 30, device.globalMemoryBytes / 8))
         subBufferAlignment = max(context.subBufferAlignmentBytes / 4, 1)
         // Build the GEMM now so that a broken driver shows up here, not in the middle of a step.
         gemm = try GEMM(context: context, source: KernelSources.withPrelude("gemm.cl"), profile: baseProfile)
@@ -103,6 +111,7 @@ public final class OpenCLBackend: Backend {
     public func write(_ values: [Float], to buffer: DeviceBuffer) throws {
         let b = buffer as! CLFloatBuffer
         precondition(values.count <= b.count)
+        forgetDerived(from: b.storage)
         try values.withUnsafeBytes { try context.write(b.storage, from: $0.baseAddress!, bytes: $0.count) }
     }
 

@@ -8,7 +8,8 @@ import XCTest
 /// blocking comes from DDPM_CONV3X3 as in the CLI (VWxROWSxCOB[xGCOB[xGCOV]][r][w]) or the device's default;
 /// DDPM_BENCH_CONV_LAYERS picks other layers as CINxCOUTxSIZE,... (`cifar10`'s: 128x128x32,256x256x16,
 /// 256x256x8,512x256x8,256x256x4,512x256x4); DDPM_BENCH_CONV_PROFILE=1 adds each pass's kernel times (ms);
-/// DDPM_BENCH_WINOGRAD_CHUNK sets the Winograd chunk (floats).
+/// DDPM_BENCH_WINOGRAD_CHUNK sets the Winograd chunk (floats), DDPM_BENCH_WINOGRAD_MIN_CHANNELS its
+/// channel threshold (`winogradMinChannels`).
 final class ConvBenchmarkTests: XCTestCase {
     func testBenchmark() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -18,6 +19,7 @@ final class ConvBenchmarkTests: XCTestCase {
         if let text = environment["DDPM_CONV3X3"] { profile.conv3x3 = try XCTUnwrap(Conv3x3Tiles(parsing: text), "DDPM_CONV3X3=\(text)") }
         let backend = try OpenCLBackend(device: device, profile: profile)
         if let text = environment["DDPM_BENCH_WINOGRAD_CHUNK"] { backend.winogradChunkFloats = try XCTUnwrap(Int(text)) }
+        if let text = environment["DDPM_BENCH_WINOGRAD_MIN_CHANNELS"] { backend.winogradMinChannels = try XCTUnwrap(Int(text)) }
         print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM")")
         let batch = Int(environment["DDPM_BENCH_CONV_BATCH"] ?? "64")!
         // (input channels, output channels, size): the stride-1 3×3 layers of `small`.

@@ -23,7 +23,7 @@ public final class ClassifierFeatures {
         timestepsBuffer = try backend.makeBuffer([Float](repeating: 0, count: batch))
         executor.bind(net.timesteps, to: timestepsBuffer)
         for (name, value) in net.graph.parameters {
-            executor.bind(value, to: try backend.makeBuffer(classifier.weights.values[name]!))
+            executor.bind(value, to: try backend.makeConstantBuffer(classifier.weights.values[name]!))
         }
     }
 

@@ -36,7 +36,7 @@ public final class ClassifierGuide {
         loss = graph(.scale(Float(batch)), graph(.crossEntropy, net.logits, self.labels))
         gradient = graph.gradients(of: loss, wrt: [net.images])[0]
         executor = try Executor(graph: graph, outputs: [gradient], backend: backend)
-        for (name, value) in graph.parameters { executor.bind(value, to: try backend.makeBuffer(classifier.weights.values[name]!)) }
+        for (name, value) in graph.parameters { executor.bind(value, to: try backend.makeConstantBuffer(classifier.weights.values[name]!)) }
         labelBuffer = try backend.makeBuffer(count: batch)
         executor.bind(self.labels, to: labelBuffer)
         let count = graph.shape(net.images).count

@@ -198,7 +198,7 @@ public final class UNetNoisePredictor: NoisePredictor {
                      "a class-conditional model needs one label per image, an unconditional one none")
         net = UNet(config: config, batch: batch)
         executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
-        for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeBuffer(weights.values[name]!)) }
+        for (name, value) in net.graph.parameters { executor.bind(value, to: try backend.makeConstantBuffer(weights.values[name]!)) }
         if let labels, let input = net.classLabels { executor.bind(input, to: try backend.makeBuffer(labels.map(Float.init))) }
     }
 

@@ -33,7 +33,7 @@ public final class Sampler {
         net = GuidedUNet(config: config, batch: batch, conditioning: self.conditioning)
         executor = try Executor(graph: net.graph, outputs: [net.output], backend: backend)
         for (name, value) in net.graph.parameters {
-            executor.bind(value, to: try backend.makeBuffer(weights.values[name]!))
+            executor.bind(value, to: try backend.makeConstantBuffer(weights.values[name]!))
         }
         let count = net.graph.shape(net.sample).count
         sampleBuffer = try backend.makeBuffer(count: count)

@@ -20,7 +20,7 @@ public final class InceptionFeatures: FeatureNetwork {
         imagesBuffer = try backend.makeBuffer(count: net.graph.shape(net.images).count)
         executor.bind(net.images, to: imagesBuffer)
         for (name, value) in net.graph.parameters {
-            executor.bind(value, to: try backend.makeBuffer(weights.values[name]!))
+            executor.bind(value, to: try backend.makeConstantBuffer(weights.values[name]!))
         }
     }
 
