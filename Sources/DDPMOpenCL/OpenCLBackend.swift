@@ -50,8 +50,9 @@ public final class OpenCLBackend: Backend {
     /// against 12.0–12.5; at batch 16, 128→128 at 32×32 15.8–16.4 against 23.9–25.6. Tests set it to 1.
     public var winogradMinChannels = 128
     /// Most bytes kept derived from constant buffers (OpenCLBackend+Constants.swift; Winograd's
-    /// packed transformed weights are about 4× the weights: 280 MiB for `cifar10`); past it, calls
-    /// derive again each time as for other buffers. 1 GiB, or an eighth of a smaller device.
+    /// packed transformed weights are about 4× the weights: `cifar10`'s bench peaked ~280 MiB
+    /// higher); past it, calls derive again each time as for other buffers. 1 GiB, or an eighth of
+    /// a smaller device.
     public var constantCacheBudgetBytes: Int
     /// Bytes derived from constant buffers now held (they are freed with their buffers).
     let constantCacheHeld = DerivedBytes()
