@@ -61,8 +61,10 @@ struct Tune: ParsableCommand {
             if let search = convTuner.search {
                 print("\n3x3 convolutions (forward + both gradients, timed on \(search.call)): \(Conv3x3Tuner.label(search.winner)), "
                       + String(format: "%.2fx the starting choice", search.speedup))
+                // Padded to the longest label, never cut: Winograd's labels differ only at their ends.
+                let width = search.seconds.keys.map(\.count).max() ?? 0
                 for (label, seconds) in search.seconds.sorted(by: { $0.value < $1.value }) {
-                    print("  " + label.padding(toLength: 66, withPad: " ", startingAt: 0) + String(format: "%9.3f ms", seconds * 1e3))
+                    print("  " + label.padding(toLength: width + 2, withPad: " ", startingAt: 0) + String(format: "%9.3f ms", seconds * 1e3))
                 }
             }
 
