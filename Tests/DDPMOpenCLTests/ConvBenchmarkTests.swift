@@ -16,11 +16,15 @@ final class ConvBenchmarkTests: XCTestCase {
         guard environment["DDPM_BENCH_CONV"] == "1" else { throw XCTSkip("benchmark: set DDPM_BENCH_CONV=1") }
         let device = try requireOpenCLDevice()
         var profile = DeviceProfile.defaults(for: device)
+        // The GEMM tiles the CLI's runs chose on this device, if cached, so that im2col + GEMM is timed
+        // as the model runs it.
+        profile.gemm = ProfileCache(device: device).load()?.gemm ?? [:]
         if let text = environment["DDPM_CONV3X3"] { profile.conv3x3 = try XCTUnwrap(Conv3x3Tiles(parsing: text), "DDPM_CONV3X3=\(text)") }
         let backend = try OpenCLBackend(device: device, profile: profile)
         if let text = environment["DDPM_BENCH_WINOGRAD_CHUNK"] { backend.winogradChunkFloats = try XCTUnwrap(Int(text)) }
         if let text = environment["DDPM_BENCH_WINOGRAD_MIN_CHANNELS"] { backend.winogradMinChannels = try XCTUnwrap(Int(text)) }
-        print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM")")
+        print("conv benchmark on \(device.name), \(profile.conv3x3.map { "\($0)" } ?? "im2col + GEMM"), "
+              + "GEMM tiles \(profile.gemm.isEmpty ? "untuned" : "from the profile cache")")
         let batch = Int(environment["DDPM_BENCH_CONV_BATCH"] ?? "64")!
         // (input channels, output channels, size): the stride-1 3×3 layers of `small`.
         var layers = [(32, 32, 32), (96, 32, 32), (64, 64, 16), (128, 64, 16), (64, 64, 8), (128, 64, 8)]
