@@ -32,6 +32,10 @@ public final class PackedA {
     init(buffer: CLBuffer, tiles: GEMMTiles, m: Int, k: Int, batch: Int) {
         (self.buffer, self.tiles, self.m, self.k, self.batch) = (buffer, tiles, m, k, batch)
     }
+    /// Whether these panels are those of an m×k A of `batch` items packed in `tiles`.
+    func matches(m: Int, k: Int, batch: Int, tiles: GEMMTiles) -> Bool {
+        self.m == m && self.k == k && self.batch == batch && self.tiles == tiles
+    }
 }
 
 /// Strided batched SGEMM on one OpenCL context (kernels: Kernels/gemm.cl).
@@ -203,8 +207,7 @@ public final class GEMM {
     /// may the caller leave A itself stale.
     public func uses(_ packed: PackedA, m: Int, k: Int, batch: Int) -> Bool {
         let shape = GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false)
-        return packed.m == m && packed.k == k && packed.batch == batch && packed.tiles == profile.tiles(for: shape)
-            && !(tuner?.pending.contains(shape) ?? false)
+        return packed.matches(m: m, k: k, batch: batch, tiles: profile.tiles(for: shape)) && !(tuner?.pending.contains(shape) ?? false)
     }
 
     /// One GEMM call's arguments.
@@ -261,7 +264,7 @@ public final class GEMM {
         }
         // Panels packed beforehand serve every chunk in place of scratchA (at the chunk's first item).
         let prepacked = call.packedA.flatMap { p in
-            p.tiles == kernels.tiles && p.m == m && p.k == k && p.batch == batch && !sum && !aShared ? p.buffer : nil
+            p.matches(m: m, k: k, batch: batch, tiles: kernels.tiles) && !sum && !aShared ? p.buffer : nil
         }
 
         if batch == 0 {  // sumOverBatch over no items: C = alpha*0 [+ C]

@@ -29,19 +29,7 @@ extension OpenCLBackend {
         let plan = WinogradPlan(n: n, h: h, width: width, channels: max(cin, cout), vw: conv3x3Tiles!.vw, chunkFloats: winogradChunkFloats)
         let u = try scratch("winograd weights", floats: 36 * cout * cin)
         let transformed = GEMMOperand(buffer: u, batchStride: cout * cin, rowStride: cin, columnStride: 1)
-        // Constant weights (sampling): U packed for the GEMM once, then reused (u is left stale).
-        let key = flip ? "winograd packed weights, flipped" : "winograd packed weights"
-        var packed = (derived(from: w, key: key) as? PackedA).flatMap { gemm.uses($0, m: cout, k: cin, batch: 36) ? $0 : nil }
-        if packed == nil {
-            try launch("winograd_weights", "winograd.cl", count: cout * cin,
-                       [.buffer(u), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
-            // A failed allocation only means no cache: this call goes on as for any weights.
-            if let bytes = gemm.packedBytes(m: cout, k: cin, batch: 36), canKeepDerived(bytes: bytes, from: w, key: key),
-               let p = try? gemm.pack(m: cout, k: cin, batch: 36, a: transformed) {
-                keepDerived(p, bytes: bytes, from: w, key: key)
-                packed = p
-            }
-        }
+        let packed = try transformWeights(w, into: transformed, cin: cin, cout: cout, flip: flip)
         let xp = try winogradPad(x, planes: n * cin, plan, into: "winograd padded input")
         let options = conv3x3Tiles!.buildOptions
         for first in stride(from: 0, to: n, by: plan.chunkImages) {
@@ -88,6 +76,21 @@ extension OpenCLBackend {
         }
         try launch("winograd_gradient_weights", "winograd.cl", options: options, count: cin * cout,
                    [.buffer(dw), .buffer(du), .int(cin), .int(cout), .int(cin * cout)])
+    }
+
+    /// U = G·g·Gᵀ of every (output, input) channel pair into `u`; for constant weights (sampling)
+    /// packed for the GEMM once and kept, and then returned without transforming again (u is left
+    /// stale: the GEMM reads the kept panels).
+    private func transformWeights(_ w: CLBuffer, into u: GEMMOperand, cin: Int, cout: Int, flip: Bool) throws -> PackedA? {
+        let key = flip ? "winograd packed weights, flipped" : "winograd packed weights"
+        if let kept = derived(from: w, key: key) as? PackedA, gemm.uses(kept, m: cout, k: cin, batch: 36) { return kept }
+        try launch("winograd_weights", "winograd.cl", count: cout * cin,
+                   [.buffer(u.buffer), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(cout * cin)])
+        // A failed allocation only means no cache: this call goes on as for any weights.
+        guard let bytes = gemm.packedBytes(m: cout, k: cin, batch: 36), canKeepDerived(bytes: bytes, from: w, key: key),
+              let packed = try? gemm.pack(m: cout, k: cin, batch: 36, a: u) else { return nil }
+        keepDerived(packed, bytes: bytes, from: w, key: key)
+        return packed
     }
 
     /// `planes` planes of x padded for the transforms, with a vector's slack after the last plane
