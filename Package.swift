@@ -40,7 +40,7 @@ let package = Package(
 
         .testTarget(name: "DDPMCoreTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMParity"]),
         .testTarget(name: "DDPMOpenCLTests", dependencies: ["DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity", "CLShim"]),
-        .testTarget(name: "DDPMTests", dependencies: ["DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL"],
+        .testTarget(name: "DDPMTests", dependencies: ["DDPM", "DDPMCore", "DDPMCPU", "DDPMOpenCL", "DDPMParity"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "CLITests", dependencies: []),
     ]

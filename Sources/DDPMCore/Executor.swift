@@ -114,6 +114,15 @@ public final class Executor {
         bound[value.id] = buffer
     }
 
+    /// Moves a value placed at construction into another caller's buffer for subsequent runs: values
+    /// that live across runs in buffers the caller rotates (a sampler's x_t and its history).
+    public func place(_ value: Value, in buffer: DeviceBuffer) {
+        let id = rootOf[value.id] ?? value.id
+        precondition(placed[id] != nil, "only values placed at construction can be moved: \(value)")
+        precondition(buffer.count >= graph.shape(value).count, "buffer too small for \(value) \(graph.shape(value))")
+        placed[id] = buffer
+    }
+
     /// The buffer that holds `value` after a run (valid until the next run).
     public func buffer(_ value: Value) -> DeviceBuffer {
         let id = rootOf[value.id] ?? value.id

@@ -117,6 +117,37 @@ final class ClassifierGuidanceTests: XCTestCase {
         }
     }
 
+    /// A learned-variance model (out_channels = 2·in_channels): guidance shifts the prediction half
+    /// only (the variance half is the model's), with DDPM's learned σ, DDIM and a solver; the backends
+    /// agree, scale 0 changes nothing, and a positive scale raises log p(y | x₀).
+    func testGuidanceOfALearnedVarianceModel() throws {
+        var (classifier, settings) = noisyClassifier()
+        settings.variance = .learnedRange
+        var config = ModelPreset.tiny.config
+        config.outChannels = 2
+        var weights = Weights(graph: UNet(config: config, batch: 1).graph)
+        weights.initialize(seed: 4)
+        let labels = ClassConditioning(labels: [1, 2, 0])
+        for (kind, steps) in [(SamplerKind.ddpm, 40), (.ddim(eta: 0), 8), (.dpmSolver(DPMSolverSettings(order: 2)), 6)] {
+            var results: [[Float]] = []
+            for backend in try testBackends() {
+                let sampler = try Sampler(backend: backend, config: config, weights: weights, settings: settings, batch: 3)
+                sampler.classifierGuide = try ClassifierGuide(backend: backend, classifier: classifier, scale: 30, batch: 3, labels: labels)
+                results.append(try sampler.sample(count: 3, seed: 7, sampler: kind, steps: steps))
+            }
+            XCTAssert(results[0].allSatisfy(\.isFinite), "\(kind)")
+            for r in results.dropFirst() { XCTAssertLessThan(nmse(r, results[0]), 1e-7, "\(kind): the backends disagree") }
+            let cpu = CPUBackend()
+            let sampler = try Sampler(backend: cpu, config: config, weights: weights, settings: settings, batch: 3)
+            let plain = try sampler.sample(count: 3, seed: 7, sampler: kind, steps: steps)
+            sampler.classifierGuide = try ClassifierGuide(backend: cpu, classifier: classifier, scale: 0, batch: 3, labels: labels)
+            XCTAssertEqual(try sampler.sample(count: 3, seed: 7, sampler: kind, steps: steps), plain, "\(kind): scale 0 must change nothing")
+            let t0: [Float] = [0, 0, 0]
+            XCTAssertGreaterThan(try logProbability(classifier, x: results[0], t: t0, labels: [1, 2, 0]),
+                                 try logProbability(classifier, x: plain, t: t0, labels: [1, 2, 0]), "\(kind): guidance should make the classes more likely")
+        }
+    }
+
     /// `classifier eval` of a noisy classifier: each image noised to q(x_t | x₀) with the classifier's
     /// schedule and run at timestep t. The logits equal a by-hand x_t and t through the same network,
     /// the timestep reaches it (other logits at t = 0 for the same x_t), and the accuracy counts

@@ -4,7 +4,7 @@ import DDPMCPU
 import XCTest
 
 /// The Executor's storage that is not pooled: in-place ops (Op.inPlaceInputs) update a bound buffer,
-/// placed values land in a caller's view, and a replaced op takes effect on the next run. And the
+/// placed values land in a caller's view (and move to another buffer), and a replaced op takes effect on the next run. And the
 /// Trainer's gradient hook runs between the gradients and the update, on the flat gradient buffer.
 final class InPlaceExecutionTests: XCTestCase {
     func testInPlaceAccumulateIntoPlacedView() throws {
@@ -36,6 +36,27 @@ final class InPlaceExecutionTests: XCTestCase {
             executor.replaceOp(ofNodeProducing: sum, with: .accumulate(scale: 0.5, reset: false))
             try executor.run(step: 0)
             XCTAssertEqual(try backend.read(accBuffer, count: count), products.map { 0.5 * $0 + 0.5 * $0 }, backend.name)
+        }
+    }
+
+    /// A placed value moves to another caller's buffer for later runs (what the Sampler does with x_t
+    /// and its history): the next run writes there, and the first buffer keeps what it had.
+    func testPlacedValueMovesToAnotherBuffer() throws {
+        for backend in try testBackends() {
+            let graph = Graph()
+            let x = graph.input("x", Shape(5))
+            let doubled = graph(.scale(2), x)
+            let y = graph(.add, doubled, x)
+            let (a, b) = (try backend.makeBuffer(count: 5), try backend.makeBuffer([Float](repeating: -1, count: 5)))
+            let executor = try Executor(graph: graph, outputs: [y], backend: backend, placements: [y: a])
+            executor.bind(x, to: try backend.makeBuffer([1, 2, 3, 4, 5]))
+            try executor.run(step: 0)
+            executor.place(y, in: b)
+            executor.bind(x, to: try backend.makeBuffer([10, 20, 30, 40, 50]))
+            try executor.run(step: 0)
+            XCTAssertTrue(executor.buffer(y) === b, backend.name)
+            XCTAssertEqual(try backend.read(a, count: 5), [3, 6, 9, 12, 15], "\(backend.name): the first buffer")
+            XCTAssertEqual(try backend.read(b, count: 5), [30, 60, 90, 120, 150], "\(backend.name): the moved value")
         }
     }
 

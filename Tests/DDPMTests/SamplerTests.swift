@@ -37,15 +37,12 @@ final class SamplerTests: XCTestCase {
                     var op = step.op
                     let sigma = op.sigma
                     op.sigma = 0   // add the fixture's noise on the host instead of Philox's
-                    let out = try backend.makeBuffer(count: per)
-                    let scratch = try (0..<3).map { _ in try backend.makeBuffer(count: per) }
                     // The learned-variance case's model also outputs v = 0.8·tanh(0.7x) (make-fixtures).
-                    let variance = op.learnedVariance ? TensorRef(try backend.makeBuffer(x.map { 0.8 * tanhf(0.7 * $0) }), shape) : nil
-                    try Sampler.reverseStep(op, sampler: sampler, settings: settings, backend: backend,
-                                            xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
-                                            variance: variance, out: TensorRef(out, shape), scratch: scratch, step: 0)
+                    let variance = op.learnedVariance ? x.map { 0.8 * tanhf(0.7 * $0) } : nil
+                    let next = try ancestralStep(op, sampler: sampler, settings: settings, backend: backend, x: x, model: model,
+                                                 variance: variance, shape: shape, step: 0)
                     let v = x.map { 0.8 * tanhf(0.7 * $0) }
-                    x = try backend.read(out, count: per)
+                    x = next
                     for j in 0..<per {
                         let f = (v[j] + 1) / 2
                         let learned = op.learnedVariance ? expf(0.5 * (f * op.maxLog + (1 - f) * op.minLog)) : 1
@@ -89,12 +86,9 @@ final class SamplerTests: XCTestCase {
                 var x = initial.values
                 for (i, step) in plan.enumerated() {
                     let model = x.map { 0.5 * tanhf($0) + 0.001 * Float(step.t) }
-                    let variance = step.op.learnedVariance ? TensorRef(try backend.makeBuffer(x.map { 0.8 * tanhf(0.7 * $0) }), shape) : nil
-                    let out = try backend.makeBuffer(count: per)
-                    try Sampler.reverseStep(step.op, sampler: sampler, settings: settings, backend: backend,
-                                            xt: TensorRef(try backend.makeBuffer(x), shape), model: TensorRef(try backend.makeBuffer(model), shape),
-                                            variance: variance, out: TensorRef(out, shape), scratch: [], step: UInt32(step.t))
-                    x = try backend.read(out, count: per)
+                    let variance = step.op.learnedVariance ? x.map { 0.8 * tanhf(0.7 * $0) } : nil
+                    x = try ancestralStep(step.op, sampler: sampler, settings: settings, backend: backend, x: x, model: model,
+                                          variance: variance, shape: shape, step: UInt32(step.t))
                     let worst = zip(x, trajectory[i * per..<(i + 1) * per]).map { abs($0 - $1) }.max()!
                     // As the DDIM fixtures: coefficients in double vs diffusers' float32.
                     XCTAssertLessThan(worst, 1e-4, "\(name) on \(backend.name): step \(i) (t=\(step.t)) differs by \(worst)")
@@ -159,32 +153,21 @@ final class SamplerTests: XCTestCase {
             // is 1e-4 relative to the value alone.
             let exactReference = info["dtype"] as? String == "float64"
             for backend in try testBackends() {
-                let slots = plan.map { max($0.c.count, $0.corrector?.c.count ?? 0) }.max()!
-                let history = try (0..<slots).map { _ in TensorRef(try backend.makeBuffer(count: per), shape) }
-                let (scratch, chain) = (TensorRef(try backend.makeBuffer(count: per), shape), TensorRef(try backend.makeBuffer(count: per), shape))
+                let steps = try MultistepSteps(plan: plan, settings: settings, backend: backend, shape: shape)
                 var x = initial.values.map { $0 * initScale }
-                var last: [Float]?
                 var carried = 1.0
                 for (i, step) in plan.prefix(compared).enumerated() {
                     // make-fixtures rounds the model's timestep half to even (torch.round), half up for euler_a.
                     let t = name.hasPrefix("euler_a") ? Float(step.t) : Float(step.modelTimestep.rounded(.toNearestOrEven))
                     let model = x.map { 0.5 * tanhf($0) + 0.001 * t }
-                    let out = try backend.makeBuffer(count: per)
-                    let corrected = TensorRef(try backend.makeBuffer(count: per), shape)
-                    let xt = TensorRef(try backend.makeBuffer(x), shape)
-                    let usedCorrected = try Sampler.multistepStep(
-                        step, settings: settings, backend: backend, xt: xt, model: TensorRef(try backend.makeBuffer(model), shape),
-                        history: history, scratch: scratch, out: TensorRef(out, shape), index: i, seed: seed, firstImage: 0,
-                        last: try last.map { TensorRef(try backend.makeBuffer($0), shape) }, corrected: corrected, chain: chain)
-                    XCTAssertEqual(usedCorrected, step.corrector != nil && last != nil, name)
-                    last = try backend.read(usedCorrected ? corrected.buffer : xt.buffer, count: per)
+                    let next = try steps.step(i, step, x: x, model: model, seed: seed)
                     // σ-space solvers: diffusers holds x_σ = √(σ²+1)·x in float32 (σ_max ≈ 157 for the linear
                     // schedule, ~10⁴ for cosine), so its round-off is relative to s·|x| of the step's input, seen
                     // in our x scale after dividing by the next step's s'. The bound is 1e-4 of that.
                     let scale = sigmaSpace.isEmpty ? 1 : (sigmaSpace[i] * sigmaSpace[i] + 1).squareRoot() * Double(x.map(abs).max()!)
                         / (sigmaSpace[i + 1] * sigmaSpace[i + 1] + 1).squareRoot()
                     if !exactReference { carried = max(carried, scale) }   // earlier steps' round-off is carried along
-                    x = try backend.read(out, count: per)
+                    x = next
                     // 1e-4 absolute, relative above 1: with ε-prediction the fake model's x̂0 = x/√ᾱ grows to
                     // ~300 near t = T (DPM-Solver++ does not clip), where float32 round-off alone is 1e-4
                     // absolute (measured ≤ 1.6e-4 at |x| ≤ 640, i.e. 5e-7 relative).
@@ -303,22 +286,12 @@ final class SamplerTests: XCTestCase {
             let plan = try XCTUnwrap(settings.solverSteps(kind, count: 7))
             let first = try Sampler(backend: cpu, config: config, weights: weights, settings: settings, batch: 3)
             var x = (0..<3).flatMap { first.initialNoise(image: $0, seed: 11) }
-            let history = try (0..<4).map { _ in TensorRef(try cpu.makeBuffer(count: shape.count), shape) }
-            var last: [Float]?
+            let steps = try MultistepSteps(plan: plan, settings: settings, backend: cpu, shape: shape)
             for (i, step) in plan.enumerated() {
-                let xt = TensorRef(try cpu.makeBuffer(x), shape)
-                executor.bind(net.sample, to: xt.buffer)
+                executor.bind(net.sample, to: try cpu.makeBuffer(x))
                 executor.bind(net.timesteps, to: try cpu.makeBuffer([Float](repeating: Float(step.modelTimestep), count: 3)))
                 try executor.run(step: 0)
-                let out = TensorRef(try cpu.makeBuffer(count: shape.count), shape)
-                let corrected = TensorRef(try cpu.makeBuffer(count: shape.count), shape)
-                let used = try Sampler.multistepStep(step, settings: settings, backend: cpu, xt: xt, model: executor.tensor(net.output),
-                                                     history: Array(history.prefix(plan.map { max($0.c.count, $0.corrector?.c.count ?? 0) }.max()!)),
-                                                     scratch: nil, out: out, index: i, seed: 11, firstImage: 0,
-                                                     last: try last.map { TensorRef(try cpu.makeBuffer($0), shape) }, corrected: corrected,
-                                                     chain: TensorRef(try cpu.makeBuffer(count: shape.count), shape))
-                last = try cpu.read(used ? corrected.buffer : xt.buffer, count: shape.count)
-                x = try cpu.read(out.buffer, count: shape.count)
+                x = try steps.step(i, step, x: x, model: try cpu.read(executor.buffer(net.output), count: shape.count), seed: 11)
             }
             for backend in try testBackends() {
                 for deviceBatch in [3, 2] {

@@ -10,7 +10,8 @@ import Foundation
 /// The gradient graph: x_t, t → classifier → logits → N · cross-entropy with the labels (the sum
 /// over the batch of −log p(y_n | x_n); N·(1/N) is exactly 1, so no batch-dependent rounding enters),
 /// differentiated with respect to the images: ∇ log p(y_n | x_n) = −d(loss)/d(x_n), each image's
-/// depending on that image only, whatever the batch and its padding.
+/// depending on that image only, whatever the batch and its padding. The sampler's step graph adds
+/// the shift (GuidanceTerm), with the coefficient `predictionShift` or `meanShift` of each step.
 public final class ClassifierGuide {
     public let classifier: TrainedClassifier
     public let scale: Float
@@ -24,8 +25,6 @@ public final class ClassifierGuide {
     let gradient: Value
     let executor: Executor
     let labelBuffer: DeviceBuffer
-    /// Scratch for s·c·∇ and for the shifted prediction or x.
-    private let shift: DeviceBuffer, shifted: DeviceBuffer
 
     public init(backend: Backend, classifier: TrainedClassifier, scale: Float, batch: Int, labels: ClassConditioning) throws {
         self.backend = backend; self.classifier = classifier; self.scale = scale; self.batch = batch
@@ -39,9 +38,6 @@ public final class ClassifierGuide {
         for (name, value) in graph.parameters { executor.bind(value, to: try backend.makeConstantBuffer(classifier.weights.values[name]!)) }
         labelBuffer = try backend.makeBuffer(count: batch)
         executor.bind(self.labels, to: labelBuffer)
-        let count = graph.shape(net.images).count
-        shift = try backend.makeBuffer(count: count)
-        shifted = try backend.makeBuffer(count: count)
     }
 
     /// Refuses a classifier that cannot guide this model: another image shape, no timestep training,
@@ -80,19 +76,9 @@ public final class ClassifierGuide {
         try backend.write(labelsOfImages.batchLabels(first: first, count: count, batch: batch), to: labelBuffer)
     }
 
-    /// value + factor·s·∇_x log p(y | x, t), into `out` (default: a buffer of the guide's, valid until the next call).
-    func adding(_ factor: Double, timesGradientTo value: TensorRef, x: TensorRef, timesteps: DeviceBuffer,
-                into target: TensorRef? = nil) throws -> TensorRef {
-        let g = try lossGradient(x: x, timesteps: timesteps)
-        let out = target ?? TensorRef(shifted, value.shape), s = TensorRef(shift, value.shape)
-        try backend.run(.scale(Float(-factor * Double(scale))), inputs: [g], outputs: [s], step: 0)
-        try backend.run(.add, inputs: [value, s], outputs: [out], step: 0)
-        return out
-    }
-
-    /// The model output with ε̃ = ε − √(1−ᾱ)·s·∇ applied in the model's parametrisation.
-    func shiftedPrediction(_ model: TensorRef, x: TensorRef, timesteps: DeviceBuffer, alphaBar: Double,
-                           prediction: Prediction) throws -> TensorRef {
+    /// The coefficient of d(loss)/dx = −∇_x log p(y | x, t) that shifts the model's prediction by
+    /// ε̃ = ε − √(1−ᾱ)·s·∇, in the model's parametrisation.
+    func predictionShift(alphaBar: Double, prediction: Prediction) -> Float {
         let b = (1 - alphaBar).squareRoot(), a = alphaBar.squareRoot()
         let factor: Double
         switch prediction {
@@ -100,13 +86,12 @@ public final class ClassifierGuide {
         case .sample: factor = b * b / a         // x₀ = (x − √(1−ᾱ)ε)/√ᾱ moves by (1−ᾱ)/√ᾱ·s∇
         case .v: factor = -b / a                 // v = √ᾱ ε − √(1−ᾱ) x₀ moves by −√((1−ᾱ)/ᾱ)·s∇
         }
-        return try adding(factor, timesGradientTo: model, x: x, timesteps: timesteps)
+        return Float(-factor * Double(scale))
     }
 
-    /// x_prev + s·σ²·∇ at the step's x_t into `out` (the mean shift of Algorithm 1; σ the step's noise std).
-    func shiftMean(_ xPrev: TensorRef, xt: TensorRef, timesteps: DeviceBuffer, sigma: Float, into out: TensorRef) throws {
-        _ = try adding(Double(sigma) * Double(sigma), timesGradientTo: xPrev, x: xt, timesteps: timesteps, into: out)
-    }
+    /// The coefficient of d(loss)/dx that moves x_prev by s·σ²·∇ (the mean shift of Algorithm 1; σ the
+    /// step's noise std).
+    func meanShift(sigma: Float) -> Float { Float(-Double(sigma) * Double(sigma) * Double(scale)) }
 }
 
 extension SolverStep {
