@@ -56,6 +56,14 @@ kernel void add_channels(global float *out, global const float *x, global const 
     }
 }
 
+// off[n][c] = (b[c]) + (t[n][c]): a convolution's epilogue per image and channel; one per item.
+kernel void conv_offsets(global float *off, global const float *b, int has_b, global const float *t, int has_t,
+                         int channels, int items) {
+    int q = get_global_id(0);
+    if (q >= items) return;
+    off[q] = (has_b ? b[q % channels] : 0.0f) + (has_t ? t[q] : 0.0f);
+}
+
 // out[n,c,p] = b[c]: the bias a convolution or linear layer then accumulates onto.
 kernel void fill_channels(global float *out, global const float *b, int n, int plane, int channels, int per) {
     SPAN(n, per)

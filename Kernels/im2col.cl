@@ -151,16 +151,19 @@ kernel void images_to_rows(global float *rows, global const float *x, int first_
     copy_span(rows + ((long)c * (items / channels) + image) * p, x + ((long)(first_image + image) * channels + c) * p, p);
 }
 
-// y[first_image + n][c][p] = rows[c][n·P + p] (+ bias[c] where has_bias): a GEMM's output over a
-// chunk's pixels back in image order.
-kernel void rows_to_images(global float *y, global const float *rows, global const float *bias, int has_bias,
-                           int first_image, int channels, int p, int items) {
+// y[first_image + n][c][p] = (res[…][c][p]) + rows[c][n·P + p] (+ bias[(first_image + n)·bias_stride + c]
+// where has_bias): a GEMM's output over a chunk's pixels back in image order, with the
+// convolution's epilogue.
+kernel void rows_to_images(global float *y, global const float *rows, global const float *bias, int has_bias, int bias_stride,
+                           global const float *res, int has_res, int first_image, int channels, int p, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
     int c = r % channels, image = r / channels;
-    global float *o = y + ((long)(first_image + image) * channels + c) * p;
+    const long at = ((long)(first_image + image) * channels + c) * p;
+    global float *o = y + at;
     global const float *in = rows + ((long)c * (items / channels) + image) * p;
-    if (!has_bias) { copy_span(o, in, p); return; }
-    float b = bias[c];
-    for (int j = 0; j < p; j++) o[j] = in[j] + b;
+    if (!has_bias && !has_res) { copy_span(o, in, p); return; }
+    float b = has_bias ? bias[(first_image + image) * bias_stride + c] : 0.0f;
+    if (has_res) { for (int j = 0; j < p; j++) o[j] = res[at + j] + (in[j] + b); }
+    else { for (int j = 0; j < p; j++) o[j] = in[j] + b; }
 }

@@ -130,14 +130,16 @@ kernel void winograd_input(global float *v, global const float *xp, int xp_offse
 // of TPV tiles along the band, Aᵀ M A runs in vectors of TPV lanes (one tile each); the 4×4 outputs
 // of the group's tiles are interleaved into rows of 4·TPV pixels. Outputs past the image (planes
 // whose size is not a multiple of 4) are not stored.
-kernel void winograd_output(global float *y, global const float *m, global const float *bias, int has_bias, int first,
+kernel void winograd_output(global float *y, global const float *m, global const float *bias, int has_bias, int bias_stride,
+                            global const float *res, int has_res, int first,
                             int cout, int h, int w, int tiles_y, int tiles_x, int tiles) {
     int band = get_global_id(0), co = get_global_id(1);
     int n = band / tiles_y, ty = band % tiles_y;
     global const float *src = m + (long)co * tiles + band * tiles_x;
     const long plane = (long)cout * tiles;
-    float b = has_bias ? bias[co] : 0.0f;
-    global float *o = y + ((long)(first + n) * cout + co) * h * w + ty * 4 * w;
+    float b = has_bias ? bias[(first + n) * bias_stride + co] : 0.0f;
+    const long at = ((long)(first + n) * cout + co) * h * w + ty * 4 * w;
+    global float *o = y + at;
     int rowsIn = min(4, h - ty * 4);
     for (int tx = 0; tx < tiles_x; tx += TPV) {
         floatt mt[6][6], am[4][6], col[6], out[4];
@@ -168,8 +170,13 @@ kernel void winograd_output(global float *y, global const float *m, global const
 #endif
             if (i < rowsIn) {
                 global float *dst = o + i * w + x0;
-                if (colsIn == 4 * TPV) vstorev(row, 0, dst);
-                else { float part[4 * TPV]; vstorev(row, 0, part); for (int l = 0; l < colsIn; l++) dst[l] = part[l]; }
+                global const float *r = res + at + i * w + x0;
+                if (colsIn == 4 * TPV) vstorev(has_res ? vloadv(0, r) + row : row, 0, dst);
+                else {
+                    float part[4 * TPV];
+                    vstorev(row, 0, part);
+                    for (int l = 0; l < colsIn; l++) dst[l] = has_res ? r[l] + part[l] : part[l];
+                }
             }
         }
     }

@@ -65,7 +65,8 @@ public final class CPUBackend: Backend {
         let s = inputs.map(\.shape)
         switch op {
         case .conv2d(let c):
-            conv2dForward(y[0], x[0], x[1], c.bias ? x[2] : nil, s[0], s[1], c)
+            conv2dForward(y[0], x[0], x[1], c.biasInput.map { x[$0] }, s[0], s[1], c,
+                          addend: c.channelAddendInput.map { x[$0] }, residual: c.residualInput.map { x[$0] })
         case .conv2dBackwardInput(let c, _, _):
             conv2dBackwardInput(y[0], outputs[0].shape, x[0], x[1], s[0], c)
         case .conv2dBackwardWeight(let c):

@@ -3,9 +3,10 @@ import DDPMCore
 // Reference convolutions and matrix products. Outputs first; shapes in the comments.
 // Sums run in the order ci, ky, kx (the order of the OpenCL im2col rows) in float32.
 
-/// y[N,Co,Ho,Wo] = b[Co] + Σ_{ci,ky,kx} w[Co,Ci,ky,kx] · x[N,Ci, oy·s+ky−pt, ox·s+kx−pl]
+/// y[N,Co,Ho,Wo] = (r +) b[Co] + Σ_{ci,ky,kx} w[Co,Ci,ky,kx] · x[N,Ci, oy·s+ky−pt, ox·s+kx−pl] (+ t[N,Co])
 func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                   _ b: UnsafePointer<Float>?, _ xs: Shape, _ ws: Shape, _ c: Conv2D) {
+                   _ b: UnsafePointer<Float>?, _ xs: Shape, _ ws: Shape, _ c: Conv2D,
+                   addend t: UnsafePointer<Float>? = nil, residual r: UnsafePointer<Float>? = nil) {
     let (n, ci, h, wd) = xs.nchw
     let co = ws[0], kh = c.kernelHeight, kw = c.kernelWidth
     let (ho, wo) = c.outputSize(height: h, width: wd)
@@ -25,7 +26,10 @@ func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
                         }
                     }
                 }
-                y[((image * co + oc) * ho + oy) * wo + ox] = acc
+                let o = ((image * co + oc) * ho + oy) * wo + ox
+                // The epilogue in the unfused graph's order: (conv + b) + t, then r + that.
+                if let t { acc += t[image * co + oc] }
+                y[o] = r.map { $0[o] + acc } ?? acc
             }
         }
     }

@@ -51,7 +51,8 @@ extension Op {
                 let s = g.shape(x[0])
                 let dx = g(.conv2dBackwardInput(c, height: s[2], width: s[3]), dy, x[1])
                 let dw = g(.conv2dBackwardWeight(c), dy, x[0])
-                return c.bias ? [dx, dw, g(.sumToChannels(keepBatch: false), dy)] : [dx, dw]
+                return [dx, dw] + (c.bias ? [g(.sumToChannels(keepBatch: false), dy)] : [])
+                    + (c.addsChannels ? [g(.sumToChannels(keepBatch: true), dy)] : []) + (c.addsResidual ? [dy] : [])
             }
         case .linear:
             return { g, x, _, dy in

@@ -225,6 +225,10 @@ public struct Conv2D: Hashable, Sendable {
     /// Zero padding per side; diffusers' downsample_padding=0 pads only right and bottom by 1.
     public var padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
     public var bias: Bool
+    /// The epilogue, fused into the convolution's output pass (a ResNet block's time-embedding add
+    /// and residual add): with `addsChannels` an input t[N, Co] is added per image and channel, with
+    /// `addsResidual` an input r of the output's shape. Inputs: x, w, (b), (t), (r).
+    public var addsChannels = false, addsResidual = false
 
     public init(kernel: Int, stride: Int = 1, padding: Int, bias: Bool = true) {
         self.init(kernel: kernel, stride: stride, padTop: padding, padLeft: padding,
@@ -249,6 +253,19 @@ public struct Conv2D: Hashable, Sendable {
 
     /// Weights per (output, input) channel pair: kernelHeight · kernelWidth.
     public var taps: Int { kernelHeight * kernelWidth }
+
+    /// The input positions of the bias, the per-channel addend t and the residual r (nil if absent).
+    public var biasInput: Int? { bias ? 2 : nil }
+    public var channelAddendInput: Int? { addsChannels ? 2 + (bias ? 1 : 0) : nil }
+    public var residualInput: Int? { addsResidual ? 2 + (bias ? 1 : 0) + (addsChannels ? 1 : 0) : nil }
+    public var inputCount: Int { 2 + (bias ? 1 : 0) + (addsChannels ? 1 : 0) + (addsResidual ? 1 : 0) }
+
+    /// The same convolution with an epilogue.
+    public func adding(channels: Bool = false, residual: Bool = false) -> Conv2D {
+        var c = self
+        (c.addsChannels, c.addsResidual) = (channels, residual)
+        return c
+    }
 
     public func outputSize(height: Int, width: Int) -> (h: Int, w: Int) {
         ((height + padTop + padBottom - kernelHeight) / stride + 1, (width + padLeft + padRight - kernelWidth) / stride + 1)

@@ -7,13 +7,16 @@ extension Op {
         }
         switch self {
         case .conv2d(let c):
-            need(c.bias ? 3 : 2)
+            need(c.inputCount)
             let (n, ci, h, w) = s[0].nchw
             precondition(s[1].dims == [s[1][0], ci, c.kernelHeight, c.kernelWidth], "conv2d weight \(s[1]) does not fit input \(s[0])")
-            if c.bias { precondition(s[2].dims == [s[1][0]], "conv2d bias \(s[2]) does not fit weight \(s[1])") }
+            if let b = c.biasInput { precondition(s[b].dims == [s[1][0]], "conv2d bias \(s[b]) does not fit weight \(s[1])") }
+            if let t = c.channelAddendInput { precondition(s[t].dims == [n, s[1][0]], "conv2d addend \(s[t]) is not [N, Co] of \(s[0]), \(s[1])") }
             let (ho, wo) = c.outputSize(height: h, width: w)
             precondition(ho > 0 && wo > 0, "conv2d output would be empty for input \(s[0])")
-            return [Shape(n, s[1][0], ho, wo)]
+            let y = Shape(n, s[1][0], ho, wo)
+            if let r = c.residualInput { precondition(s[r] == y, "conv2d residual \(s[r]) is not the output's shape \(y)") }
+            return [y]
         case .conv2dBackwardInput(let c, let h, let w):
             need(2)
             let (ho, wo) = c.outputSize(height: h, width: w)

@@ -26,9 +26,9 @@ extension OpenCLBackend {
         c.kernelHeight == 3 && c.kernelWidth == 3 && c.stride == 1 && c.padTop == 1 && c.padLeft == 1 && c.padBottom == 1 && c.padRight == 1
     }
 
-    /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
+    /// y[N,Cout,H,W] = (epilogue) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
     /// [Cin][Cout][3][3] and is used transposed and flipped (the input gradient).
-    func conv3x3Direct(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?,
+    func conv3x3Direct(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ epilogue: ConvEpilogue,
                        n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
         let tiles = conv3x3Tiles!
         let options = tiles.buildOptions
@@ -40,8 +40,8 @@ extension OpenCLBackend {
                    [.buffer(packed), .buffer(w), .int(cin), .int(cout), .int(flip ? 1 : 0), .int(coBlocks)])
         try launchGrid("conv3x3_direct", "conv3x3.cl", options: options,
                        global: [1, 1, n * coBlocks],
-                       [.buffer(y), .buffer(padded), .buffer(packed), .buffer(b ?? packed), .int(b == nil ? 0 : 1),
-                        .int(cin), .int(cout), .int(h), .int(width), .int(hp), .int(wp), .int(coBlocks)])
+                       [.buffer(y), .buffer(padded), .buffer(packed)] + epilogue.arguments(unused: packed)
+                        + [.int(cin), .int(cout), .int(h), .int(width), .int(hp), .int(wp), .int(coBlocks)])
     }
 
     /// Input channels per work-item of the row-vectorised weight gradient (GCIB), one after another,

@@ -7,7 +7,39 @@ import Foundation
 /// gave the GEMM 64 or 16 columns, a fraction of a CPU micro-tile's 32 or 64 (measured on a 2-core
 /// AVX-512 EPYC, `cifar10` at batch 16: 150–380 GFLOP/s for those layers against 490 for 32×32).
 /// The chunks of one convolution reuse the weights' packed panels (`reusePackedA`).
+/// What a convolution's output pass adds (Conv2D's epilogue): `offsets` per output channel (the
+/// bias: stride 0) or per image and channel (bias + t: stride Co), and a residual of the output's
+/// shape. Every forward path (direct 3×3, Winograd, im2col + GEMM, 1×1) adds it as it stores.
+struct ConvEpilogue {
+    var offsets: CLBuffer?
+    var offsetStride = 0
+    var residual: CLBuffer?
+
+    static let none = ConvEpilogue()
+
+    /// offsets, has_offsets, offset stride, residual, has_residual; `unused` stands in for an absent buffer.
+    func arguments(unused: CLBuffer) -> [CLArgument] {
+        [.buffer(offsets ?? unused), .int(offsets == nil ? 0 : 1), .int(offsetStride), .buffer(residual ?? unused), .int(residual == nil ? 0 : 1)]
+    }
+}
+
 extension OpenCLBackend {
+    /// The epilogue of a convolution with bias `b`, addend t[N, Co] and residual `r`: with an addend,
+    /// b + t is summed first into a [N, Co] table (a launch of N·Co work-items).
+    func convEpilogue(bias b: CLBuffer?, addend t: CLBuffer?, residual r: CLBuffer?, n: Int, cout: Int) throws -> ConvEpilogue {
+        guard let t else { return ConvEpilogue(offsets: b, offsetStride: 0, residual: r) }
+        return ConvEpilogue(offsets: try perImageOffsets(bias: b, addend: t, n: n, cout: cout), offsetStride: cout, residual: r)
+    }
+
+    /// off[n][co] = (b[co]) + (t[n][co]).
+    private func perImageOffsets(bias b: CLBuffer?, addend t: CLBuffer?, n: Int, cout: Int) throws -> CLBuffer {
+        let offsets = try scratch("conv offsets", floats: n * cout)
+        try launch("conv_offsets", "elementwise.cl", count: n * cout,
+                   [.buffer(offsets), .buffer(b ?? offsets), .int(b == nil ? 0 : 1), .buffer(t ?? offsets), .int(t == nil ? 0 : 1),
+                    .int(cout), .int(n * cout)])
+        return offsets
+    }
+
     /// Floats of im2col scratch per chunk (at least one image), from the profile. CPUs: 4 MiB, small
     /// enough that the column buffer stays in cache between im2col (or the GEMM that writes it) and
     /// the GEMM's packing (or col2im) that reads it; measured on PoCL, whole-batch columns (up to
@@ -35,7 +67,7 @@ extension OpenCLBackend {
 
     /// y[N,Co,Ho,Wo] = b + W[Co, Ci·k·k] · col[Ci·k·k, chunk images·Ho·Wo], back in image order
     func conv2dForward(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?, _ xs: Shape, _ ws: Shape,
-                       _ c: Conv2D) throws {
+                       _ c: Conv2D, addend t: CLBuffer? = nil, residual r: CLBuffer? = nil) throws {
         let (n, ci, h, wd) = xs.nchw
         let co = ws[0], k = ci * c.taps
         let (ho, wo) = c.outputSize(height: h, width: wd)
@@ -48,14 +80,26 @@ extension OpenCLBackend {
             try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
         }
         if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
-            return try conv3x3Winograd(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
+            return try conv3x3Winograd(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
         if usesDirect3x3(c, width: wd) {
-            return try conv3x3Direct(y, x, w, b, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
+            return try conv3x3Direct(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
         let weights = GEMMOperand(buffer: w, batchStride: 0, rowStride: k, columnStride: 1)
         if isPointwise(c) {
-            if let b {
+            // y starts as the epilogue (r + offsets, or the offsets), and the GEMM accumulates onto it.
+            if r != nil || t != nil {
+                let offsets = try perImageOffsets(bias: b, addend: t, n: n, cout: co)
+                if let r {
+                    try launchSpans("add_channels", "elementwise.cl", elements: n * co * p,
+                                    [.buffer(y), .buffer(r), .buffer(offsets), .int(n * co * p), .int(p)])
+                } else {
+                    try launchSpans("fill_channels", "elementwise.cl", elements: n * co * p,
+                                    [.buffer(y), .buffer(offsets), .int(n * co * p), .int(p), .int(n * co)])
+                }
+            } else if let b {
                 try launchSpans("fill_channels", "elementwise.cl", elements: n * co * p,
                                 [.buffer(y), .buffer(b), .int(n * co * p), .int(p), .int(co)])
             }
@@ -63,10 +107,11 @@ extension OpenCLBackend {
                 try gemm.run(m: co, n: p, k: ci, batch: n, a: weights,
                              b: GEMMOperand(buffer: x, batchStride: ci * p, rowStride: p, columnStride: 1),
                              c: GEMMOperand(buffer: y, batchStride: co * p, rowStride: p, columnStride: 1),
-                             accumulate: b != nil)
+                             accumulate: b != nil || t != nil || r != nil)
             }
             return
         }
+        let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
         for chunk in chunks(images: n, columnFloats: k * p) {
             let pixels = chunk.count * p
             let col = try scratch("im2col", floats: k * pixels)
@@ -79,8 +124,8 @@ extension OpenCLBackend {
                              reusePackedA: chunk.first > 0)
             }
             try launch("rows_to_images", "im2col.cl", count: chunk.count * co, loops: true,
-                       [.buffer(y), .buffer(rows), .buffer(b ?? rows), .int(b == nil ? 0 : 1), .int(chunk.first), .int(co),
-                        .int(p), .int(chunk.count * co)])
+                       [.buffer(y), .buffer(rows)] + epilogue.arguments(unused: rows)
+                        + [.int(chunk.first), .int(co), .int(p), .int(chunk.count * co)])
         }
     }
 
@@ -99,10 +144,10 @@ extension OpenCLBackend {
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
         if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
-            return try conv3x3Winograd(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+            return try conv3x3Winograd(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
         if usesDirect3x3(c, width: wd) {
-            return try conv3x3Direct(dx, dy, w, nil, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+            return try conv3x3Direct(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
         let weightsT = GEMMOperand(buffer: w, batchStride: 0, rowStride: 1, columnStride: k)
         if isPointwise(c) {

@@ -11,7 +11,8 @@ extension OpenCLBackend {
         let count = outputs.first?.shape.count ?? 0
         switch op {
         case .conv2d(let c):
-            try conv2dForward(y[0], x[0], x[1], c.bias ? x[2] : nil, s[0], s[1], c)
+            try conv2dForward(y[0], x[0], x[1], c.biasInput.map { x[$0] }, s[0], s[1], c,
+                              addend: c.channelAddendInput.map { x[$0] }, residual: c.residualInput.map { x[$0] })
         case .conv2dBackwardInput(let c, _, _):
             try conv2dBackwardInput(y[0], outputs[0].shape, x[0], x[1], s[0], c)
         case .conv2dBackwardWeight(let c):

@@ -22,9 +22,9 @@ extension OpenCLBackend {
             && min(h, width) >= (weightGradient ? winogradGradWeightMinPlane : Self.winogradMinPlane)
     }
 
-    /// y[N,Cout,H,W] = (b) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
+    /// y[N,Cout,H,W] = (epilogue) + conv3x3(x[N,Cin,H,W]) with W as [Cout][Cin][3][3]; with `flip`, W is
     /// [Cin][Cout][3][3] and is used transposed and flipped (the input gradient).
-    func conv3x3Winograd(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?,
+    func conv3x3Winograd(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ epilogue: ConvEpilogue,
                          n: Int, cin: Int, cout: Int, h: Int, width: Int, flip: Bool) throws {
         let plan = WinogradPlan(n: n, h: h, width: width, channels: max(cin, cout), vw: conv3x3Tiles!.vw, chunkFloats: winogradChunkFloats)
         let u = try scratch("winograd weights", floats: 36 * cout * cin)
@@ -45,7 +45,7 @@ extension OpenCLBackend {
                              reusePackedA: first > 0, packedA: packed)
             }
             try launchGrid("winograd_output", "winograd.cl", options: options, global: [images * plan.tilesY, cout],
-                           [.buffer(y), .buffer(m), .buffer(b ?? m), .int(b == nil ? 0 : 1), .int(first), .int(cout),
+                           [.buffer(y), .buffer(m)] + epilogue.arguments(unused: m) + [.int(first), .int(cout),
                             .int(h), .int(width), .int(plan.tilesY), .int(plan.tilesX), .int(tiles)])
         }
     }

@@ -43,17 +43,34 @@ public enum ParityCases {
         (Shape(2, 3, 11, 9), Shape(4, 3, 3, 3), Conv2D(kernel: 3, stride: 2, padding: 0, bias: false)),
     ]
 
+    /// The inputs of a convolution: x, w, (b), (t[N, Co]), (r of the output's shape).
+    static func convolutionInputs(_ x: Shape, _ w: Shape, _ c: Conv2D) -> [(Shape, InputFill)] {
+        let (ho, wo) = c.outputSize(height: x[2], width: x[3])
+        return [(x, n), (w, n)] + (c.bias ? [(Shape(w[0]), n)] : []) + (c.addsChannels ? [(Shape(x[0], w[0]), n)] : [])
+            + (c.addsResidual ? [(Shape(x[0], w[0], ho, wo), n)] : [])
+    }
+
+    /// Every configuration with the epilogue (time-embedding add and residual add, through each
+    /// forward path: direct 3×3, Winograd, im2col + GEMM, 1×1 GEMM); the 1×1 and a direct 3×3 one also
+    /// with each part alone (the 1×1 path starts its output differently for each).
+    static var epilogues: [(Shape, Shape, Conv2D)] {
+        convolutions.flatMap { x, w, c -> [(Shape, Shape, Conv2D)] in
+            let both = (x, w, c.adding(channels: true, residual: true))
+            guard c.taps == 1 || (x[3] == 35 && c.stride == 1) else { return [both] }
+            return [both, (x, w, c.adding(channels: true)), (x, w, c.adding(residual: true))]
+        }
+    }
+
     static var convolution: [ParityCase] {
         convolutions.flatMap { x, w, c -> [ParityCase] in
             let (ho, wo) = c.outputSize(height: x[2], width: x[3])
             let dy = Shape(x[0], w[0], ho, wo)
-            let forward = c.bias ? [(x, n), (w, n), (Shape(w[0]), n)] : [(x, n), (w, n)]
             return [
-                ParityCase(.conv2d(c), forward),
+                ParityCase(.conv2d(c), convolutionInputs(x, w, c)),
                 ParityCase(.conv2dBackwardInput(c, height: x[2], width: x[3]), [(dy, n), (w, n)]),
                 ParityCase(.conv2dBackwardWeight(c), [(dy, n), (x, n)]),
             ]
-        }
+        } + epilogues.map { x, w, c in ParityCase(.conv2d(c), convolutionInputs(x, w, c)) }
     }
 
     static var linearAlgebra: [ParityCase] {

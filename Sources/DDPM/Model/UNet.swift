@@ -106,17 +106,18 @@ struct Builder {
     mutating func resnet(_ name: String, _ x: Value, _ tembAct: Value, out: Int) -> Value {
         let inChannels = graph.shape(x)[1]
         var h = groupNorm("\(name).norm1", x, groups: groups, silu: true)
-        h = conv("\(name).conv1", h, out: out, kernel: 3)
+        // Parameters in diffusers' order (Weights.initialize draws them in graph order).
+        let conv1 = convParameters("\(name).conv1", inChannels: inChannels, out: out, kernel: 3)
         let t = linear("\(name).time_emb_proj", tembAct, out: out)
-        h = graph(.addChannels, h, t)
+        h = convolve(h, conv1, addend: t)
         h = groupNorm("\(name).norm2", h, groups: groups, silu: true)
         if training {
             dropoutLayers += 1
             h = graph(.dropout(Dropout(probability: config.dropout, seed: dropoutSeed, stream: dropoutLayers, firstImage: firstImage)), h)
         }
-        h = conv("\(name).conv2", h, out: out, kernel: 3)
+        let conv2 = convParameters("\(name).conv2", inChannels: out, out: out, kernel: 3)
         let shortcut = inChannels == out ? x : conv("\(name).conv_shortcut", x, out: out, kernel: 1)
-        return graph(.add, shortcut, h)
+        return convolve(h, conv2, residual: shortcut)
     }
 
     /// Attention as UNet2DModel uses it: group_norm, to_q/to_k/to_v (linear over channels, i.e. 1×1
@@ -132,8 +133,7 @@ struct Builder {
         let k = graph(.reshape(perHead), project("to_k", h))
         let v = graph(.reshape(perHead), project("to_v", h))
         let mixed = graph(.attention(scale: 1 / Float(headDim).squareRoot()), q, k, v)  // [B·h, d, T]
-        let out = project("to_out.0", graph(.reshape(s), mixed))
-        return graph(.add, out, x)
+        return pointwise("\(name).to_out.0", graph(.reshape(s), mixed), out: c, residual: x)
     }
 
     /// Downsample2D: a stride-2 3×3 convolution; downsample_padding 0 pads only right and bottom.
@@ -153,23 +153,42 @@ struct Builder {
 
     // MARK: Layers with parameters
 
+    /// A convolution's parameters: its weight [out, in, kh, kw] and bias.
+    struct ConvParameters {
+        var weight: Value, bias: Value, params: Conv2D
+    }
+
+    func convParameters(_ name: String, inChannels c: Int, out: Int, _ params: Conv2D) -> ConvParameters {
+        ConvParameters(weight: graph.parameter("\(name).weight", Shape(out, c, params.kernelHeight, params.kernelWidth)),
+                       bias: graph.parameter("\(name).bias", Shape(out)), params: params)
+    }
+
+    func convParameters(_ name: String, inChannels: Int, out: Int, kernel: Int) -> ConvParameters {
+        convParameters(name, inChannels: inChannels, out: out, Conv2D(kernel: kernel, padding: kernel / 2))
+    }
+
+    /// The convolution, with the time embedding's projection t[N, out] added per channel (`addend`)
+    /// or a residual added: the conv's epilogue, one pass over the output instead of three.
+    func convolve(_ x: Value, _ p: ConvParameters, addend: Value? = nil, residual: Value? = nil) -> Value {
+        let op = Op.conv2d(p.params.adding(channels: addend != nil, residual: residual != nil))
+        return graph.apply(op, [x, p.weight, p.bias] + [addend, residual].compactMap { $0 })[0]
+    }
+
     func conv(_ name: String, _ x: Value, out: Int, kernel: Int) -> Value {
         convolution(name, x, out: out, Conv2D(kernel: kernel, padding: kernel / 2))
     }
 
     func convolution(_ name: String, _ x: Value, out: Int, _ params: Conv2D) -> Value {
-        let c = graph.shape(x)[1]
-        let w = graph.parameter("\(name).weight", Shape(out, c, params.kernelHeight, params.kernelWidth))
-        let b = graph.parameter("\(name).bias", Shape(out))
-        return graph(.conv2d(params), x, w, b)
+        convolve(x, convParameters(name, inChannels: graph.shape(x)[1], out: out, params))
     }
 
     /// A torch Linear over the channel dimension of an image tensor: its [out, in] weight as a 1×1 conv.
-    func pointwise(_ name: String, _ x: Value, out: Int) -> Value {
+    func pointwise(_ name: String, _ x: Value, out: Int, residual: Value? = nil) -> Value {
         let c = graph.shape(x)[1]
         let w = graph.parameter("\(name).weight", Shape(out, c))
-        let b = graph.parameter("\(name).bias", Shape(out))
-        return graph(.conv2d(Conv2D(kernel: 1, padding: 0)), x, graph(.reshape(Shape(out, c, 1, 1)), w), b)
+        let p = ConvParameters(weight: graph(.reshape(Shape(out, c, 1, 1)), w), bias: graph.parameter("\(name).bias", Shape(out)),
+                               params: Conv2D(kernel: 1, padding: 0))
+        return convolve(x, p, residual: residual)
     }
 
     func linear(_ name: String, _ x: Value, out: Int) -> Value {
