@@ -1,12 +1,6 @@
 import DDPMCore
 import Foundation
 
-/// Convolutions as im2col + GEMM. 1×1 stride-1 unpadded convolutions skip im2col. The im2col
-/// buffer covers a chunk of images at a time so its size stays bounded, with the chunk's images side
-/// by side in each row, so that one GEMM covers the chunk: with per-image GEMMs, an 8×8 or 4×4 layer
-/// gave the GEMM 64 or 16 columns, a fraction of a CPU micro-tile's 32 or 64 (measured on a 2-core
-/// AVX-512 EPYC, `cifar10` at batch 16: 150–380 GFLOP/s for those layers against 490 for 32×32).
-/// The chunks of one convolution reuse the weights' packed panels (`reusePackedA`).
 /// What a convolution's output pass adds (Conv2D's epilogue): `offsets` per output channel (the
 /// bias: stride 0) or per image and channel (bias + t: stride Co), and a residual of the output's
 /// shape. Every forward path (direct 3×3, Winograd, im2col + GEMM, 1×1) adds it as it stores.
@@ -23,6 +17,12 @@ struct ConvEpilogue {
     }
 }
 
+/// Convolutions as im2col + GEMM. 1×1 stride-1 unpadded convolutions skip im2col. The im2col
+/// buffer covers a chunk of images at a time so its size stays bounded, with the chunk's images side
+/// by side in each row, so that one GEMM covers the chunk: with per-image GEMMs, an 8×8 or 4×4 layer
+/// gave the GEMM 64 or 16 columns, a fraction of a CPU micro-tile's 32 or 64 (measured on a 2-core
+/// AVX-512 EPYC, `cifar10` at batch 16: 150–380 GFLOP/s for those layers against 490 for 32×32).
+/// The chunks of one convolution reuse the weights' packed panels (`reusePackedA`).
 extension OpenCLBackend {
     /// The epilogue of a convolution with bias `b`, addend t[N, Co] and residual `r`: with an addend,
     /// b + t is summed first into a [N, Co] table (a launch of N·Co work-items).
@@ -65,7 +65,7 @@ extension OpenCLBackend {
                     .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
     }
 
-    /// y[N,Co,Ho,Wo] = b + W[Co, Ci·k·k] · col[Ci·k·k, chunk images·Ho·Wo], back in image order
+    /// y[N,Co,Ho,Wo] = (r +) b (+ t) + W[Co, Ci·k·k] · col[Ci·k·k, chunk images·Ho·Wo], back in image order
     func conv2dForward(_ y: CLBuffer, _ x: CLBuffer, _ w: CLBuffer, _ b: CLBuffer?, _ xs: Shape, _ ws: Shape,
                        _ c: Conv2D, addend t: CLBuffer? = nil, residual r: CLBuffer? = nil) throws {
         let (n, ci, h, wd) = xs.nchw
