@@ -32,22 +32,6 @@
 #define QV 2
 #endif
 
-// Lanes [0, valid) of p; the rest zero (all of them when valid ≤ 0).
-inline floatv load_lanes(global const float *p, int valid) {
-    if (valid >= VW) return vloadv(0, p);
-    float tmp[VW];
-    for (int l = 0; l < VW; l++) tmp[l] = l < valid ? p[l] : 0.0f;
-    return vloadv(0, tmp);
-}
-
-// Stores lanes [0, valid) (none when valid ≤ 0).
-inline void store_lanes(floatv v, global float *p, int valid) {
-    if (valid >= VW) { vstorev(v, 0, p); return; }
-    float tmp[VW];
-    vstorev(v, 0, tmp);
-    for (int l = 0; l < valid; l++) p[l] = tmp[l];
-}
-
 // For the QV lane vectors u (tokens u·VW + lanes from a, `valid` of them in all):
 // s[u·t + j] = scale·Σ_c a[c·t + u·VW + lanes]·b[c·t + j], j < t. Each broadcast of b feeds QV FMAs.
 inline void lane_products(global floatv *s, global const float *a, global const float *b, int channels, int t, int valid,

@@ -126,13 +126,7 @@ inline void conv3x3_block(global float *y, global const float *xp, global const 
             const long at = (((long)n * cout + co) * h + oy) * w + ox0;
             global float *o = y + at;
             const floatv v = acc[r][j] + b;
-            if (cols == VW) {
-                vstorev(has_res ? vloadv(0, res + at) + v : v, 0, o);
-            } else {
-                float tmp[VW];
-                vstorev(v, 0, tmp);
-                for (int i = 0; i < cols; i++) o[i] = has_res ? res[at + i] + tmp[i] : tmp[i];
-            }
+            store_lanes(has_res ? load_lanes(res + at, cols) + v : v, o, cols);
         }
     }
 }

@@ -18,6 +18,22 @@
 #error "VW must be 8 or 16"
 #endif
 
+// Partial vectors (the last columns of a row, the last tokens): lanes [0, valid) of p; the rest zero (all of them when valid ≤ 0).
+inline floatv load_lanes(global const float *p, int valid) {
+    if (valid >= VW) return vloadv(0, p);
+    float tmp[VW];
+    for (int l = 0; l < VW; l++) tmp[l] = l < valid ? p[l] : 0.0f;
+    return vloadv(0, tmp);
+}
+
+// Stores lanes [0, valid) of v (none when valid ≤ 0).
+inline void store_lanes(floatv v, global float *p, int valid) {
+    if (valid >= VW) { vstorev(v, 0, p); return; }
+    float tmp[VW];
+    vstorev(v, 0, tmp);
+    for (int l = 0; l < valid; l++) p[l] = tmp[l];
+}
+
 // Σ of the 8 lanes.
 inline float sum8(float8 v) {
     float4 m = v.lo + v.hi;

@@ -170,13 +170,7 @@ kernel void winograd_output(global float *y, global const float *m, global const
 #endif
             if (i < rowsIn) {
                 global float *dst = o + i * w + x0;
-                global const float *r = res + at + i * w + x0;
-                if (colsIn == 4 * TPV) vstorev(has_res ? vloadv(0, r) + row : row, 0, dst);
-                else {
-                    float part[4 * TPV];
-                    vstorev(row, 0, part);
-                    for (int l = 0; l < colsIn; l++) dst[l] = has_res ? r[l] + part[l] : part[l];
-                }
+                store_lanes(has_res ? load_lanes(res + at + i * w + x0, colsIn) + row : row, dst, colsIn);
             }
         }
     }

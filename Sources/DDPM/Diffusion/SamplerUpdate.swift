@@ -6,6 +6,16 @@ import DDPMCore
 // one step to the next (x_t, the result, a multistep solver's history, UniPC's corrected input) is
 // a leaf bound to, or an output placed in, a buffer that the Sampler rotates.
 
+extension SamplerStep {
+    /// A step that outputs p0·x̂0 + pe·ε̂ alone (no x_t term, no noise), x̂0 and ε̂ from these
+    /// coefficients: a part of a thresholded DDPM/DDIM step, or a solver's conversion into x̂0 or ε̂.
+    static func estimate(kx: Float = 0, km: Float = 0, clip: Float = 0, ex: Float = 0, em: Float = 0, p0: Float = 0, pe: Float = 0,
+                         learnedVariance: Bool = false) -> SamplerStep {
+        SamplerStep(kx: kx, km: km, clip: clip, ex: ex, em: em, p0: p0, pe: pe, px: 0, sigma: 0, seed: 0, firstImage: 0,
+                    learnedVariance: learnedVariance)
+    }
+}
+
 /// Classifier guidance's term: coefficient · d(loss)/dx, the gradient a leaf bound to the guide's
 /// result (the classifier is its own graph, run before the step on the same x_t).
 struct GuidanceTerm {
@@ -63,13 +73,13 @@ public struct AncestralUpdate {
         self.guidance = guidance
         let prediction = guidance.map { layout.shiftsMean ? model : graph(.add, model, $0.scaled) } ?? model
         let extra = variance.map { [$0] } ?? []
-        let placeholder = Self.part(learnedVariance: layout.learnedVariance)
+        let placeholder = SamplerStep.estimate(learnedVariance: layout.learnedVariance)
         if layout.thresholding {
-            let x0 = graph(.samplerStep(Self.part()), xt, prediction)
+            let x0 = graph(.samplerStep(.estimate()), xt, prediction)
             let thresholded = graph(.dynamicThreshold(ratio: settings.dynamicThresholdingRatio, maxValue: settings.sampleMaxValue), x0)
             self.x0 = x0
             if layout.ddim {
-                let eps = graph(.samplerStep(Self.part()), xt, prediction)
+                let eps = graph(.samplerStep(.estimate()), xt, prediction)
                 self.eps = eps
                 update = graph.apply(.samplerStep(placeholder), [eps, thresholded] + extra)[0]
             } else {
@@ -83,22 +93,16 @@ public struct AncestralUpdate {
         if let guidance, layout.shiftsMean { output = graph(.add, update, guidance.scaled) } else { output = update }
     }
 
-    /// A samplerStep with only the given output coefficients (x̂0 or ε̂ alone), no noise.
-    private static func part(_ op: SamplerStep? = nil, p0: Float = 0, pe: Float = 0, learnedVariance: Bool = false) -> SamplerStep {
-        SamplerStep(kx: op?.kx ?? 0, km: op?.km ?? 0, clip: 0, ex: op?.ex ?? 0, em: op?.em ?? 0, p0: p0, pe: pe, px: 0,
-                    sigma: 0, seed: 0, firstImage: 0, learnedVariance: learnedVariance)
-    }
-
     /// The step's ops: `op` (with the chunk's firstImage) and the guidance coefficient of d(loss)/dx.
     public func configure(_ executor: Executor, op: SamplerStep, guidance coefficient: Float = 0) {
         precondition(op.learnedVariance == layout.learnedVariance, "the step's variance is not the layout's")
         guidance?.configure(executor, coefficient: coefficient)
         guard let x0 else { return executor.replaceOp(ofNodeProducing: update, with: .samplerStep(op)) }
-        executor.replaceOp(ofNodeProducing: x0, with: .samplerStep(Self.part(op, p0: 1)))
+        executor.replaceOp(ofNodeProducing: x0, with: .samplerStep(.estimate(kx: op.kx, km: op.km, ex: op.ex, em: op.em, p0: 1)))
         var final = op
         (final.kx, final.km, final.clip) = (0, 1, 0)          // x̂0 := the thresholded input
         if let eps {
-            executor.replaceOp(ofNodeProducing: eps, with: .samplerStep(Self.part(op, pe: 1)))
+            executor.replaceOp(ofNodeProducing: eps, with: .samplerStep(.estimate(kx: op.kx, km: op.km, ex: op.ex, em: op.em, pe: 1)))
             (final.ex, final.em) = (1, 0)                     // ε̂ := the first input; DDIM has px = 0
         }
         executor.replaceOp(ofNodeProducing: update, with: .samplerStep(final))
@@ -149,8 +153,7 @@ public struct MultistepUpdate {
         let guidance = layout.guided ? GuidanceTerm(graph: graph, like: xt) : nil
         self.guidance = guidance
         let shifted = guidance.map { graph(.add, model, $0.scaled) } ?? model
-        convert = graph(.samplerStep(SamplerStep(kx: 0, km: 0, clip: 0, ex: 0, em: 0, p0: 1, pe: 0, px: 0, sigma: 0, seed: 0, firstImage: 0)),
-                        xt, shifted)
+        convert = graph(.samplerStep(.estimate(p0: 1)), xt, shifted)
         prediction = layout.thresholding
             ? graph(.dynamicThreshold(ratio: settings.dynamicThresholdingRatio, maxValue: settings.sampleMaxValue), convert)
             : convert
@@ -206,9 +209,8 @@ public struct MultistepUpdate {
         executor.place(prediction, in: history[index % slots])
         for (k, leaf) in older.enumerated() { executor.bind(leaf, to: history[((index - k - 1) % slots + slots) % slots]) }
         guidance?.configure(executor, coefficient: coefficient)
-        let convert = SamplerStep(kx: Float(step.kx), km: Float(step.km), clip: Float(step.clip), ex: 0, em: 0, p0: 1, pe: 0, px: 0,
-                                  sigma: 0, seed: 0, firstImage: 0)
-        executor.replaceOp(ofNodeProducing: self.convert, with: .samplerStep(convert))
+        executor.replaceOp(ofNodeProducing: convert, with: .samplerStep(.estimate(kx: Float(step.kx), km: Float(step.km),
+                                                                                   clip: Float(step.clip), p0: 1)))
         if let last, let correctedInput = self.corrected {
             guard let corrected else { preconditionFailure("a corrector layout needs a buffer for the corrected input") }
             let corrects = step.corrector != nil && previous != nil
