@@ -184,7 +184,7 @@ public final class GEMM {
     /// tuner's new choice) packs A as usual.
     public func pack(m: Int, k: Int, batch: Int, a: GEMMOperand) throws -> PackedA? {
         guard let bytes = packedBytes(m: m, k: k, batch: batch) else { return nil }
-        let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false))
+        let tiles = profile.tiles(for: Self.packedShape(m: m, k: k))
         try Self.validate("A", a, rows: m, cols: k, items: batch)
         let kernels = try kernels(for: tiles)
         let mBlocks = (m + tiles.mr - 1) / tiles.mr
@@ -195,9 +195,12 @@ public final class GEMM {
         return PackedA(buffer: buffer, tiles: tiles, m: m, k: k, batch: batch)
     }
 
+    /// The shape class whose tiles prepacked A panels take (the class does not depend on n).
+    private static func packedShape(m: Int, k: Int) -> GEMMShapeClass { GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false) }
+
     /// The device memory `pack` would take for these sizes now (nil: it would not pack).
     public func packedBytes(m: Int, k: Int, batch: Int) -> Int? {
-        let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false))
+        let tiles = profile.tiles(for: Self.packedShape(m: m, k: k))
         guard tiles.variant == .cpu, m > 0, k > 0, batch > 0 else { return nil }
         return (m + tiles.mr - 1) / tiles.mr * tiles.mr * k * batch * 4
     }
@@ -206,7 +209,7 @@ public final class GEMM {
     /// tiles are still the shape class's and no timing search of the class is pending. Only then
     /// may the caller leave A itself stale.
     public func uses(_ packed: PackedA, m: Int, k: Int, batch: Int) -> Bool {
-        let shape = GEMMShapeClass(m: m, n: 1, k: k, sumOverBatch: false)
+        let shape = Self.packedShape(m: m, k: k)
         return packed.matches(m: m, k: k, batch: batch, tiles: profile.tiles(for: shape)) && !(tuner?.pending.contains(shape) ?? false)
     }
 
