@@ -24,9 +24,10 @@ inline int2 valid_columns(int shift, int stride, int w, int wo) {
 
 // One work-item per (image of the chunk, ci, ky) writes its image's Ho·Wo columns of the KW rows
 // (ci, ky, 0…KW−1) of col. Images first_image, first_image+1, … of x fill the chunk; items = chunk
-// images · Ci · KH; a row of col holds the chunk's images·Ho·Wo columns.
+// images · Ci · KH; a row of col is `row` floats: the chunk's images·Ho·Wo columns, then zeros (the
+// padding that lets the GEMM read whole panels in place), written by the chunk's last image.
 kernel void im2col(global float *col, global const float *x, int first_image, int channels, int h, int w, int kh, int kw,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
+                   int stride, int pad_top, int pad_left, int ho, int wo, int row, int items) {
     int images = items / (channels * kh);
     int r = get_global_id(0);
     if (r >= items) return;
@@ -34,13 +35,13 @@ kernel void im2col(global float *col, global const float *x, int first_image, in
     int ci = rest % channels, image = rest / channels;
     global const float *plane = x + ((long)(first_image + image) * channels + ci) * h * w;
     int p = ho * wo;
-    long row = (long)images * p;
-    global float *out = col + (long)image * p + (ci * kh + ky) * kw * row;
+    global float *out = col + (long)image * p + (long)(ci * kh + ky) * kw * row;
     // Output rows oy in [oy0, oy1) read inside the plane (iy = oy·s + ky − pt ∈ [0, h)).
     int dy = ky - pad_top;
     int2 rows = valid_columns(dy, stride, h, ho);
     int oy0 = rows.x, oy1 = rows.y;
     for (int kx = 0; kx < kw; kx++, out += row) {
+        if (image == images - 1) zero_span(out + p, row - images * p);
         int shift = kx - pad_left;   // ix = ox·s + shift
         int2 cols = valid_columns(shift, stride, w, wo);
         zero_span(out, oy0 * wo);
@@ -78,18 +79,18 @@ kernel void im2col(global float *col, global const float *x, int first_image, in
 }
 
 // dx[n, ci, iy, ix] = Σ_{ky,kx} dcol[(ci·KH+ky)·KW+kx][n·Ho·Wo + oy·Wo+ox] over the outputs that read
-// (iy, ix), n counted within the chunk. One work-item per (image of the chunk, ci) plane; items = chunk
-// images · Ci.
+// (iy, ix), n counted within the chunk; a row of dcol is `row` floats (the chunk's columns, then
+// padding). One work-item per (image of the chunk, ci) plane; items = chunk images · Ci.
 // Stride 1: each output row is gathered in float8 pieces over the columns that every kx reaches
 // (the last piece overlaps the one before instead of leaving a scalar tail); the few edge columns
 // and other strides go element by element.
 kernel void col2im(global float *dx, global const float *dcol, int first_image, int channels, int h, int w, int kh, int kw,
-                   int stride, int pad_top, int pad_left, int ho, int wo, int items) {
+                   int stride, int pad_top, int pad_left, int ho, int wo, int row_floats, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
     int ci = r % channels, image = r / channels;
     int p = ho * wo;
-    long row = (long)(items / channels) * p;   // one row of dcol: the chunk's images side by side
+    long row = row_floats;   // offsets below are long
     global const float *rows = dcol + (long)image * p + ci * kh * kw * row;
     global float *plane = dx + ((long)(first_image + image) * channels + ci) * h * w;
     // Columns every kx reaches with stride 1: ox = ix + pl − kx ∈ [0, wo) for all kx.
@@ -144,24 +145,26 @@ kernel void col2im(global float *dx, global const float *dcol, int first_image, 
 
 // rows[c][n·P + p] = x[first_image + n][c][p] for the n images of a chunk (items = n · channels, one
 // work-item per plane): the layout of a GEMM operand whose columns are the chunk's pixels.
-kernel void images_to_rows(global float *rows, global const float *x, int first_image, int channels, int p, int items) {
+kernel void images_to_rows(global float *rows, global const float *x, int first_image, int channels, int p, int row, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
-    int c = r % channels, image = r / channels;
-    copy_span(rows + ((long)c * (items / channels) + image) * p, x + ((long)(first_image + image) * channels + c) * p, p);
+    int c = r % channels, image = r / channels, images = items / channels;
+    global float *o = rows + (long)c * row + (long)image * p;
+    copy_span(o, x + ((long)(first_image + image) * channels + c) * p, p);
+    if (image == images - 1) zero_span(o + p, row - images * p);
 }
 
 // y[first_image + n][c][p] = (res[…][c][p]) + rows[c][n·P + p] (+ bias[(first_image + n)·bias_stride + c]
 // where has_bias): a GEMM's output over a chunk's pixels back in image order, with the
 // convolution's epilogue.
 kernel void rows_to_images(global float *y, global const float *rows, global const float *bias, int has_bias, int bias_stride,
-                           global const float *res, int has_res, int first_image, int channels, int p, int items) {
+                           global const float *res, int has_res, int first_image, int channels, int p, int row, int items) {
     int r = get_global_id(0);
     if (r >= items) return;
     int c = r % channels, image = r / channels;
     const long at = ((long)(first_image + image) * channels + c) * p;
     global float *o = y + at;
-    global const float *in = rows + ((long)c * (items / channels) + image) * p;
+    global const float *in = rows + (long)c * row + (long)image * p;
     if (!has_bias && !has_res) { copy_span(o, in, p); return; }
     float b = has_bias ? bias[(first_image + image) * bias_stride + c] : 0.0f;
     if (has_res) { for (int j = 0; j < p; j++) o[j] = res[at + j] + (in[j] + b); }

@@ -349,6 +349,20 @@ public final class GEMM {
         return (panelsPer, pPer)
     }
 
+    /// The row stride to give a row-major B of n columns, and C, so that the CPU path reads B in place
+    /// (`readsBInPlace`) instead of packing it: n rounded up to whole panels of the shape class's tiles
+    /// (and a panel more where that is a multiple of 4 KiB), if that adds at most an eighth to the
+    /// columns; else n. The caller fills B's extra columns with zeros and ignores C's, and calls `run`
+    /// with this as n. (im2col's columns, a chunk of images side by side: at 8×8 a chunk of 64 images is
+    /// 4096 columns, a multiple of neither 48-wide panels nor off 4 KiB with 32- or 64-wide ones.)
+    public func inPlaceWidth(m: Int, n: Int, k: Int) -> Int {
+        let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: false))
+        guard tiles.variant == .cpu, readsBInPlaceWherePossible, n > 0 else { return n }
+        var width = (n + tiles.nr - 1) / tiles.nr * tiles.nr
+        if width % 1024 == 0 { width += tiles.nr }
+        return width - n <= n / 8 ? width : n
+    }
+
     /// Whether the micro-kernel reads B where it lies instead of from packed panels: its rows
     /// contiguous, N whole panels (no zero padding needed), items not summed along k. Not when the
     /// row stride is a multiple of 4 KiB: every row of a panel would fall in the same L1 cache set.

@@ -56,13 +56,14 @@ extension OpenCLBackend {
         return stride(from: 0, to: images, by: per).map { ($0, min(per, images - $0)) }
     }
 
-    private func im2col(_ col: CLBuffer, _ x: CLBuffer, first: Int, count: Int, _ xs: Shape, _ c: Conv2D) throws {
+    /// col[Ci·k·k][row] from the chunk's images; columns past the chunk's pixels are zeros.
+    private func im2col(_ col: CLBuffer, _ x: CLBuffer, first: Int, count: Int, _ xs: Shape, _ c: Conv2D, row: Int) throws {
         let (_, ci, h, w) = xs.nchw
         let (ho, wo) = c.outputSize(height: h, width: w)
         let items = count * ci * c.kernelHeight
         try launch("im2col", "im2col.cl", count: items, loops: true,
                    [.buffer(col), .buffer(x), .int(first), .int(ci), .int(h), .int(w), .int(c.kernelHeight), .int(c.kernelWidth), .int(c.stride),
-                    .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
+                    .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(row), .int(items)])
     }
 
     /// y[N,Co,Ho,Wo] = (r +) b (+ t) + W[Co, Ci·k·k] · col[Ci·k·k, chunk images·Ho·Wo], back in image order
@@ -113,27 +114,27 @@ extension OpenCLBackend {
         }
         let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
         for chunk in chunks(images: n, columnFloats: k * p) {
-            let pixels = chunk.count * p
-            let col = try scratch("im2col", floats: k * pixels)
-            let rows = try scratch("conv2d rows", floats: co * pixels)
-            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c)
+            let row = gemm.inPlaceWidth(m: co, n: chunk.count * p, k: k)
+            let col = try scratch("im2col", floats: k * row)
+            let rows = try scratch("conv2d rows", floats: co * row)
+            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c, row: row)
             try timedGEMM {
-                try gemm.run(m: co, n: pixels, k: k, batch: 1, a: weights,
-                             b: GEMMOperand(buffer: col, batchStride: 0, rowStride: pixels, columnStride: 1),
-                             c: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1),
+                try gemm.run(m: co, n: row, k: k, batch: 1, a: weights,
+                             b: GEMMOperand(buffer: col, batchStride: 0, rowStride: row, columnStride: 1),
+                             c: GEMMOperand(buffer: rows, batchStride: 0, rowStride: row, columnStride: 1),
                              reusePackedA: chunk.first > 0)
             }
             try launch("rows_to_images", "im2col.cl", count: chunk.count * co, loops: true,
                        [.buffer(y), .buffer(rows)] + epilogue.arguments(unused: rows)
-                        + [.int(chunk.first), .int(co), .int(p), .int(chunk.count * co)])
+                        + [.int(chunk.first), .int(co), .int(p), .int(row), .int(chunk.count * co)])
         }
     }
 
-    /// The chunk's images of `x` [N, channels, P] as rows[channels][chunk images · P].
-    private func imagesToRows(_ x: CLBuffer, first: Int, count: Int, channels: Int, p: Int) throws -> CLBuffer {
-        let rows = try scratch("conv2d rows", floats: count * channels * p)
+    /// The chunk's images of `x` [N, channels, P] as rows[channels][row]: chunk images · P columns, then zeros.
+    private func imagesToRows(_ x: CLBuffer, first: Int, count: Int, channels: Int, p: Int, row: Int) throws -> CLBuffer {
+        let rows = try scratch("conv2d rows", floats: channels * row)
         try launch("images_to_rows", "im2col.cl", count: count * channels, loops: true,
-                   [.buffer(rows), .buffer(x), .int(first), .int(channels), .int(p), .int(count * channels)])
+                   [.buffer(rows), .buffer(x), .int(first), .int(channels), .int(p), .int(row), .int(count * channels)])
         return rows
     }
 
@@ -159,19 +160,19 @@ extension OpenCLBackend {
             return
         }
         for chunk in chunks(images: n, columnFloats: k * p) {
-            let pixels = chunk.count * p
-            let col = try scratch("im2col", floats: k * pixels)
-            let rows = try imagesToRows(dy, first: chunk.first, count: chunk.count, channels: co, p: p)
+            let row = gemm.inPlaceWidth(m: k, n: chunk.count * p, k: co)
+            let col = try scratch("im2col", floats: k * row)
+            let rows = try imagesToRows(dy, first: chunk.first, count: chunk.count, channels: co, p: p, row: row)
             try timedGEMM {
-                try gemm.run(m: k, n: pixels, k: co, batch: 1, a: weightsT,
-                             b: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1),
-                             c: GEMMOperand(buffer: col, batchStride: 0, rowStride: pixels, columnStride: 1),
+                try gemm.run(m: k, n: row, k: co, batch: 1, a: weightsT,
+                             b: GEMMOperand(buffer: rows, batchStride: 0, rowStride: row, columnStride: 1),
+                             c: GEMMOperand(buffer: col, batchStride: 0, rowStride: row, columnStride: 1),
                              reusePackedA: chunk.first > 0)
             }
             let items = chunk.count * ci
             try launch("col2im", "im2col.cl", count: items, loops: true,
                        [.buffer(dx), .buffer(col), .int(chunk.first), .int(ci), .int(h), .int(wd), .int(c.kernelHeight), .int(c.kernelWidth),
-                        .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(items)])
+                        .int(c.stride), .int(c.padTop), .int(c.padLeft), .int(ho), .int(wo), .int(row), .int(items)])
         }
     }
 
@@ -200,8 +201,9 @@ extension OpenCLBackend {
         for chunk in chunks(images: n, columnFloats: k * p) {
             let pixels = chunk.count * p
             let col = try scratch("im2col", floats: k * pixels)
-            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c)
-            let rows = try imagesToRows(dy, first: chunk.first, count: chunk.count, channels: co, p: p)
+            // B is colᵀ here (its columns are col's rows), which the GEMM packs: no padding.
+            try im2col(col, x, first: chunk.first, count: chunk.count, xs, c, row: pixels)
+            let rows = try imagesToRows(dy, first: chunk.first, count: chunk.count, channels: co, p: p, row: pixels)
             try timedGEMM {
                 try gemm.run(m: co, n: k, k: pixels, batch: 1,
                              a: GEMMOperand(buffer: rows, batchStride: 0, rowStride: pixels, columnStride: 1),

@@ -32,6 +32,13 @@ public enum ParityCases {
         (Shape(2, 20, 4, 16), Shape(3, 20, 3, 3), Conv2D(kernel: 3, padding: 1)),
         // One 8-float vector per row (two chunks of images at 256 pixels).
         (Shape(9, 4, 6, 8), Shape(7, 4, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // Planes narrower than any CPU vector (im2col + GEMM on the CPU profiles): 4, 2 and 1 wide.
+        (Shape(2, 5, 5, 4), Shape(6, 5, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        (Shape(3, 6, 3, 2), Shape(9, 6, 3, 3), Conv2D(kernel: 3, padding: 1, bias: false)),
+        (Shape(1, 3, 5, 1), Shape(2, 3, 3, 3), Conv2D(kernel: 3, padding: 1)),
+        // im2col's 600 columns are no whole number of 32-, 48- or 64-wide GEMM panels: the CPU profiles
+        // pad them (GEMM.inPlaceWidth) for the GEMM to read in place, forward and input gradient.
+        (Shape(1, 8, 40, 60), Shape(16, 8, 3, 3), Conv2D(kernel: 3, stride: 2, padding: 1)),
         // InceptionV3's shapes: rectangular 1×7 / 7×1 / 1×3 / 3×1 kernels with torch's (0, 3) / (3, 0)
         // padding (one wide enough for col2im's vector pieces), 5×5 with padding 2, 3×3 stride 2 unpadded.
         (Shape(2, 5, 9, 11), Shape(6, 5, 1, 7), Conv2D(kernelHeight: 1, kernelWidth: 7, padY: 0, padX: 3)),

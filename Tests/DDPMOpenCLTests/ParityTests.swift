@@ -96,6 +96,30 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// im2col's columns padded to whole GEMM panels (GEMM.inPlaceWidth): on both CPU profiles the
+    /// forward pass and the input gradient of a 600-column convolution pass, and their GEMMs read B in
+    /// place (no B packing at all). The weight gradient's B is colᵀ, which is packed.
+    func testIm2colColumnsArePaddedForTheGEMMToReadInPlace() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let c = Conv2D(kernel: 3, stride: 2, padding: 1)
+        let x = Shape(1, 8, 40, 60), w = Shape(16, 8, 3, 3), dy = Shape(1, 16, 20, 30)
+        let cases = [ParityCase(.conv2d(c), [(x, .normal(scale: 1)), (w, .normal(scale: 1)), (Shape(16), .normal(scale: 1))]),
+                     ParityCase(.conv2dBackwardInput(c, height: 40, width: 60), [(dy, .normal(scale: 1)), (w, .normal(scale: 1))])]
+        for vw in [8, 16] {
+            let cl = try OpenCLBackend(device: device, profile: .cpu(vectorWidth: vw))
+            for one in cases {
+                cl.setProfiling(true)
+                let r = try ParityRunner.run(one, reference: cpu, candidate: cl)
+                XCTAssert(r.passed, "float\(vw), \(one.details): \(r.problems)")
+                let times = cl.kernelTimes()
+                XCTAssertGreaterThan(times.filter { $0.key.hasSuffix("gemm_micro") }.count, 0, "float\(vw), \(one.details): no GEMM")
+                XCTAssertEqual(times.keys.filter { $0.hasSuffix("gemm_pack_b") }, [], "float\(vw), \(one.details): B was packed")
+                cl.setProfiling(false)
+            }
+        }
+    }
+
     /// The search skips a first layer of 3 input channels however large it is, and small layers.
     func testConv3x3SearchWaitsForARepresentativeLayer() {
         XCTAssertFalse(OpenCLBackend.isConv3x3TuningLayer(inputChannels: 3, flops: 1.13e8))  // cifar10's conv_in at batch 16
