@@ -186,7 +186,7 @@ PACK_KERNEL(gemm_pack_b, NR)
 #define STEP(kk)                                                                    \
     {                                                                               \
         floatv bv[NV];                                                              \
-        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vloadv(v, pb + (kk) * bRow); \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vloadv(v, pb + (kk) * rowStep); \
         _Pragma("unroll") for (int r = 0; r < MR; ++r) {                            \
             const floatv av = (floatv)(pa[(kk) * MR + r]);                          \
             _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]); \
@@ -194,10 +194,13 @@ PACK_KERNEL(gemm_pack_b, NR)
     }
 
 // B is read from packed panels (bRow = NR: element (p, r) of panel nb at Bp + bOff + t*bItem +
-// nb*bPanel + p*NR + r) or, where B's rows are contiguous and N is a multiple of NR, in place
-// (bRow = B's row stride, bPanel = NR): the same loads in the same order, so the same result.
+// nb*bPanel + p*NR + r) or, where B's rows are contiguous, in place (bRow = B's row stride, bPanel =
+// NR): the same loads in the same order, so the same result. In place, a last panel narrower than
+// NR (n-block tailBlock; −1: none) is read from its packed copy at Tp + t*tItem instead, so that no
+// load runs past B's rows.
 __kernel void gemm_micro(__global const float* Ap, int aOff, int aItem, int aPanel,
                          __global const float* Bp, int bOff, int bItem, int bPanel, int bRow,
+                         __global const float* Tp, int tItem, int tailBlock,
                          int K,
                          __global float* C, int cOff, int cBatchStride, int cRowStride, int cColStride,
                          int M, int N, float alpha, int accumulate, int nBlocks, int nbPer)
@@ -209,7 +212,9 @@ __kernel void gemm_micro(__global const float* Ap, int aOff, int aItem, int aPan
     const int nbEnd = min((int)get_global_id(1) * nbPer + nbPer, nBlocks);
     for (int nb = get_global_id(1) * nbPer; nb < nbEnd; ++nb) {
         const __global float* pa = Ap + aOff + t * aItem + mb * aPanel;
-        const __global float* pb = Bp + bOff + t * bItem + nb * bPanel;
+        const bool tail = nb == tailBlock;
+        const __global float* pb = tail ? Tp + t * tItem : Bp + bOff + t * bItem + nb * bPanel;
+        const int rowStep = tail ? NR : bRow;
 
         floatv acc[MR][NV];
         #pragma unroll
@@ -221,12 +226,12 @@ __kernel void gemm_micro(__global const float* Ap, int aOff, int aItem, int aPan
         for (; k + 4 <= K; k += 4) {
             STEP(0) STEP(1) STEP(2) STEP(3)
             pa += 4 * MR;
-            pb += 4 * bRow;
+            pb += 4 * rowStep;
         }
         for (; k < K; ++k) {
             STEP(0)
             pa += MR;
-            pb += bRow;
+            pb += rowStep;
         }
 
         // Epilogue: C = alpha * acc [+ C], through C's strides.

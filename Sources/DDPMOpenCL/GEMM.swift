@@ -245,10 +245,13 @@ public final class GEMM {
         let aShared = !sum && a.batchStride == 0 && batch > 1
         let bShared = !sum && b.batchStride == 0 && batch > 1
         let bInPlace = readsBInPlaceWherePossible && Self.readsBInPlace(call, nr: nr)
-        let perItem = (aShared ? 0 : m * k) + (bShared || bInPlace ? 0 : n * k)   // unpadded: see chunkBudgetFloats
+        // In place, a partial last panel is packed on its own (the micro-kernel's tailBlock).
+        let tailBlock = bInPlace && n % nr != 0 ? nBlocks - 1 : -1
+        let tailPer = tailBlock >= 0 ? nr * k : 0
+        let perItem = (aShared ? 0 : m * k) + (bShared ? 0 : bInPlace ? tailPer : n * k)   // unpadded: see chunkBudgetFloats
         let chunk = max(1, min(max(batch, 1), perItem == 0 ? batch : chunkBudgetFloats / perItem))
         let aFloats = aShared ? aPer : aPer * chunk
-        let bFloats = bInPlace ? 0 : bShared ? bPer : bPer * chunk
+        let bFloats = bInPlace ? (bShared ? tailPer : tailPer * chunk) : bShared ? bPer : bPer * chunk
         try Self.check32("packed panels", max(aFloats, bFloats))
         let previousA = self.scratchA
         let scratchA = try scratch(&self.scratchA, floats: aFloats)
@@ -290,6 +293,13 @@ public final class GEMM {
                          start: start, items: bShared ? 1 : count, extent: n,
                          blocks: nBlocks, width: nr, scratch: scratchB, chunkItems: count)
             }
+            if tailBlock >= 0 && (!bShared || start == 0) {
+                var last = b
+                last.offset += tailBlock * nr * b.columnStride
+                try pack(packB, last, rStride: b.columnStride, pStride: b.rowStride,
+                         start: start, items: bShared ? 1 : count, extent: n - tailBlock * nr,
+                         blocks: 1, width: nr, scratch: scratchB, chunkItems: count)
+            }
             if sum {
                 try launchMicro(micro, mr: mr, nr: nr, scratchA, 0, count * k * mr, scratchB, 0, count * k * nr, k: count * k,
                                 c: c, cOffset: c.offset, items: 1, m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks,
@@ -297,7 +307,7 @@ public final class GEMM {
             } else if bInPlace {
                 try launchMicro(micro, mr: mr, nr: nr, pa, aShared ? 0 : aPer, k * mr, aOffset: aOffset,
                                 b.buffer, b.batchStride, nr, bOffset: b.offset + start * b.batchStride, bRow: b.rowStride,
-                                k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
+                                tail: (scratchB, bShared ? 0 : tailPer, tailBlock), k: k, c: c, cOffset: c.offset + start * c.batchStride, items: count,
                                 m: m, n: n, mBlocks: mBlocks, nBlocks: nBlocks, alpha: alpha, accumulate: accumulate)
             } else {
                 try launchMicro(micro, mr: mr, nr: nr, pa, aShared ? 0 : aPer, k * mr, aOffset: aOffset, scratchB, bShared ? 0 : bPer, k * nr,
@@ -349,12 +359,12 @@ public final class GEMM {
         return (panelsPer, pPer)
     }
 
-    /// The row stride to give a row-major B of n columns, and C, so that the CPU path reads B in place
-    /// (`readsBInPlace`) instead of packing it: n rounded up to whole panels of the shape class's tiles
-    /// (and a panel more where that is a multiple of 4 KiB), if that adds at most an eighth to the
-    /// columns; else n. The caller fills B's extra columns with zeros and ignores C's, and calls `run`
-    /// with this as n. (im2col's columns, a chunk of images side by side: at 8×8 a chunk of 64 images is
-    /// 4096 columns, a multiple of neither 48-wide panels nor off 4 KiB with 32- or 64-wide ones.)
+    /// The row stride to give a row-major B of n columns, and C, so that the CPU path reads all of B in
+    /// place (`readsBInPlace`, with no partial last panel to pack): n rounded up to whole panels of the
+    /// shape class's tiles (and a panel more where that is a multiple of 4 KiB), if that adds at most
+    /// an eighth to the columns; else n. The caller fills B's extra columns with zeros and ignores C's,
+    /// and calls `run` with this as n. (im2col's columns, a chunk of images side by side: at 8×8 a
+    /// chunk of 64 images is 4096 columns, a multiple of 4 KiB, and no whole number of 48-wide panels.)
     public func inPlaceWidth(m: Int, n: Int, k: Int) -> Int {
         let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: false))
         guard tiles.variant == .cpu, readsBInPlaceWherePossible, n > 0 else { return n }
@@ -364,14 +374,16 @@ public final class GEMM {
     }
 
     /// Whether the micro-kernel reads B where it lies instead of from packed panels: its rows
-    /// contiguous, N whole panels (no zero padding needed), items not summed along k. Not when the
-    /// row stride is a multiple of 4 KiB: every row of a panel would fall in the same L1 cache set.
+    /// contiguous, at least one whole panel (a partial last one is packed alone), items not summed
+    /// along k. Not when the row stride is a multiple of 4 KiB: every row of a panel would fall in the
+    /// same L1 cache set.
     static func readsBInPlace(_ call: Call, nr: Int) -> Bool {
-        !call.sum && call.b.columnStride == 1 && call.n % nr == 0 && call.b.rowStride % 1024 != 0
+        !call.sum && call.b.columnStride == 1 && call.n >= nr && call.b.rowStride % 1024 != 0
     }
 
     private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int, aOffset: Int = 0,
-                             _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, bOffset: Int = 0, bRow: Int? = nil, k: Int,
+                             _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, bOffset: Int = 0, bRow: Int? = nil,
+                             tail: (buffer: CLBuffer, item: Int, block: Int)? = nil, k: Int,
                              c: GEMMOperand, cOffset: Int, items: Int, m: Int, n: Int,
                              mBlocks: Int, nBlocks: Int, alpha: Float, accumulate: Bool) throws {
         // Several n-blocks per work-item when k is short (PoCL's per-work-group cost), but keep
@@ -383,6 +395,7 @@ public final class GEMM {
         try micro.setArguments([
             .buffer(pa), .int(aOffset), .int(aItem), .int(aPanel),
             .buffer(pb), .int(bOffset), .int(bItem), .int(bPanel), .int(bRow ?? nr),
+            .buffer(tail?.buffer ?? pb), .int(tail?.item ?? 0), .int(tail?.block ?? -1),
             .int(k),
             .buffer(c.buffer), .int(cOffset), .int(c.batchStride), .int(c.rowStride), .int(c.columnStride),
             .int(m), .int(n), .float(alpha), .int(accumulate ? 1 : 0), .int(nBlocks), .int(nbPer),

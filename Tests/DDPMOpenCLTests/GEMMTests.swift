@@ -202,11 +202,14 @@ final class GEMMTests: XCTestCase {
         }
     }
 
-    /// Reading B in place gives the same bits as packing it (the same loads in the same order).
+    /// Reading B in place gives the same bits as packing it (the same loads in the same order), with
+    /// or without a partial last panel.
     func testBInPlaceEqualsPackedBitForBit() throws {
         let context = try makeContext()
         for tiles in allCandidates.filter({ $0.variant == .cpu }) {
-            for probe in [Case(m: 21, n: 192, k: 37, batch: 3, accumulate: true), Case(m: 13, n: 192, k: 70, batch: 2, sharedB: true)] {
+            // n = 192: whole panels of every candidate; 200 and 75: a partial last panel (packed alone).
+            for probe in [Case(m: 21, n: 192, k: 37, batch: 3, accumulate: true), Case(m: 13, n: 192, k: 70, batch: 2, sharedB: true),
+                          Case(m: 21, n: 200, k: 37, batch: 3, accumulate: true), Case(m: 13, n: 75, k: 70, batch: 2, sharedB: true)] {
                 var results: [[UInt32]] = []
                 for inPlace in [true, false] {
                     let gemm = try makeGEMM(context, tiles)
