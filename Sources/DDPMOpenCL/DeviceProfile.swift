@@ -79,29 +79,40 @@ public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible
     /// 8×8 up, and the weight gradient from 16×16 up, through Winograd F(4×4, 3×3)
     /// (Kernels/winograd.cl) instead of the direct kernel; the other layers as above.
     public var winograd: Bool
-    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1, winograd: Bool = false) {
+    /// The other layers whose planes are at least 15 wide (8 tiles along a row): forward pass and input
+    /// gradient through the fused Winograd F(2×2, 3×3) kernel (Kernels/winograd2x2.cl) instead of the
+    /// direct kernel.
+    public var winograd2x2: Bool
+    public init(vw: Int, rows: Int, cob: Int, gradCob: Int? = nil, gradRows: Bool = false, gradCov: Int = 1, winograd: Bool = false,
+                winograd2x2: Bool = false) {
         (self.vw, self.rows, self.cob, self.gradRows, self.gradCov, self.winograd) = (vw, rows, cob, gradRows, gradCov, winograd)
+        self.winograd2x2 = winograd2x2
         self.gradCob = gradCob ?? (vw >= 16 ? 3 : 1)
     }
-    // Profiles cached before gradRows, gradCov or winograd existed decode as the channels-last weight
-    // gradient with one vector and no Winograd.
+    // Profiles cached before gradRows, gradCov, winograd or winograd2x2 existed decode as the
+    // channels-last weight gradient with one vector and no Winograd.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(vw: try c.decode(Int.self, forKey: .vw), rows: try c.decode(Int.self, forKey: .rows),
                   cob: try c.decode(Int.self, forKey: .cob), gradCob: try c.decode(Int.self, forKey: .gradCob),
                   gradRows: try c.decodeIfPresent(Bool.self, forKey: .gradRows) ?? false,
                   gradCov: try c.decodeIfPresent(Int.self, forKey: .gradCov) ?? 1,
-                  winograd: try c.decodeIfPresent(Bool.self, forKey: .winograd) ?? false)
+                  winograd: try c.decodeIfPresent(Bool.self, forKey: .winograd) ?? false,
+                  winograd2x2: try c.decodeIfPresent(Bool.self, forKey: .winograd2x2) ?? false)
     }
     public var description: String {
         let vectors = gradCov > 1 && !gradRows ? "x\(gradCov)" : ""
         let direct = "direct 3x3 \(rows) rows x float\(vw) x \(cob) channels (weight gradient \(gradCob)\(vectors)\(gradRows ? " along rows" : ""))"
-        return winograd ? "Winograd F(4x4,3x3), else " + direct : direct
+        let fused = winograd2x2 ? "fused Winograd F(2x2,3x3), else " + direct : direct
+        return winograd ? "Winograd F(4x4,3x3), else " + fused : fused
     }
-    /// Reads "VWxROWSxCOB[xGCOB[xGCOV]][r][w]" (a trailing r: the weight gradient along rows; w:
-    /// Winograd), e.g. "16x4x4x1x2" or "16x4x4x2rw"; nil when malformed or out of range.
+    /// Reads "VWxROWSxCOB[xGCOB[xGCOV]][r][w][f]" (a trailing r: the weight gradient along rows; w:
+    /// Winograd F(4×4); f: fused Winograd F(2×2)), e.g. "16x4x4x1x2" or "16x4x4x2rwf"; nil when
+    /// malformed or out of range.
     public init?(parsing text: String) {
         var lower = Substring(text.lowercased())
+        let winograd2x2 = lower.hasSuffix("f")
+        lower = lower.dropLast(winograd2x2 ? 1 : 0)
         let winograd = lower.hasSuffix("w")
         lower = lower.dropLast(winograd ? 1 : 0)
         let rows = lower.hasSuffix("r")
@@ -109,7 +120,7 @@ public struct Conv3x3Tiles: Codable, Hashable, Sendable, CustomStringConvertible
         let numbers = parts.compactMap { Int($0) }
         guard numbers.count == parts.count, (3...5).contains(numbers.count) else { return nil }
         self.init(vw: numbers[0], rows: numbers[1], cob: numbers[2], gradCob: numbers.count > 3 ? numbers[3] : nil, gradRows: rows,
-                  gradCov: numbers.count > 4 ? numbers[4] : 1, winograd: winograd)
+                  gradCov: numbers.count > 4 ? numbers[4] : 1, winograd: winograd, winograd2x2: winograd2x2)
         if problem != nil { return nil }
     }
     var buildOptions: String { "-DVW=\(vw) -DROWS=\(rows) -DCOB=\(cob) -DGCOB=\(gradCob) -DGCOV=\(gradCov)" }
@@ -222,7 +233,8 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
                                      Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true),
                                      // Winograd: the blocking then matters only for weight gradients under 16×16.
                                      Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd: true),
-                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd: true)]
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd: true),
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd2x2: true),]
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2),
@@ -230,7 +242,8 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
                      // registers as well, and 3 spills 32 registers (262–270 against 424–449 GFLOP/s).
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true),
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2, winograd: true)]
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2, winograd: true),
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd2x2: true),]
         }
         return list
     }

@@ -24,6 +24,7 @@ public enum KernelSources {
         "softmax.cl": PackageResources.softmax_cl,
         "vlb_term.cl": PackageResources.vlb_term_cl,
         "winograd.cl": PackageResources.winograd_cl,
+        "winograd2x2.cl": PackageResources.winograd2x2_cl,
     ]
 
     public static var directoryOverride: String? {

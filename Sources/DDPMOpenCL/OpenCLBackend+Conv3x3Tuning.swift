@@ -105,9 +105,19 @@ extension OpenCLBackend {
             conv3x3Tiles = start
             throw GEMMError(description: "conv3x3 tuning: no candidate ran")
         }
-        conv3x3Tiles = winner.0
+        // A winner with F(4×4) runs it on this layer whatever its fused F(2×2) flag, which only
+        // matters for the layers F(4×4) leaves out: it gets the flag if the fused candidates beat the
+        // others without F(4×4) here.
+        var choice = winner.0
+        if choice?.winograd == true {
+            func best(fused: Bool) -> Double {
+                times.filter { $0.0?.winograd != true && ($0.0?.winograd2x2 ?? false) == fused }.map(\.1).min() ?? .infinity
+            }
+            choice?.winograd2x2 = best(fused: true) < best(fused: false)
+        }
+        conv3x3Tiles = choice
         let startTime = times.first { $0.0 == start }?.1 ?? winner.1
         tuner.record(Conv3x3Tuner.Search(call: "\(ci)->\(co) channels at \(h)x\(width) batch \(n)", seconds: seconds,
-                                         winner: winner.0, speedup: startTime / winner.1))
+                                         winner: choice, speedup: startTime / winner.1))
     }
 }

@@ -84,6 +84,10 @@ extension OpenCLBackend {
             let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
             return try conv3x3Winograd(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
         }
+        if usesWinograd2x2(c, width: wd) {
+            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
+            return try conv3x3Winograd2x2(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        }
         if usesDirect3x3(c, width: wd) {
             let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
             return try conv3x3Direct(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
@@ -146,6 +150,9 @@ extension OpenCLBackend {
         let k = ci * c.taps, p = ho * wo
         if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
             return try conv3x3Winograd(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        }
+        if usesWinograd2x2(c, width: wd) {
+            return try conv3x3Winograd2x2(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
         }
         if usesDirect3x3(c, width: wd) {
             return try conv3x3Direct(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)

@@ -75,6 +75,29 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// The fused Winograd F(2×2, 3×3) passes the convolution cases on the 8- and 16-wide CPU
+    /// blockings; the cases of planes at least 15 wide (11×35, 5×16, 4×16, 16×16: partial bands of
+    /// tiles, odd heights and widths, rows of fewer tiles than a 16-float vector) take it for the
+    /// forward pass and the input gradient, with and without the epilogue.
+    func testWinograd2x2MatchesTheReference() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) }
+        for vw in [8, 16] {
+            var profile = DeviceProfile.cpu(vectorWidth: vw)
+            profile.conv3x3?.winograd2x2 = true
+            let cl = try OpenCLBackend(device: device, profile: profile)
+            cl.setProfiling(true)
+            for c in cases {
+                let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
+                XCTAssert(r.passed, "float\(vw) fused Winograd F(2x2), \(c.details): \(r.problems)")
+            }
+            // 4 cases × (forward, input gradient) + their epilogue cases, each run at least once
+            XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd2_forward"]?.calls ?? 0, 12, "float\(vw): F(2x2) was not used")
+            cl.setProfiling(false)
+        }
+    }
+
     /// im2col + GEMM puts a chunk of images side by side in one GEMM; the convolution cases pass with
     /// every image its own chunk, with chunks of two to six images (the last one partial where the
     /// batch does not divide), and whole, on the 8- and 16-wide CPU profiles and the GPU one.
@@ -186,6 +209,7 @@ final class ParityTests: XCTestCase {
             "im2col.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "conv3x3.cl": [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight],
             "winograd.cl": [.conv2d, .conv2dBackwardInput],
+            "winograd2x2.cl": [.conv2d, .conv2dBackwardInput],
             "elementwise.cl": [.add, .mul, .scale, .addChannels, .sumToChannels, .concatChannels, .sliceChannels,
                                .sliceChannelsBackward, .upsampleNearest2x, .upsampleNearest2xBackward, .reshape, .linear],
             "group_norm.cl": [.groupNorm, .groupNormBackward],

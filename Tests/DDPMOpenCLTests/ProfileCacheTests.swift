@@ -22,7 +22,10 @@ final class ProfileCacheTests: XCTestCase {
         XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3))
         XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x2rw"), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true))
         XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3x1W"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd: true))
-        for bad in ["16x4x4x3x2", "12x4x4", "16x4", "16xx4x4", "16x4x4x1x2x1", "r", "16x4x4x2wr", "w"] {
+        XCTAssertEqual(Conv3x3Tiles(parsing: "16x4x4x2rwf"),
+                       Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true, winograd2x2: true))
+        XCTAssertEqual(Conv3x3Tiles(parsing: "8x3x3x1F"), Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd2x2: true))
+        for bad in ["16x4x4x3x2", "12x4x4", "16x4", "16xx4x4", "16x4x4x1x2x1", "r", "16x4x4x2wr", "16x4x4x2fw", "w", "f"] {
             XCTAssertNil(Conv3x3Tiles(parsing: bad), bad)
         }
     }
