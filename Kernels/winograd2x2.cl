@@ -1,6 +1,6 @@
-// Winograd F(2×2, 3×3) in one kernel, for CPUs: stride-1 3×3 convolutions padded by 1 with few
-// channels, where F(4×4, 3×3)'s separate transforms and 36 GEMMs (winograd.cl) cost as much as they
-// save. Each 2×2 block of outputs is
+// Winograd F(2×2, 3×3) in one kernel, for CPUs: stride-1 3×3 convolutions padded by 1 that F(4×4,
+// 3×3) leaves out (below 128 channels its separate transforms and 36 GEMMs, winograd.cl, cost as
+// much as they save). Each 2×2 block of outputs is
 //
 //   Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A      d: the 4×4 input tile around it, g: a 3×3 filter
 //
@@ -8,7 +8,8 @@
 //
 //   winograd2_pad      the input padded by 1, each padded row split into its even columns and then
 //                      its odd ones, so that the 4 columns of VW neighbouring tiles are 4 vector loads
-//   winograd2_weights  U[ξ][ci][co] = (G g Gᵀ)[ξ] (co padded to copad with zeros; flip as winograd.cl)
+//   winograd2_weights  U[ξ][ci][co] = (G g Gᵀ)[ξ] (rows of copad: the products of co ≥ Co are
+//                      computed on whatever is there and not stored; flip as in winograd.cl)
 //   winograd2_forward  per band of VW tiles (one tile row of one image, lanes along it): the band's
 //                      V[ξ][ci] = (Bᵀ d B)[ξ] into the work-item's scratch slice, then per block of
 //                      COB output channels M[ξ][j] = Σ_ci U[ξ][ci][co]·V[ξ][ci] in registers, one

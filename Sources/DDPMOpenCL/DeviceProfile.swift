@@ -234,7 +234,8 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
                                      // Winograd: the blocking then matters only for weight gradients under 16×16.
                                      Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, winograd: true),
                                      Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd: true),
-                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd2x2: true),]
+                                     // Fused F(2×2); with F(4×4) as well, the search sets it (searchConv3x3).
+                                     Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd2x2: true)]
         if vectorWidth >= 16 {
             list += [Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 3), Conv3x3Tiles(vw: 16, rows: 8, cob: 2, gradCob: 3),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 6, gradCob: 2),
@@ -243,7 +244,7 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true), Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd: true),
                      Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 1, gradCov: 2, winograd: true),
-                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd2x2: true),]
+                     Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true, winograd2x2: true)]
         }
         return list
     }

@@ -37,6 +37,18 @@ public final class Conv3x3Tuner {
 
     public static func label(_ tiles: Conv3x3Tiles?) -> String { tiles?.description ?? "im2col + GEMM" }
 
+    /// A winner with F(4×4) runs it on the search's layer whatever its fused F(2×2) flag, which only
+    /// matters for the layers F(4×4) leaves out: it gets the flag if the fastest candidate with it
+    /// (and without F(4×4)) beat the fastest without either. Other winners are returned as they are.
+    public static func settingFusedFlag(of winner: Conv3x3Tiles?, times: [(Conv3x3Tiles?, Double)]) -> Conv3x3Tiles? {
+        guard var choice = winner, choice.winograd else { return winner }
+        func best(fused: Bool) -> Double {
+            times.filter { $0.0?.winograd != true && ($0.0?.winograd2x2 ?? false) == fused }.map(\.1).min() ?? .infinity
+        }
+        choice.winograd2x2 = best(fused: true) < best(fused: false)
+        return choice
+    }
+
     func record(_ search: Search) {
         waitsForWinogradLayer = !search.timed(candidates)
         pending = waitsForWinogradLayer
@@ -105,16 +117,7 @@ extension OpenCLBackend {
             conv3x3Tiles = start
             throw GEMMError(description: "conv3x3 tuning: no candidate ran")
         }
-        // A winner with F(4×4) runs it on this layer whatever its fused F(2×2) flag, which only
-        // matters for the layers F(4×4) leaves out: it gets the flag if the fused candidates beat the
-        // others without F(4×4) here.
-        var choice = winner.0
-        if choice?.winograd == true {
-            func best(fused: Bool) -> Double {
-                times.filter { $0.0?.winograd != true && ($0.0?.winograd2x2 ?? false) == fused }.map(\.1).min() ?? .infinity
-            }
-            choice?.winograd2x2 = best(fused: true) < best(fused: false)
-        }
+        let choice = Conv3x3Tuner.settingFusedFlag(of: winner.0, times: times)
         conv3x3Tiles = choice
         let startTime = times.first { $0.0 == start }?.1 ?? winner.1
         tuner.record(Conv3x3Tuner.Search(call: "\(ci)->\(co) channels at \(h)x\(width) batch \(n)", seconds: seconds,

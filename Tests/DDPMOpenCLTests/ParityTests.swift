@@ -201,6 +201,23 @@ final class ParityTests: XCTestCase {
         XCTAssertFalse(tuner.pending)
     }
 
+    /// A winner with F(4×4) takes the fused F(2×2) flag exactly when the fastest fused candidate
+    /// (without F(4×4)) beat the fastest plain one on the search's layer; other winners keep theirs.
+    func testConv3x3SearchSetsTheFusedFlagOfAWinogradWinner() {
+        let direct = Conv3x3Tiles(vw: 16, rows: 4, cob: 4, gradCob: 2, gradRows: true)
+        var winograd = direct, fused = direct, both = direct
+        winograd.winograd = true
+        fused.winograd2x2 = true
+        (both.winograd, both.winograd2x2) = (true, true)
+        let faster: [(Conv3x3Tiles?, Double)] = [(winograd, 1.0), (fused, 2.0), (direct, 3.0), (nil, 2.5)]
+        XCTAssertEqual(Conv3x3Tuner.settingFusedFlag(of: winograd, times: faster), both)
+        let slower: [(Conv3x3Tiles?, Double)] = [(both, 1.0), (fused, 2.6), (direct, 3.0), (nil, 2.5)]
+        XCTAssertEqual(Conv3x3Tuner.settingFusedFlag(of: both, times: slower), winograd, "im2col (nil) counts as a plain candidate")
+        XCTAssertEqual(Conv3x3Tuner.settingFusedFlag(of: fused, times: slower), fused)
+        XCTAssertEqual(Conv3x3Tuner.settingFusedFlag(of: direct, times: faster), direct)
+        XCTAssertNil(Conv3x3Tuner.settingFusedFlag(of: nil, times: faster))
+    }
+
     /// Every kernel file is exercised by parity cases of the ops it implements (gemm.cl has GEMMTests,
     /// philox.cl the bit-identity test below; fma_peak.cl implements no op: DevicePeakTests checks its
     /// sums). A new .cl file must be added here with its ops.
