@@ -141,7 +141,13 @@ kernel void winograd2_forward(global float *y, global const float *xp, global co
                     #pragma unroll
                     for (int l = 0; l < VW; l++) { line[2 * l] = e[l]; line[2 * l + 1] = o[l]; }
                     const long at = (((long)n * cout + co) * h + oy + r) * w + ox;
-                    for (int c = 0; c < cols; c++) y[at + c] = has_res ? res[at + c] + line[c] : line[c];
+                    #pragma unroll
+                    for (int part = 0; part < 2; part++) {  // as conv3x3.cl stores a row
+                        const floatv lanes = vloadv(part, line);
+                        const int valid = cols - part * VW;
+                        const long p = at + part * VW;
+                        store_lanes(has_res ? load_lanes(res + p, valid) + lanes : lanes, y + p, valid);
+                    }
                 }
             }
         }

@@ -369,7 +369,7 @@ public final class GEMM {
         let tiles = profile.tiles(for: GEMMShapeClass(m: m, n: n, k: k, sumOverBatch: false))
         guard tiles.variant == .cpu, readsBInPlaceWherePossible, n > 0 else { return n }
         var width = (n + tiles.nr - 1) / tiles.nr * tiles.nr
-        if width % 1024 == 0 { width += tiles.nr }
+        if Self.rowsShareCacheSets(width) { width += tiles.nr }
         return width - n <= n / 8 ? width : n
     }
 
@@ -378,8 +378,11 @@ public final class GEMM {
     /// along k. Not when the row stride is a multiple of 4 KiB: every row of a panel would fall in the
     /// same L1 cache set.
     static func readsBInPlace(_ call: Call, nr: Int) -> Bool {
-        !call.sum && call.b.columnStride == 1 && call.n >= nr && call.b.rowStride % 1024 != 0
+        !call.sum && call.b.columnStride == 1 && call.n >= nr && !rowsShareCacheSets(call.b.rowStride)
     }
+
+    /// Whether rows this many floats apart fall in the same L1 cache sets (a multiple of 4 KiB).
+    static func rowsShareCacheSets(_ rowStride: Int) -> Bool { rowStride % 1024 == 0 }
 
     private func launchMicro(_ micro: CLKernel, mr: Int, nr: Int, _ pa: CLBuffer, _ aItem: Int, _ aPanel: Int, aOffset: Int = 0,
                              _ pb: CLBuffer, _ bItem: Int, _ bPanel: Int, bOffset: Int = 0, bRow: Int? = nil,
