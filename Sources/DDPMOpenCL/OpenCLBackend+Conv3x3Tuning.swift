@@ -1,10 +1,22 @@
 import DDPMCore
 import Foundation
 
-/// The timing search for 3×3 convolutions: on the first large stride-1 3×3 convolution it times
-/// the forward pass, the input gradient and the weight gradient of that layer with each candidate
-/// (the direct kernels with several blockings, and im2col + GEMM) and keeps the fastest.
+/// The timing search for 3×3 convolutions. It runs once per class of layers (`Layers`), on the first
+/// large stride-1 3×3 convolution of that class: it times the forward pass, the input gradient and
+/// the weight gradient of that layer with each candidate that applies there (the direct kernels with
+/// several blockings, the Winograd paths and im2col + GEMM) and keeps the fastest. One profile value
+/// (`Conv3x3Tiles`) then serves every layer, put together from the searches by `combined`.
 public final class Conv3x3Tuner {
+    /// The classes of 3×3 layers a search is timed on.
+    public enum Layers: String, Codable, Sendable, CaseIterable {
+        /// Layers F(4×4) applies to (`winogradMinChannels` channels and more): their search decides
+        /// whether they run F(4×4).
+        case winograd
+        /// Layers of fewer channels, on planes wide enough for the fused F(2×2): their search decides
+        /// the rest (the fused flag, the direct blocking, im2col + GEMM).
+        case narrower
+    }
+
     /// What was timed and what won (nil tiles: im2col + GEMM).
     public struct Search: Codable, Sendable {
         public let call: String
@@ -13,29 +25,66 @@ public final class Conv3x3Tuner {
         public let winner: Conv3x3Tiles?
         /// How much faster the winner was than the starting choice (1 = the same).
         public let speedup: Double
+        public let layers: Layers
 
-        public init(call: String, seconds: [String: Double], winner: Conv3x3Tiles?, speedup: Double) {
-            (self.call, self.seconds, self.winner, self.speedup) = (call, seconds, winner, speedup)
+        public init(call: String, seconds: [String: Double], winner: Conv3x3Tiles?, speedup: Double, layers: Layers) {
+            (self.call, self.seconds, self.winner, self.speedup, self.layers) = (call, seconds, winner, speedup, layers)
         }
 
-        /// Whether every one of `candidates` was timed in this search.
+        /// Whether every one of `candidates` that applies to this search's layers was timed.
         public func timed(_ candidates: [Conv3x3Tiles?]) -> Bool {
-            candidates.allSatisfy { seconds[Conv3x3Tuner.label($0)] != nil }
+            Conv3x3Tuner.candidates(candidates, for: layers).allSatisfy { seconds[Conv3x3Tuner.label($0)] != nil }
         }
     }
 
     public let candidates: [Conv3x3Tiles?]
-    public private(set) var search: Search?
+    /// The searches made so far (or cached), one per class of layers.
+    public private(set) var searches: [Layers: Search] = [:]
     public var onChoice: ((Search) -> Void)?
-    public private(set) var pending = true
-    /// Winograd only runs on layers of 128 channels and more (`winogradMinChannels`): a search on a
-    /// smaller layer skips its candidates, and the tuner then waits for a layer where it applies
-    /// (a model's first such layer, or another model's) to search again with them.
-    public var waitsForWinogradLayer = false
 
-    public init(candidates: [Conv3x3Tiles?]) { self.candidates = candidates }
+    /// `cached`: searches loaded from the profile cache; those that did not time every candidate
+    /// of this build that applies to their layers are left out, so they run again.
+    public init(candidates: [Conv3x3Tiles?], cached: [Search] = []) {
+        self.candidates = candidates
+        for search in cached where search.timed(candidates) { searches[search.layers] = search }
+    }
+
+    /// Whether a layer of this class is still to be searched.
+    public func pending(_ layers: Layers) -> Bool { searches[layers] == nil }
 
     public static func label(_ tiles: Conv3x3Tiles?) -> String { tiles?.description ?? "im2col + GEMM" }
+
+    /// The candidates a search on these layers times: F(4×4) only where it applies.
+    public static func candidates(_ all: [Conv3x3Tiles?], for layers: Layers) -> [Conv3x3Tiles?] {
+        layers == .winograd ? all : all.filter { $0?.winograd != true }
+    }
+
+    /// The one profile value the searches choose, nil when there is none yet (`.some(nil)`:
+    /// im2col + GEMM). With one search, its winner. With both, the narrower layers' winner decides
+    /// everything but F(4×4), which the Winograd layers' search decides: so a model's narrower layers
+    /// keep their own choice (on a 2-core Zen 3, `small` trained at 23.4–24.0 img/s with the fused
+    /// flag a 128-channel search had turned off, 29.7–35.8 with it). If im2col + GEMM won the
+    /// narrower layers and F(4×4) the others, no one value says both: the Winograd winner is kept
+    /// without its fused flag.
+    public static func combined(_ searches: [Layers: Search]) -> Conv3x3Tiles?? {
+        switch (searches[.winograd], searches[.narrower]) {
+        case (nil, nil): return .none
+        case let (wide?, nil): return .some(wide.winner)
+        case let (nil, narrow?): return .some(narrow.winner)
+        case let (wide?, narrow?):
+            let f4 = wide.winner?.winograd == true
+            guard var choice = narrow.winner else {
+                guard f4, var kept = wide.winner else { return .some(nil) }
+                kept.winograd2x2 = false
+                return .some(kept)
+            }
+            choice.winograd = f4
+            return .some(choice)
+        }
+    }
+
+    /// The chosen value now (the searches combined).
+    public var choice: Conv3x3Tiles?? { Self.combined(searches) }
 
     /// A winner with F(4×4) runs it on the search's layer whatever its fused F(2×2) flag, which only
     /// matters for the layers F(4×4) leaves out: it gets the flag if the fastest candidate with it
@@ -50,9 +99,7 @@ public final class Conv3x3Tuner {
     }
 
     func record(_ search: Search) {
-        waitsForWinogradLayer = !search.timed(candidates)
-        pending = waitsForWinogradLayer
-        self.search = search
+        searches[search.layers] = search
         onChoice?(search)
     }
 }
@@ -70,9 +117,18 @@ extension OpenCLBackend {
         inputChannels >= conv3x3TuningMinChannels && flops >= conv3x3TuningMinFlops
     }
 
-    /// Times every candidate on this layer's three convolutions (outputs to scratch) and keeps the
-    /// fastest for all 3×3 convolutions from now on. Blocks: it finishes the queue per measurement.
-    func searchConv3x3(_ tuner: Conv3x3Tuner, x: CLBuffer, w: CLBuffer, xs: Shape, ws: Shape, c: Conv2D) throws {
+    /// The class of layers a stride-1 3×3 layer's search speaks for, nil for one it does not: a plane
+    /// too small for either Winograd path times mostly what those layers do not run.
+    func conv3x3SearchLayers(channels: (Int, Int), h: Int, width: Int) -> Conv3x3Tuner.Layers? {
+        if winogradApplies(channels: channels, h: h, width: width) { return .winograd }
+        return (width + 1) / 2 >= Self.winograd2x2MinTiles ? .narrower : nil
+    }
+
+    /// Times every candidate that applies to these layers on this layer's three convolutions
+    /// (outputs to scratch), and from now on runs what the tuner's searches choose together
+    /// (`Conv3x3Tuner.combined`). Blocks: it finishes the queue per measurement.
+    func searchConv3x3(_ tuner: Conv3x3Tuner, layers: Conv3x3Tuner.Layers, x: CLBuffer, w: CLBuffer, xs: Shape, ws: Shape,
+                       c: Conv2D) throws {
         let (n, ci, h, width) = xs.nchw
         let co = ws[0]
         let y = try context.makeBuffer(bytes: n * co * h * width * 4)
@@ -93,9 +149,8 @@ extension OpenCLBackend {
             try conv2dBackwardWeight(dw, y, x, ys, xs, c)
         }
         // A Winograd candidate on a layer too small for Winograd would time as its direct twin.
-        let winograd = winogradApplies(channels: (ci, co), h: h, width: width)
-        for tiles in [start] + tuner.candidates where !times.contains(where: { $0.0 == tiles }) {
-            if tiles?.winograd == true && !winograd { continue }
+        let trials = Conv3x3Tuner.candidates([start] + tuner.candidates, for: layers)
+        for tiles in trials where !times.contains(where: { $0.0 == tiles }) {
             if let problem = tiles?.problem { throw GEMMError(description: "conv3x3 tiles \(tiles!): \(problem)") }
             conv3x3Tiles = tiles
             do {
@@ -117,10 +172,10 @@ extension OpenCLBackend {
             conv3x3Tiles = start
             throw GEMMError(description: "conv3x3 tuning: no candidate ran")
         }
-        let choice = Conv3x3Tuner.settingFusedFlag(of: winner.0, times: times)
-        conv3x3Tiles = choice
         let startTime = times.first { $0.0 == start }?.1 ?? winner.1
         tuner.record(Conv3x3Tuner.Search(call: "\(ci)->\(co) channels at \(h)x\(width) batch \(n)", seconds: seconds,
-                                         winner: choice, speedup: startTime / winner.1))
+                                         winner: Conv3x3Tuner.settingFusedFlag(of: winner.0, times: times),
+                                         speedup: startTime / winner.1, layers: layers))
+        conv3x3Tiles = tuner.choice ?? start
     }
 }

@@ -73,12 +73,12 @@ extension OpenCLBackend {
         let co = ws[0], k = ci * c.taps
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
-        if let tuner = conv3x3Tuner, tuner.pending, isDirect3x3Shape(c),
+        if let tuner = conv3x3Tuner, isDirect3x3Shape(c),
            Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)),
-           !tuner.waitsForWinogradLayer || winogradApplies(channels: (ci, co), h: h, width: wd) {
+           let layers = conv3x3SearchLayers(channels: (ci, co), h: h, width: wd), tuner.pending(layers) {
             conv3x3Tuner = nil  // the search itself runs convolutions
             defer { conv3x3Tuner = tuner }
-            try searchConv3x3(tuner, x: x, w: w, xs: xs, ws: ws, c: c)
+            try searchConv3x3(tuner, layers: layers, x: x, w: w, xs: xs, ws: ws, c: c)
         }
         if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
             let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)

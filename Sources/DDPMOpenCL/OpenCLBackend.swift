@@ -92,7 +92,7 @@ public final class OpenCLBackend: Backend {
     public func setGEMMTuner(_ tuner: GEMMTuner?) { gemm.tuner = tuner }
 
     /// Attaches the 3×3 convolution search (OpenCLBackend+Conv3x3Tuning.swift): it runs on the first
-    /// large stride-1 3×3 convolution. Nil detaches it.
+    /// large stride-1 3×3 convolution of each class of layers it has not searched. Nil detaches it.
     public func setConv3x3Tuner(_ tuner: Conv3x3Tuner?) { conv3x3Tuner = tuner }
 
     // MARK: Backend

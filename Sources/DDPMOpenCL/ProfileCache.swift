@@ -4,7 +4,7 @@ import Foundation
 /// `$XDG_CACHE_HOME/ddpm-cl/profiles` (default `~/.cache/ddpm-cl/profiles`). A new driver or another
 /// CPU (these machines change from day to day) gets a file of its own, so a choice measured on one
 /// never applies to another. Only what was measured is cached (the GEMM tiles per shape class, the
-/// 3×3 convolution path);
+/// 3×3 convolution searches);
 /// the rest of a profile always comes from the device's facts (`DeviceProfile.defaults(for:)`).
 public struct ProfileCache {
     /// What a cache file holds: the chosen GEMM tiles per shape class and the searches that chose them.
@@ -13,19 +13,19 @@ public struct ProfileCache {
         public var driver: String
         public var gemm: [String: GEMMTiles]
         public var searches: [GEMMTuner.Search]
-        /// The 3×3 convolution search, when it ran (its winner nil: im2col + GEMM).
-        public var conv3x3: Conv3x3Tuner.Search?
+        /// The 3×3 convolution searches that ran, at most one per class of layers (a winner nil:
+        /// im2col + GEMM). Files written before there were classes hold a single `conv3x3` search
+        /// instead, which is not read: it is searched again.
+        public var conv3x3Searches: [Conv3x3Tuner.Search]?
 
         public init(device: String, driver: String, gemm: [String: GEMMTiles] = [:], searches: [GEMMTuner.Search] = [],
-                    conv3x3: Conv3x3Tuner.Search? = nil) {
-            (self.device, self.driver, self.gemm, self.searches, self.conv3x3) = (device, driver, gemm, searches, conv3x3)
+                    conv3x3Searches: [Conv3x3Tuner.Search] = []) {
+            (self.device, self.driver, self.gemm, self.searches, self.conv3x3Searches) = (device, driver, gemm, searches, conv3x3Searches)
         }
 
-        /// The cached choices put into a profile built from the device's facts.
-        public func apply(to profile: inout DeviceProfile) {
-            profile.gemm = gemm
-            if let conv = conv3x3 { profile.conv3x3 = conv.winner }
-        }
+        /// The cached GEMM choices put into a profile built from the device's facts (the 3×3 choice
+        /// comes from a `Conv3x3Tuner` made from `conv3x3Searches`: it keeps only the complete ones).
+        public func apply(to profile: inout DeviceProfile) { profile.gemm = gemm }
     }
 
     public let file: URL
@@ -51,7 +51,7 @@ public struct ProfileCache {
     public func load() -> Entry? {
         guard let data = try? Data(contentsOf: file), var entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
         entry.gemm = entry.gemm.filter { GEMMShapeClass(rawValue: $0.key) != nil && $0.value.problem == nil }
-        if entry.conv3x3?.winner?.problem != nil { entry.conv3x3 = nil }
+        entry.conv3x3Searches = entry.conv3x3Searches?.filter { $0.winner?.problem == nil }
         return entry
     }
 

@@ -28,24 +28,21 @@ struct DeviceOptions: ParsableArguments {
         let info = try openCLDevice()
         let cache = ProfileCache(device: info)
         let overrides = try ProfileOverrides(environment: ProcessInfo.processInfo.environment)
-        var cached = cache.load()  // read once: the choices, and which searches are still to run
-        // A 3×3 search that did not time every direct candidate of this build (an older build's) runs
-        // again; one that skipped only Winograd (a layer too small for it) runs again on the first
-        // layer Winograd applies to.
-        let candidates = DeviceProfile.conv3x3Candidates(for: info)
-        if let search = cached?.conv3x3, !search.timed(candidates.filter { $0?.winograd != true }) { cached?.conv3x3 = nil }
+        let cached = cache.load()  // read once: the choices, and which searches are still to run
+        // A 3×3 search that did not time every candidate of this build for its layers (an older
+        // build's) is left out by the tuner, and runs again on the first such layer.
+        let convTuner = makeConv3x3Tuner(for: info, cache: cache, cached: cached?.conv3x3Searches ?? [], quiet: false)
         var profile = DeviceProfile.defaults(for: info)
         cached?.apply(to: &profile)
+        if let tiles = convTuner.choice { profile.conv3x3 = tiles }
         overrides.apply(to: &profile)
         let backend = try OpenCLBackend(device: info, profile: profile)
         let pending = Set(GEMMShapeClass.allCases.filter { profile.gemm[$0.rawValue] == nil })
         if overrides.gemmTiles == nil && !pending.isEmpty {
             backend.setGEMMTuner(makeTuner(for: info, pending: pending, cache: cache, quiet: false))
         }
-        if overrides.conv3x3 == nil && !(cached?.conv3x3?.timed(candidates) ?? false) {
-            let tuner = makeConv3x3Tuner(for: info, cache: cache, quiet: false)
-            tuner.waitsForWinogradLayer = cached?.conv3x3 != nil
-            backend.setConv3x3Tuner(tuner)
+        if overrides.conv3x3 == nil && Conv3x3Tuner.Layers.allCases.contains(where: convTuner.pending) {
+            backend.setConv3x3Tuner(convTuner)
         }
         return backend
     }
@@ -85,15 +82,18 @@ func makeTuner(for device: CLDeviceInfo, pending: Set<GEMMShapeClass>, cache: Pr
     return tuner
 }
 
-/// A 3×3 convolution tuner that saves its choice into the device's cache file.
-func makeConv3x3Tuner(for device: CLDeviceInfo, cache: ProfileCache, quiet: Bool) -> Conv3x3Tuner {
-    let tuner = Conv3x3Tuner(candidates: DeviceProfile.conv3x3Candidates(for: device))
+/// A 3×3 convolution tuner, starting from `cached` searches, that saves each search into the
+/// device's cache file.
+func makeConv3x3Tuner(for device: CLDeviceInfo, cache: ProfileCache, cached: [Conv3x3Tuner.Search] = [], quiet: Bool) -> Conv3x3Tuner {
+    let tuner = Conv3x3Tuner(candidates: DeviceProfile.conv3x3Candidates(for: device), cached: cached)
     tuner.onChoice = { search in
         if !quiet {
-            printError(String(format: "tuned 3x3 convolutions on %@: %@ (%.2fx the default); cached in %@", search.call,
-                              Conv3x3Tuner.label(search.winner), search.speedup, cache.file.path))
+            printError(String(format: "tuned 3x3 convolutions on %@ (%@ layers): %@ (%.2fx the default); cached in %@", search.call,
+                              search.layers.rawValue, Conv3x3Tuner.label(search.winner), search.speedup, cache.file.path))
         }
-        update(cache, of: device) { $0.conv3x3 = search }
+        update(cache, of: device) { entry in
+            entry.conv3x3Searches = (entry.conv3x3Searches ?? []).filter { $0.layers != search.layers } + [search]
+        }
     }
     return tuner
 }

@@ -58,9 +58,10 @@ struct Tune: ParsableCommand {
                 after = min(after, try probe.secondsPerTrainingStep(steps: steps))
             }
 
-            if let search = convTuner.search {
-                print("\n3x3 convolutions (forward + both gradients, timed on \(search.call)): \(Conv3x3Tuner.label(search.winner)), "
-                      + String(format: "%.2fx the starting choice", search.speedup))
+            for layers in Conv3x3Tuner.Layers.allCases {
+                guard let search = convTuner.searches[layers] else { continue }
+                print("\n3x3 convolutions, \(layers.rawValue) layers (forward + both gradients, timed on \(search.call)): "
+                      + "\(Conv3x3Tuner.label(search.winner)), " + String(format: "%.2fx the starting choice", search.speedup))
                 // Padded to the longest label, never cut: Winograd's labels differ only at their ends.
                 let width = search.seconds.keys.map(\.count).max() ?? 0
                 for (label, seconds) in search.seconds.sorted(by: { $0.value < $1.value }) {
@@ -78,6 +79,10 @@ struct Tune: ParsableCommand {
             if !untouched.isEmpty { print("\nnot searched (no large call in this model): \(untouched.joined(separator: ", ")); they keep \(start.defaultGEMM)") }
             print(String(format: "\ntraining step, %@ at batch %d: %.3f s with the starting profile, %.3f s tuned (%.2fx)",
                          model, batch, before, after, before / after))
+            if let entry = cache.load(), overrides.conv3x3 == nil,
+               let tiles = makeConv3x3Tuner(for: info, cache: cache, cached: entry.conv3x3Searches ?? [], quiet: true).choice {
+                print("3x3 convolutions from now on (this search with any other cached): \(Conv3x3Tuner.label(tiles))")
+            }
             print("cached in \(cache.file.path)")
         }
     }

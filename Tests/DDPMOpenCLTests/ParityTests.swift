@@ -167,7 +167,7 @@ final class ParityTests: XCTestCase {
             XCTAssert(r.passed, "\(r.problems)")
         }
         XCTAssertEqual(reported, 1)
-        let search = try XCTUnwrap(tuner.search)
+        let search = try XCTUnwrap(tuner.searches[.narrower])
         XCTAssertEqual(search.seconds.count, 3, "the starting blocking and both candidates: \(search.seconds)")
         XCTAssert(([DeviceProfile.cpu(vectorWidth: 16).conv3x3] + candidates).contains(search.winner))
         XCTAssertEqual(cl.profile.conv3x3, search.winner)
@@ -193,12 +193,40 @@ final class ParityTests: XCTestCase {
         XCTAssert(small.passed, "\(small.problems)")
         XCTAssertEqual(searches.count, 1)
         XCTAssertNil(searches.first?.seconds[Conv3x3Tuner.label(winograd)], "Winograd timed on 32 channels")
-        XCTAssert(tuner.pending && tuner.waitsForWinogradLayer)
+        XCTAssert(tuner.pending(.winograd) && !tuner.pending(.narrower))
         let large = try ParityRunner.run(layer(channels: 128, size: 16, batch: 1), reference: CPUBackend(), candidate: cl)
         XCTAssert(large.passed, "\(large.problems)")
         XCTAssertEqual(searches.count, 2)
         XCTAssertNotNil(searches.last?.seconds[Conv3x3Tuner.label(winograd)], "Winograd not timed on 128 channels")
-        XCTAssertFalse(tuner.pending)
+        XCTAssertFalse(tuner.pending(.winograd))
+        XCTAssertEqual(searches.map(\.layers), [.narrower, .winograd])
+        XCTAssertEqual(cl.profile.conv3x3, tuner.choice, "the backend runs the two searches' choice")
+        let again = try ParityRunner.run(layer(channels: 32, size: 32, batch: 4), reference: CPUBackend(), candidate: cl)
+        XCTAssert(again.passed, "\(again.problems)")
+        XCTAssertEqual(searches.count, 2, "each class of layers is searched once")
+    }
+
+    /// With a search on each class of layers, the narrower layers' winner decides all but F(4×4), which
+    /// the Winograd layers' search decides (a 128-channel search turning the fused flag off must not
+    /// take it from 32-channel layers where it won); with one search, its winner stands.
+    func testConv3x3SearchesOnBothClassesOfLayersCombine() {
+        let direct = Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true)
+        var fused = direct, f4 = direct, both = direct
+        fused.winograd2x2 = true
+        f4.winograd = true
+        (both.winograd, both.winograd2x2) = (true, true)
+        func search(_ winner: Conv3x3Tiles?, _ layers: Conv3x3Tuner.Layers) -> Conv3x3Tuner.Search {
+            Conv3x3Tuner.Search(call: "test", seconds: [:], winner: winner, speedup: 1, layers: layers)
+        }
+        XCTAssertNil(Conv3x3Tuner.combined([:]) as Conv3x3Tiles??)
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(f4, .winograd)]), .some(f4))
+        XCTAssertEqual(Conv3x3Tuner.combined([.narrower: search(fused, .narrower)]), .some(fused))
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(f4, .winograd), .narrower: search(fused, .narrower)]), .some(both))
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(both, .winograd), .narrower: search(direct, .narrower)]), .some(f4))
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(nil, .winograd), .narrower: search(fused, .narrower)]), .some(fused))
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(both, .winograd), .narrower: search(nil, .narrower)]), .some(f4),
+                       "im2col won the narrower layers: F(4x4) kept, without the fused flag")
+        XCTAssertEqual(Conv3x3Tuner.combined([.winograd: search(nil, .winograd), .narrower: search(nil, .narrower)]), .some(nil))
     }
 
     /// A winner with F(4×4) takes the fused F(2×2) flag exactly when the fastest fused candidate

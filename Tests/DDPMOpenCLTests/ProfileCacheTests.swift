@@ -34,12 +34,39 @@ final class ProfileCacheTests: XCTestCase {
         let candidates = DeviceProfile.conv3x3Candidates(kind: .cpu, vectorWidth: 16)
         XCTAssert(candidates.contains { $0?.gradRows == true }, "the search must try the row-vectorised weight gradient")
         let all = Dictionary(uniqueKeysWithValues: candidates.map { (Conv3x3Tuner.label($0), 0.01) })
-        let complete = Conv3x3Tuner.Search(call: "test", seconds: all, winner: nil, speedup: 1)
+        let complete = Conv3x3Tuner.Search(call: "test", seconds: all, winner: nil, speedup: 1, layers: .winograd)
         XCTAssert(complete.timed(candidates))
-        let older = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("along rows") }, winner: nil, speedup: 1)
+        let older = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("along rows") }, winner: nil, speedup: 1, layers: .winograd)
         XCTAssertFalse(older.timed(candidates))
         XCTAssert(candidates.contains { $0?.winograd == true }, "the search must try Winograd")
-        let beforeWinograd = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("Winograd") }, winner: nil, speedup: 1)
+        let beforeWinograd = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.contains("Winograd") }, winner: nil, speedup: 1, layers: .winograd)
         XCTAssertFalse(beforeWinograd.timed(candidates), "a profile cached before Winograd existed is searched again")
+        let narrower = Conv3x3Tuner.Search(call: "test", seconds: all.filter { !$0.key.hasPrefix("Winograd F(4x4") },
+                                            winner: nil, speedup: 1, layers: .narrower)
+        XCTAssert(narrower.timed(candidates), "F(4x4) is not timed on layers it does not apply to")
+        let tuner = Conv3x3Tuner(candidates: candidates, cached: [older, narrower])
+        XCTAssert(tuner.pending(.winograd) && !tuner.pending(.narrower), "the incomplete cached search runs again")
+    }
+
+    /// Each class of layers' search survives a round trip through the cache file; a file from before
+    /// the classes (one `conv3x3` search) still gives its GEMM choices and has its 3×3 search redone.
+    func testTheCacheKeepsOneConv3x3SearchPerClassOfLayers() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ddpm-cl-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let device = try requireOpenCLDevice()
+        let cache = ProfileCache(device: device, directory: directory)
+        let fused = Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd2x2: true)
+        let searches = [Conv3x3Tuner.Search(call: "a", seconds: ["x": 1], winner: fused, speedup: 1.4, layers: .narrower),
+                        Conv3x3Tuner.Search(call: "b", seconds: ["y": 2], winner: nil, speedup: 1, layers: .winograd)]
+        try cache.save(ProfileCache.Entry(device: device.name, driver: device.driverVersion, conv3x3Searches: searches))
+        let loaded = try XCTUnwrap(cache.load()?.conv3x3Searches)
+        XCTAssertEqual(loaded.map(\.layers), [.narrower, .winograd])
+        XCTAssertEqual(loaded.map(\.winner), [fused, nil])
+        let old = #"{"device": "d", "driver": "v", "gemm": {"general": {"variant": "cpu", "mr": 6, "nr": 16, "vw": 8, "tm": 64, "tn": 64, "tk": 16}}, "#
+            + #""searches": [], "conv3x3": {"call": "c", "seconds": {}, "winner": null, "speedup": 1}}"#
+        try Data(old.utf8).write(to: cache.file)
+        let entry = try XCTUnwrap(cache.load(), "an older file loads")
+        XCTAssertEqual(entry.gemm.keys.sorted(), ["general"])
+        XCTAssertNil(entry.conv3x3Searches)
     }
 }
