@@ -172,6 +172,9 @@ public struct DeviceProfile: Codable, Equatable, Sendable {
     /// 3×3 stride-1 convolutions padded by 1 (most of a U-Net), forward and input gradient: a direct
     /// kernel with this blocking, or nil for im2col + GEMM (GPUs: their tiled GEMM is the fast path).
     public var conv3x3: Conv3x3Tiles?
+    /// The 3×3 layers' own plans, keyed by `Conv3x3LayerPlan.key`: where a layer has one, it decides
+    /// the path over `conv3x3`'s flags.
+    public var conv3x3Layers: [String: Conv3x3LayerPlan] = [:]
 
     public func tiles(for shape: GEMMShapeClass) -> GEMMTiles { gemm[shape.rawValue] ?? defaultGEMM }
 

@@ -153,20 +153,10 @@ extension OpenCLBackend {
         for tiles in trials where !times.contains(where: { $0.0 == tiles }) {
             if let problem = tiles?.problem { throw GEMMError(description: "conv3x3 tiles \(tiles!): \(problem)") }
             conv3x3Tiles = tiles
-            do {
-                try all(); try context.finish()  // builds, machine code
-                // Best of five: the machines are shared and noisy, and the winner is cached for good.
-                var best = Double.infinity
-                for _ in 0..<5 {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    try all(); try context.finish()
-                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-                }
-                times.append((tiles, best))
-                seconds[Conv3x3Tuner.label(tiles)] = best
-            } catch {
-                continue  // a candidate the driver cannot build or run is skipped
-            }
+            // Best of five: the machines are shared and noisy, and the winner is cached for good.
+            guard let best = try? bestOfFive(all) else { continue }  // a candidate the driver cannot build or run is skipped
+            times.append((tiles, best))
+            seconds[Conv3x3Tuner.label(tiles)] = best
         }
         guard let winner = times.min(by: { $0.1 < $1.1 }) else {
             conv3x3Tiles = start

@@ -80,17 +80,21 @@ extension OpenCLBackend {
             defer { conv3x3Tuner = tuner }
             try searchConv3x3(tuner, layers: layers, x: x, w: w, xs: xs, ws: ws, c: c)
         }
-        if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
-            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
-            return try conv3x3Winograd(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        if let tuner = conv3x3LayerTuner, let tiles = conv3x3Tiles, isDirect3x3Shape(c),
+           Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)) {
+            let key = Conv3x3LayerPlan.key(channels: (ci, co), h: h, width: wd, tiles: tiles)
+            if conv3x3LayerPlans[key] == nil {
+                conv3x3LayerTuner = nil  // the search itself runs convolutions
+                defer { conv3x3LayerTuner = tuner }
+                try searchConv3x3Layer(tuner, key: key, x: x, w: w, xs: xs, ws: ws, c: c)
+            }
         }
-        if usesWinograd2x2(c, width: wd) {
-            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
-            return try conv3x3Winograd2x2(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
-        }
-        if usesDirect3x3(c, width: wd) {
-            let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
-            return try conv3x3Direct(y, x, w, epilogue, n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        func epilogue() throws -> ConvEpilogue { try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co) }
+        switch conv3x3Method(c, channels: (ci, co), h: h, width: wd) {
+        case .winograd4: return try conv3x3Winograd(y, x, w, try epilogue(), n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        case .winograd2x2: return try conv3x3Winograd2x2(y, x, w, try epilogue(), n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        case .direct: return try conv3x3Direct(y, x, w, try epilogue(), n: n, cin: ci, cout: co, h: h, width: wd, flip: false)
+        case .im2col: break
         }
         let weights = GEMMOperand(buffer: w, batchStride: 0, rowStride: k, columnStride: 1)
         if isPointwise(c) {
@@ -116,7 +120,7 @@ extension OpenCLBackend {
             }
             return
         }
-        let epilogue = try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co)
+        let outputEpilogue = try epilogue()
         for chunk in chunks(images: n, columnFloats: k * p) {
             let row = gemm.inPlaceWidth(m: co, n: chunk.count * p, k: k)
             let col = try scratch("im2col", floats: k * row)
@@ -129,7 +133,7 @@ extension OpenCLBackend {
                              reusePackedA: chunk.first > 0)
             }
             try launch("rows_to_images", "im2col.cl", count: chunk.count * co, loops: true,
-                       [.buffer(y), .buffer(rows)] + epilogue.arguments(unused: rows)
+                       [.buffer(y), .buffer(rows)] + outputEpilogue.arguments(unused: rows)
                         + [.int(chunk.first), .int(co), .int(p), .int(row), .int(chunk.count * co)])
         }
     }
@@ -148,14 +152,11 @@ extension OpenCLBackend {
         let (n, ci, h, wd) = dxs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
-        if usesWinograd(c, h: h, width: wd, channels: (ci, co)) {
-            return try conv3x3Winograd(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
-        }
-        if usesWinograd2x2(c, width: wd) {
-            return try conv3x3Winograd2x2(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
-        }
-        if usesDirect3x3(c, width: wd) {
-            return try conv3x3Direct(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        switch conv3x3Method(c, channels: (ci, co), h: h, width: wd) {
+        case .winograd4: return try conv3x3Winograd(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        case .winograd2x2: return try conv3x3Winograd2x2(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        case .direct: return try conv3x3Direct(dx, dy, w, .none, n: n, cin: co, cout: ci, h: h, width: wd, flip: true)
+        case .im2col: break
         }
         let weightsT = GEMMOperand(buffer: w, batchStride: 0, rowStride: 1, columnStride: k)
         if isPointwise(c) {
@@ -189,11 +190,10 @@ extension OpenCLBackend {
         let (n, ci, _, _) = xs.nchw
         let (_, co, ho, wo) = dys.nchw
         let k = ci * c.taps, p = ho * wo
-        if usesWinograd(c, h: ho, width: wo, channels: (ci, co), weightGradient: true) {
-            return try conv3x3WinogradGradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
-        }
-        if usesDirect3x3(c, width: wo, channels: co) {
-            return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
+        switch conv3x3Method(c, channels: (ci, co), h: ho, width: wo, weightGradient: true) {
+        case .winograd4: return try conv3x3WinogradGradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
+        case .direct: return try conv3x3GradWeight(dw, dy, x, n: n, cin: ci, cout: co, h: ho, width: wo)
+        case .winograd2x2, .im2col: break  // the fused kernel has no weight gradient (canRun)
         }
         let out = GEMMOperand(buffer: dw, batchStride: 0, rowStride: k, columnStride: 1)
         if isPointwise(c) {

@@ -21,11 +21,17 @@ public final class OpenCLBackend: Backend {
         var p = baseProfile
         p.gemm = gemm.profile.gemm
         p.conv3x3 = conv3x3Tiles
+        p.conv3x3Layers = conv3x3LayerPlans
         return p
     }
     /// The direct 3×3 convolution's blocking now (nil: im2col + GEMM); a Conv3x3Tuner may change it.
     var conv3x3Tiles: Conv3x3Tiles?
     var conv3x3Tuner: Conv3x3Tuner?
+    /// Per-layer plans (OpenCLBackend+Conv3x3Layers.swift), from the profile and a Conv3x3LayerTuner.
+    var conv3x3LayerPlans: [String: Conv3x3LayerPlan]
+    var conv3x3LayerTuner: Conv3x3LayerTuner?
+    /// The path every 3×3 pass takes while a layer's plan is timed.
+    var forcedConv3x3Method: Conv3x3LayerPlan.Method?
     /// Pixels (images × height × width) per partial sum of the 3×3 weight gradient: a chunk's dy and
     /// x stay in a core's L2 while every work-item of the chunk reads them. Measured on a 2-core
     /// AVX-512 Xeon (`small`, batch 64): one chunk for the whole batch left the channels-last kernel
@@ -81,6 +87,7 @@ public final class OpenCLBackend: Backend {
         context = try CLContext(device: device)
         baseProfile = profile ?? .defaults(for: device)
         conv3x3Tiles = baseProfile.conv3x3
+        conv3x3LayerPlans = baseProfile.conv3x3Layers
         constantCacheBudgetBytes = Int(min(1 << 30, device.globalMemoryBytes / 8))
         subBufferAlignment = max(context.subBufferAlignmentBytes / 4, 1)
         // Build the GEMM now so that a broken driver shows up here, not in the middle of a step.
@@ -94,6 +101,10 @@ public final class OpenCLBackend: Backend {
     /// Attaches the 3×3 convolution search (OpenCLBackend+Conv3x3Tuning.swift): it runs on the first
     /// large stride-1 3×3 convolution of each class of layers it has not searched. Nil detaches it.
     public func setConv3x3Tuner(_ tuner: Conv3x3Tuner?) { conv3x3Tuner = tuner }
+
+    /// Attaches the per-layer 3×3 search (OpenCLBackend+Conv3x3Layers.swift): each large stride-1
+    /// 3×3 layer without a plan gets one on its first forward pass. Nil detaches it.
+    public func setConv3x3LayerTuner(_ tuner: Conv3x3LayerTuner?) { conv3x3LayerTuner = tuner }
 
     // MARK: Backend
 

@@ -17,15 +17,21 @@ public struct ProfileCache {
         /// im2col + GEMM). Files written before there were classes hold a single `conv3x3` search
         /// instead, which is not read: it is searched again.
         public var conv3x3Searches: [Conv3x3Tuner.Search]?
+        /// The 3×3 layers' plans (`Conv3x3LayerPlan.key` → plan).
+        public var conv3x3Layers: [String: Conv3x3LayerPlan]?
 
         public init(device: String, driver: String, gemm: [String: GEMMTiles] = [:], searches: [GEMMTuner.Search] = [],
                     conv3x3Searches: [Conv3x3Tuner.Search] = []) {
             (self.device, self.driver, self.gemm, self.searches, self.conv3x3Searches) = (device, driver, gemm, searches, conv3x3Searches)
         }
 
-        /// The cached GEMM choices put into a profile built from the device's facts (the 3×3 choice
-        /// comes from a `Conv3x3Tuner` made from `conv3x3Searches`: it keeps only the complete ones).
-        public func apply(to profile: inout DeviceProfile) { profile.gemm = gemm }
+        /// The cached GEMM choices and 3×3 layer plans put into a profile built from the device's
+        /// facts (the 3×3 blocking comes from a `Conv3x3Tuner` made from `conv3x3Searches`: it keeps
+        /// only the complete ones).
+        public func apply(to profile: inout DeviceProfile) {
+            profile.gemm = gemm
+            profile.conv3x3Layers = conv3x3Layers ?? [:]
+        }
     }
 
     public let file: URL

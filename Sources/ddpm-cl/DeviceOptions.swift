@@ -44,6 +44,7 @@ struct DeviceOptions: ParsableArguments {
         if overrides.conv3x3 == nil && Conv3x3Tuner.Layers.allCases.contains(where: convTuner.pending) {
             backend.setConv3x3Tuner(convTuner)
         }
+        if overrides.conv3x3 == nil { backend.setConv3x3LayerTuner(makeConv3x3LayerTuner(for: info, cache: cache, quiet: false)) }
         return backend
     }
 
@@ -98,6 +99,19 @@ func makeConv3x3Tuner(for device: CLDeviceInfo, cache: ProfileCache, cached: [Co
     return tuner
 }
 
+/// A per-layer 3×3 tuner that saves each layer's plan into the device's cache file.
+func makeConv3x3LayerTuner(for device: CLDeviceInfo, cache: ProfileCache, quiet: Bool) -> Conv3x3LayerTuner {
+    let tuner = Conv3x3LayerTuner()
+    tuner.onChoice = { key, plan in
+        if !quiet {
+            printError("tuned 3x3 layer \(key): forward and input gradient \(plan.data.rawValue), weight gradient \(plan.weightGradient.rawValue); "
+                       + "cached in \(cache.file.path)")
+        }
+        update(cache, of: device) { entry in entry.conv3x3Layers = (entry.conv3x3Layers ?? [:]).merging([key: plan]) { $1 } }
+    }
+    return tuner
+}
+
 /// Reads the device's cache entry, changes it and writes it back (a failed write is reported, not fatal).
 private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (inout ProfileCache.Entry) -> Void) {
     var entry = cache.load() ?? ProfileCache.Entry(device: device.name, driver: device.driverVersion)
@@ -110,9 +124,10 @@ private func update(_ cache: ProfileCache, of device: CLDeviceInfo, _ change: (i
 /// - `DDPM_GEMM_TILES=cpu:MRxNRxVW|gpu:TMxTNxTK`: one GEMM path and tile shape for every call (no search);
 /// - `DDPM_CL_SPAN=N`: elements per work-item of the span kernels;
 /// - `DDPM_CL_COLUMN_FLOATS=N`: floats of im2col scratch per chunk;
-/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r][w]`: im2col + GEMM for 3×3 convolutions, or the
+/// - `DDPM_CONV3X3=off|VWxROWSxCOB[xGCOB[xGCOV]][r][w][f]`: im2col + GEMM for 3×3 convolutions, or the
 ///   direct kernels' blocking (a trailing `r`: the weight gradient vectorised along rows; `w`: Winograd
-///   F(4×4, 3×3) for layers of 128 channels and more, as in the 3×3 search).
+///   F(4×4, 3×3) for layers of 128 channels and more; `f`: the fused F(2×2) for the others, as in the
+///   3×3 search), for every layer: no per-layer plans are used or made.
 struct ProfileOverrides {
     var gemmTiles: GEMMTiles?
     var conv3x3: Conv3x3Tiles??
@@ -137,7 +152,7 @@ struct ProfileOverrides {
             } else if let tiles = Conv3x3Tiles(parsing: text) {
                 conv3x3 = tiles
             } else {
-                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r][w] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows, 16x4x4x2rw with Winograd on layers of 128 channels and more; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
+                throw UserError("DDPM_CONV3X3=\(text): expected off or VWxROWSxCOB[xGCOB[xGCOV]][r][w][f] (e.g. 16x4x4x1x2, or 16x4x4x2r for the weight gradient along rows, 16x4x4x2rw with Winograd on layers of 128 channels and more, 16x4x4x2rwf with the fused F(2x2) on the others; VW 8 or 16, ROWS and COB 1-8, GCOB and GCOV 1-3 with GCOB·GCOV at most 3).")
             }
         }
         spanElements = try positive("DDPM_CL_SPAN")
@@ -148,7 +163,7 @@ struct ProfileOverrides {
         if let gemmTiles { profile.gemm = [:]; profile.defaultGEMM = gemmTiles }
         if let spanElements { profile.spanElements = spanElements }
         if let columnFloats { profile.columnFloats = columnFloats }
-        if let conv3x3 { profile.conv3x3 = conv3x3 }
+        if let conv3x3 { (profile.conv3x3, profile.conv3x3Layers) = (conv3x3, [:]) }  // every layer as forced
     }
 }
 

@@ -46,11 +46,17 @@ struct Tune: ParsableCommand {
             let tuner = makeTuner(for: info, pending: Set(GEMMShapeClass.allCases), cache: cache, quiet: true)
             let convTuner = makeConv3x3Tuner(for: info, cache: cache, quiet: true)
             backend.setGEMMTuner(tuner)
+            let layerTuner = makeConv3x3LayerTuner(for: info, cache: cache, quiet: true)
             if overrides.conv3x3 == nil { backend.setConv3x3Tuner(convTuner) }
             let probe = try SpeedProbe(backend: backend, model: config, batch: batch)
+            // The layers' plans are timed with the blocking the 3×3 search chose: after it, in a
+            // second warm-up step.
+            try probe.warmUp()
+            if overrides.conv3x3 == nil { backend.setConv3x3LayerTuner(layerTuner) }
             try probe.warmUp()
             backend.setGEMMTuner(nil)
             backend.setConv3x3Tuner(nil)
+            backend.setConv3x3LayerTuner(nil)
             // The two profiles alternate, best of three rounds each: the machines are shared and noisy.
             var before = Double.infinity, after = Double.infinity
             for _ in 0..<3 {
@@ -67,6 +73,12 @@ struct Tune: ParsableCommand {
                 for (label, seconds) in search.seconds.sorted(by: { $0.value < $1.value }) {
                     print("  " + label.padding(toLength: width + 2, withPad: " ", startingAt: 0) + String(format: "%9.3f ms", seconds * 1e3))
                 }
+            }
+
+            if !layerTuner.plans.isEmpty { print("\n3x3 layers (forward and input gradient; weight gradient):") }
+            for (key, plan) in layerTuner.plans.sorted(by: { $0.key < $1.key }) {
+                let times = plan.seconds.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f ms", $0.key, $0.value * 1e3) }
+                print("  \(key): \(plan.data.rawValue); \(plan.weightGradient.rawValue)  [\(times.joined(separator: ", "))]")
             }
 
             for search in tuner.searches {

@@ -206,6 +206,70 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(searches.count, 2, "each class of layers is searched once")
     }
 
+    /// A layer's plan routes each pass to its method whatever the profile's flags (F(4×4) on 16
+    /// channels, far under its flag's 128; the weight gradient through F(4×4) on an 8×8 plane), and
+    /// every combination matches the reference, forward, input gradient and weight gradient.
+    func testConv3x3LayerPlansRunEachPassTheirWayAndMatchTheReference() throws {
+        let device = try requireOpenCLDevice()
+        let cpu = CPUBackend()
+        let c = Conv2D(kernel: 3, padding: 1)
+        let kernels: [Conv3x3LayerPlan.Method: (data: String, weightGradient: String?)] = [
+            .winograd4: ("winograd_output", "winograd_gradient_weights"), .winograd2x2: ("winograd2_forward", nil),
+            .direct: ("conv3x3_direct", "conv3x3_grad_weight"), .im2col: ("im2col", "im2col")]
+        for (size, ci, co) in [(16, 16, 24), (8, 24, 16)] {
+            let x = Shape(2, ci, size, size), w = Shape(co, ci, 3, 3), dy = Shape(2, co, size, size)
+            let cases = [ParityCase(.conv2d(c), [(x, .normal(scale: 1)), (w, .normal(scale: 0.2)), (Shape(co), .normal(scale: 1))]),
+                         ParityCase(.conv2dBackwardInput(c, height: size, width: size), [(dy, .normal(scale: 1)), (w, .normal(scale: 0.2))]),
+                         ParityCase(.conv2dBackwardWeight(c), [(dy, .normal(scale: 1)), (x, .normal(scale: 1))])]
+            for data in Conv3x3LayerPlan.Method.allCases where data != .winograd2x2 || size >= 15 {
+                for weightGradient in [Conv3x3LayerPlan.Method.winograd4, .direct, .im2col] {
+                    var profile = DeviceProfile.cpu(vectorWidth: 8)
+                    let tiles = try XCTUnwrap(profile.conv3x3)
+                    XCTAssertFalse(tiles.winograd || tiles.winograd2x2, "the flags alone would not take these paths")
+                    profile.conv3x3Layers = [Conv3x3LayerPlan.key(channels: (ci, co), h: size, width: size, tiles: tiles):
+                                                Conv3x3LayerPlan(data: data, weightGradient: weightGradient)]
+                    let cl = try OpenCLBackend(device: device, profile: profile)
+                    cl.setProfiling(true)
+                    for one in cases {
+                        let r = try ParityRunner.run(one, reference: cpu, candidate: cl)
+                        XCTAssert(r.passed, "\(ci)->\(co) at \(size)x\(size), plan \(data)/\(weightGradient), \(one.details): \(r.problems)")
+                    }
+                    let times = cl.kernelTimes()
+                    let ran = { (name: String) in times.keys.contains { $0 == name || $0.hasPrefix(name + "_") } }
+                    XCTAssert(ran(kernels[data]!.data), "\(size)x\(size): data \(data) did not run \(kernels[data]!.data): \(times.keys.sorted())")
+                    XCTAssert(ran(kernels[weightGradient]!.weightGradient!),
+                              "\(size)x\(size): weight gradient \(weightGradient) did not run: \(times.keys.sorted())")
+                    if data != .im2col && weightGradient != .im2col { XCTAssertFalse(ran("im2col"), "\(times.keys.sorted())") }
+                    cl.setProfiling(false)
+                }
+            }
+        }
+    }
+
+    /// Each large 3×3 layer is timed once per blocking, with every method that can run it; the
+    /// plan is kept (and reported) and the layer's own output is still right.
+    func testConv3x3LayerTunerPlansEachLayerOnce() throws {
+        let device = try requireOpenCLDevice()
+        let cl = try OpenCLBackend(device: device, profile: .cpu(vectorWidth: 8))
+        let tuner = Conv3x3LayerTuner()
+        var reported: [String] = []
+        tuner.onChoice = { key, _ in reported.append(key) }
+        cl.setConv3x3LayerTuner(tuner)
+        let layer = ParityCase(.conv2d(Conv2D(kernel: 3, padding: 1)), [(Shape(4, 32, 32, 32), .normal(scale: 1)),
+                                                                        (Shape(32, 32, 3, 3), .normal(scale: 0.1)), (Shape(32), .normal(scale: 1))])
+        for _ in 0..<2 {
+            let r = try ParityRunner.run(layer, reference: CPUBackend(), candidate: cl)
+            XCTAssert(r.passed, "\(r.problems)")
+        }
+        let key = Conv3x3LayerPlan.key(channels: (32, 32), h: 32, width: 32, tiles: try XCTUnwrap(cl.profile.conv3x3))
+        XCTAssertEqual(reported, [key])
+        let plan = try XCTUnwrap(tuner.plans[key])
+        XCTAssertEqual(plan.seconds.keys.sorted(), ["data direct", "data im2col", "data winograd2x2", "data winograd4",
+                                                    "weight gradient direct", "weight gradient im2col", "weight gradient winograd4"])
+        XCTAssertEqual(plan.seconds.filter { $0.key.hasPrefix("data") }.min { $0.value < $1.value }?.key, "data " + plan.data.rawValue)
+        XCTAssertEqual(cl.profile.conv3x3Layers, [key: plan])
+    }
+
     /// With a search on each class of layers, the narrower layers' winner decides all but F(4×4), which
     /// the Winograd layers' search decides (a 128-channel search turning the fused flag off must not
     /// take it from 32-channel layers where it won); with one search, its winner stands.

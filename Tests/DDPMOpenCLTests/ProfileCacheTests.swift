@@ -48,7 +48,7 @@ final class ProfileCacheTests: XCTestCase {
         XCTAssert(tuner.pending(.winograd) && !tuner.pending(.narrower), "the incomplete cached search runs again")
     }
 
-    /// Each class of layers' search survives a round trip through the cache file; a file from before
+    /// Each class of layers' search and the layers' plans survive a round trip through the cache file; a file from before
     /// the classes (one `conv3x3` search) still gives its GEMM choices and has its 3×3 search redone.
     func testTheCacheKeepsOneConv3x3SearchPerClassOfLayers() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ddpm-cl-cache-\(UUID().uuidString)")
@@ -58,7 +58,13 @@ final class ProfileCacheTests: XCTestCase {
         let fused = Conv3x3Tiles(vw: 8, rows: 3, cob: 3, gradCob: 1, gradRows: true, winograd2x2: true)
         let searches = [Conv3x3Tuner.Search(call: "a", seconds: ["x": 1], winner: fused, speedup: 1.4, layers: .narrower),
                         Conv3x3Tuner.Search(call: "b", seconds: ["y": 2], winner: nil, speedup: 1, layers: .winograd)]
-        try cache.save(ProfileCache.Entry(device: device.name, driver: device.driverVersion, conv3x3Searches: searches))
+        var saved = ProfileCache.Entry(device: device.name, driver: device.driverVersion, conv3x3Searches: searches)
+        let plan = Conv3x3LayerPlan(data: .winograd2x2, weightGradient: .winograd4, seconds: ["data winograd2x2": 0.01])
+        saved.conv3x3Layers = ["32->32 at 32x32, 8x3x3x1x1r": plan]
+        try cache.save(saved)
+        var profile = DeviceProfile.cpu(vectorWidth: 8)
+        cache.load()?.apply(to: &profile)
+        XCTAssertEqual(profile.conv3x3Layers, ["32->32 at 32x32, 8x3x3x1x1r": plan])
         let loaded = try XCTUnwrap(cache.load()?.conv3x3Searches)
         XCTAssertEqual(loaded.map(\.layers), [.narrower, .winograd])
         XCTAssertEqual(loaded.map(\.winner), [fused, nil])
