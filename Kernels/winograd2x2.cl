@@ -16,10 +16,14 @@
 //                      ξ at a time, and y = (res) + (bias) + Aᵀ M A, rows interleaved back from the
 //                      tiles' even and odd columns.
 //
-// Build constants: VW (prelude.cl), COB (output channels per accumulator block).
+// Build constants: VW (prelude.cl), COB (output channels per accumulator block), NB (bands per
+// accumulator block).
 
 #ifndef COB
 #define COB 8
+#endif
+#ifndef NB
+#define NB 1
 #endif
 
 // One work-item per padded row of one plane: items = planes·hp. Padded row pr, column pc holds
@@ -73,80 +77,106 @@ kernel void winograd2_weights(global float *u, global const float *w, int cin, i
 // Bᵀ·(d0..d3): rows (1 0 −1 0), (0 1 1 0), (0 −1 1 0), (0 1 0 −1).
 #define WINO2_BT(o, d) do { o[0] = d[0] - d[2]; o[1] = d[1] + d[2]; o[2] = d[2] - d[1]; o[3] = d[1] - d[3]; } while (0)
 
-// Global (workers), work-group 1: work-item g takes bands g, g + workers, ... of the jobs =
-// N·tilesY·xBlocks bands (xBlocks = ⌈tilesX / VW⌉) and keeps its V in scratch[g][16·Ci] vectors.
+// Global (workers), work-group 1: work-item g takes groups g, g + workers, ... of NB bands each
+// (the jobs = N·tilesY·xBlocks bands in order, xBlocks = ⌈tilesX / VW⌉; a last group short of
+// bands repeats its last band and stores it once) and keeps the group's V in scratch[g][16·Ci·NB]
+// vectors, the NB bands of one (ξ, ci) side by side: the products load NB vectors and COB
+// broadcast weights for NB·COB multiply-adds.
 // xp: planes of hp = 2·tilesY + 2 rows of 2·stride_half floats (stride_half ≥ xBlocks·VW + 1). u: [16][Ci][copad].
 kernel void winograd2_forward(global float *y, global const float *xp, global const float *u, global floatv *scratch,
                               global const float *bias, int has_bias, int bias_stride, global const float *res, int has_res,
                               int cin, int cout, int copad, int h, int w, int hp, int stride_half, int tiles_y, int x_blocks,
                               int jobs, int workers) {
     const int g = get_global_id(0);
-    global floatv *v = scratch + (long)g * 16 * cin;
-    for (int job = g; job < jobs; job += workers) {
-        const int xb = job % x_blocks, rest = job / x_blocks;
-        const int ty = rest % tiles_y, n = rest / tiles_y;
-        const int tx0 = xb * VW;
-        for (int ci = 0; ci < cin; ci++) {
-            global const float *rows = xp + (((long)n * cin + ci) * hp + 2 * ty) * 2 * stride_half + tx0;
-            floatv t[4][4];
-            #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                global const float *even = rows + (long)i * 2 * stride_half, *odd = even + stride_half;
-                floatv d[4] = {vloadv(0, even), vloadv(0, odd), vloadv(0, even + 1), vloadv(0, odd + 1)};
-                WINO2_BT(t[i], d);
-            }
-            #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                floatv col[4] = {t[0][j], t[1][j], t[2][j], t[3][j]}, o[4];
-                WINO2_BT(o, col);
-                #pragma unroll
-                for (int i = 0; i < 4; i++) v[(i * 4 + j) * cin + ci] = o[i];
-            }
+    global floatv *v = scratch + (long)g * 16 * cin * NB;
+    const int groups = (jobs + NB - 1) / NB;
+    for (int group = g; group < groups; group += workers) {
+        int band_n[NB], band_ty[NB], band_tx0[NB];
+        #pragma unroll
+        for (int b = 0; b < NB; b++) {
+            const int job = min(group * NB + b, jobs - 1);
+            const int xb = job % x_blocks, rest = job / x_blocks;
+            band_ty[b] = rest % tiles_y;
+            band_n[b] = rest / tiles_y;
+            band_tx0[b] = xb * VW;
         }
-        const int oy = 2 * ty, ox = 2 * tx0, cols = min(2 * VW, w - ox);
-        for (int co0 = 0; co0 < cout; co0 += COB) {
-            floatv m[16][COB];
+        for (int ci = 0; ci < cin; ci++) {
             #pragma unroll
-            for (int xi = 0; xi < 16; xi++) {
-                floatv acc[COB];
-                #pragma unroll
-                for (int j = 0; j < COB; j++) acc[j] = (floatv)(0.0f);
-                global const floatv *vx = v + xi * cin;
-                global const float *ux = u + (long)xi * cin * copad + co0;
-                for (int ci = 0; ci < cin; ci++, ux += copad) {
-                    const floatv vc = vx[ci];
-                    #pragma unroll
-                    for (int j = 0; j < COB; j++) acc[j] = fma(vc, (floatv)(ux[j]), acc[j]);
-                }
-                #pragma unroll
-                for (int j = 0; j < COB; j++) m[xi][j] = acc[j];
-            }
-            for (int j = 0; j < COB && co0 + j < cout; j++) {
-                const int co = co0 + j;
-                // Aᵀ M A with Aᵀ's rows (1 1 1 0), (0 1 −1 −1): along ξ's columns, then its rows.
-                floatv s[4][2];
+            for (int b = 0; b < NB; b++) {
+                global const float *rows = xp + (((long)band_n[b] * cin + ci) * hp + 2 * band_ty[b]) * 2 * stride_half + band_tx0[b];
+                floatv t[4][4];
                 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    s[i][0] = m[i * 4][j] + m[i * 4 + 1][j] + m[i * 4 + 2][j];
-                    s[i][1] = m[i * 4 + 1][j] - m[i * 4 + 2][j] - m[i * 4 + 3][j];
+                    global const float *even = rows + (long)i * 2 * stride_half, *odd = even + stride_half;
+                    floatv d[4] = {vloadv(0, even), vloadv(0, odd), vloadv(0, even + 1), vloadv(0, odd + 1)};
+                    WINO2_BT(t[i], d);
                 }
-                const float b = has_bias ? bias[n * bias_stride + co] : 0.0f;
                 #pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    if (oy + r >= h) break;
-                    // even and odd output columns of the band's tiles, interleaved into 2·VW columns
-                    const floatv e = (r == 0 ? s[0][0] + s[1][0] + s[2][0] : s[1][0] - s[2][0] - s[3][0]) + b;
-                    const floatv o = (r == 0 ? s[0][1] + s[1][1] + s[2][1] : s[1][1] - s[2][1] - s[3][1]) + b;
-                    float line[2 * VW];
+                for (int j = 0; j < 4; j++) {
+                    floatv col[4] = {t[0][j], t[1][j], t[2][j], t[3][j]}, o[4];
+                    WINO2_BT(o, col);
                     #pragma unroll
-                    for (int l = 0; l < VW; l++) { line[2 * l] = e[l]; line[2 * l + 1] = o[l]; }
-                    const long at = (((long)n * cout + co) * h + oy + r) * w + ox;
+                    for (int i = 0; i < 4; i++) v[((i * 4 + j) * cin + ci) * NB + b] = o[i];
+                }
+            }
+        }
+        for (int co0 = 0; co0 < cout; co0 += COB) {
+            floatv m[16][NB][COB];
+            #pragma unroll
+            for (int xi = 0; xi < 16; xi++) {
+                floatv acc[NB][COB];
+                #pragma unroll
+                for (int b = 0; b < NB; b++)
                     #pragma unroll
-                    for (int part = 0; part < 2; part++) {  // as conv3x3.cl stores a row
-                        const floatv lanes = vloadv(part, line);
-                        const int valid = cols - part * VW;
-                        const long p = at + part * VW;
-                        store_lanes(has_res ? load_lanes(res + p, valid) + lanes : lanes, y + p, valid);
+                    for (int j = 0; j < COB; j++) acc[b][j] = (floatv)(0.0f);
+                global const floatv *vx = v + xi * cin * NB;
+                global const float *ux = u + (long)xi * cin * copad + co0;
+                for (int ci = 0; ci < cin; ci++, ux += copad, vx += NB) {
+                    floatv vc[NB];
+                    #pragma unroll
+                    for (int b = 0; b < NB; b++) vc[b] = vx[b];
+                    #pragma unroll
+                    for (int j = 0; j < COB; j++) {
+                        const floatv uj = (floatv)(ux[j]);
+                        #pragma unroll
+                        for (int b = 0; b < NB; b++) acc[b][j] = fma(vc[b], uj, acc[b][j]);
+                    }
+                }
+                #pragma unroll
+                for (int b = 0; b < NB; b++)
+                    #pragma unroll
+                    for (int j = 0; j < COB; j++) m[xi][b][j] = acc[b][j];
+            }
+            for (int b = 0; b < NB; b++) {
+                if (b > 0 && group * NB + b >= jobs) break;  // the repeated last band
+                const int n = band_n[b], oy = 2 * band_ty[b], ox = 2 * band_tx0[b], cols = min(2 * VW, w - ox);
+                for (int j = 0; j < COB && co0 + j < cout; j++) {
+                    const int co = co0 + j;
+                    // Aᵀ M A with Aᵀ's rows (1 1 1 0), (0 1 −1 −1): along ξ's columns, then its rows.
+                    floatv s[4][2];
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        s[i][0] = m[i * 4][b][j] + m[i * 4 + 1][b][j] + m[i * 4 + 2][b][j];
+                        s[i][1] = m[i * 4 + 1][b][j] - m[i * 4 + 2][b][j] - m[i * 4 + 3][b][j];
+                    }
+                    const float bv = has_bias ? bias[n * bias_stride + co] : 0.0f;
+                    #pragma unroll
+                    for (int r = 0; r < 2; r++) {
+                        if (oy + r >= h) break;
+                        // even and odd output columns of the band's tiles, interleaved into 2·VW columns
+                        const floatv e = (r == 0 ? s[0][0] + s[1][0] + s[2][0] : s[1][0] - s[2][0] - s[3][0]) + bv;
+                        const floatv o = (r == 0 ? s[0][1] + s[1][1] + s[2][1] : s[1][1] - s[2][1] - s[3][1]) + bv;
+                        float line[2 * VW];
+                        #pragma unroll
+                        for (int l = 0; l < VW; l++) { line[2 * l] = e[l]; line[2 * l + 1] = o[l]; }
+                        const long at = (((long)n * cout + co) * h + oy + r) * w + ox;
+                        #pragma unroll
+                        for (int part = 0; part < 2; part++) {  // as conv3x3.cl stores a row
+                            const floatv lanes = vloadv(part, line);
+                            const int valid = cols - part * VW;
+                            const long p = at + part * VW;
+                            store_lanes(has_res ? load_lanes(res + p, valid) + lanes : lanes, y + p, valid);
+                        }
                     }
                 }
             }

@@ -76,13 +76,18 @@ final class ParityTests: XCTestCase {
     }
 
     /// The fused Winograd F(2×2, 3×3) passes the convolution cases on the 8- and 16-wide CPU
-    /// blockings; the cases of planes at least 15 wide (11×35, 5×16, 4×16, 16×16: partial bands of
-    /// tiles, odd heights and widths, rows of fewer tiles than a 16-float vector) take it for the
-    /// forward pass and the input gradient, with and without the epilogue.
+    /// blockings (1 band × 8 channels and 2 bands × 6 channels per accumulator block); the cases of
+    /// planes at least 15 wide (11×35, 5×16, 4×16, 16×16: partial bands of tiles, odd heights and
+    /// widths, rows of fewer tiles than a 16-float vector) take it for the forward pass and the input
+    /// gradient, with and without the epilogue, and one of 3 bands with 7 and 4 channels (a last
+    /// pair short of a band, partial channel blocks).
     func testWinograd2x2MatchesTheReference() throws {
         let device = try requireOpenCLDevice()
         let cpu = CPUBackend()
-        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) }
+        let c = Conv2D(kernel: 3, padding: 1)
+        let odd = [ParityCase(.conv2d(c), [(Shape(1, 4, 5, 16), .normal(scale: 1)), (Shape(7, 4, 3, 3), .normal(scale: 1)), (Shape(7), .normal(scale: 1))]),
+                   ParityCase(.conv2dBackwardInput(c, height: 5, width: 16), [(Shape(1, 7, 5, 16), .normal(scale: 1)), (Shape(7, 4, 3, 3), .normal(scale: 1))])]
+        let cases = ParityCases.all.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op.kind) } + odd
         for vw in [8, 16] {
             var profile = DeviceProfile.cpu(vectorWidth: vw)
             profile.conv3x3?.winograd2x2 = true
@@ -92,8 +97,8 @@ final class ParityTests: XCTestCase {
                 let r = try ParityRunner.run(c, reference: cpu, candidate: cl)
                 XCTAssert(r.passed, "float\(vw) fused Winograd F(2x2), \(c.details): \(r.problems)")
             }
-            // 4 cases × (forward, input gradient) + their epilogue cases, each run at least once
-            XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd2_forward"]?.calls ?? 0, 12, "float\(vw): F(2x2) was not used")
+            // 5 cases × (forward, input gradient) + their epilogue cases, each run at least once
+            XCTAssertGreaterThanOrEqual(cl.kernelTimes()["winograd2_forward"]?.calls ?? 0, 14, "float\(vw): F(2x2) was not used")
             cl.setProfiling(false)
         }
     }
