@@ -10,11 +10,11 @@
 //                      its odd ones, so that the 4 columns of VW neighbouring tiles are 4 vector loads
 //   winograd2_weights  U[ξ][ci][co] = (G g Gᵀ)[ξ] (rows of copad: the products of co ≥ Co are
 //                      computed on whatever is there and not stored; flip as in winograd.cl)
-//   winograd2_forward  per band of VW tiles (one tile row of one image, lanes along it): the band's
-//                      V[ξ][ci] = (Bᵀ d B)[ξ] into the work-item's scratch slice, then per block of
-//                      COB output channels M[ξ][j] = Σ_ci U[ξ][ci][co]·V[ξ][ci] in registers, one
-//                      ξ at a time, and y = (res) + (bias) + Aᵀ M A, rows interleaved back from the
-//                      tiles' even and odd columns.
+//   winograd2_forward  per group of NB bands of VW tiles (a band: one tile row of one image, lanes
+//                      along it): the bands' V[ξ][ci] = (Bᵀ d B)[ξ] into the work-item's scratch
+//                      slice, then per block of COB output channels M[ξ][j] = Σ_ci U[ξ][ci][co]·V[ξ][ci]
+//                      in registers for the NB bands, one ξ at a time, and y = (res) + (bias) + Aᵀ M A,
+//                      rows interleaved back from the tiles' even and odd columns.
 //
 // Build constants: VW (prelude.cl), COB (output channels per accumulator block), NB (bands per
 // accumulator block).

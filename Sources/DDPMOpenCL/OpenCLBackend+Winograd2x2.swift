@@ -39,8 +39,8 @@ extension OpenCLBackend {
 /// The tiling of one fused F(2×2, 3×3) convolution: 2×2 output tiles in bands of vw along a tile
 /// row (8-float vectors where a row has fewer than the profile's 16 tiles, so lanes are not left
 /// idle), padded planes of hp rows stored as `half` even then `half` odd columns (one spare for the
-/// loads shifted by a column), and `workers` work-items taking the bands in turn, each with its own
-/// slice of transformed input (16·Ci vectors: L1 or L2 sized).
+/// loads shifted by a column), and `workers` work-items taking groups of `nb` bands in turn, each
+/// with its own slice of transformed input (16·Ci·nb vectors: L1 or L2 sized).
 struct Winograd2x2Plan {
     /// Bands (NB) × output channels (COB) per accumulator block: per input channel the products
     /// load NB transformed-input vectors and COB broadcast weights for NB·COB multiply-adds. With
