@@ -93,20 +93,15 @@ extension OpenCLBackend {
         let dx = try context.makeBuffer(bytes: xs.count * 4)
         let dw = try context.makeBuffer(bytes: ws.count * 4)
         try context.write(y, from: [Float](repeating: 0.01, count: ys.count), bytes: ys.count * 4)
-        let gemmTuner = gemm.tuner  // GEMM shape classes are searched on the model's own calls
-        gemm.tuner = nil
-        defer { (gemm.tuner, forcedConv3x3Method) = (gemmTuner, nil) }
+        defer { forcedConv3x3Method = nil }
         var seconds: [String: Double] = [:]
         func fastest(weightGradient: Bool, _ pass: () throws -> Void) -> Conv3x3LayerPlan.Method {
-            var best: (Conv3x3LayerPlan.Method, Double)?
-            for method in Conv3x3LayerPlan.Method.allCases
-            where canRun(method, c, channels: (ci, co), h: h, width: width, weightGradient: weightGradient) {
-                forcedConv3x3Method = method
-                guard let time = try? bestOfFive(pass) else { continue }  // a path the driver cannot run is skipped
-                seconds["\(weightGradient ? "weight gradient" : "data") \(method.rawValue)"] = time
-                if time < best?.1 ?? .infinity { best = (method, time) }
+            let methods = Conv3x3LayerPlan.Method.allCases.filter {
+                canRun($0, c, channels: (ci, co), h: h, width: width, weightGradient: weightGradient)
             }
-            return best?.0 ?? .im2col
+            let times = bestInTurns(methods, select: { forcedConv3x3Method = $0 }, pass)
+            for (method, time) in times { seconds["\(weightGradient ? "weight gradient" : "data") \(method.rawValue)"] = time }
+            return times.min { $0.1 < $1.1 }?.0 ?? .im2col
         }
         let data = fastest(weightGradient: false) {
             try conv2dForward(y, x, w, nil, xs, ws, c)
@@ -118,15 +113,32 @@ extension OpenCLBackend {
         tuner.record(plan, key: key)
     }
 
-    /// The best of five timed runs after one that builds and warms up.
-    func bestOfFive(_ pass: () throws -> Void) throws -> Double {
-        try pass(); try context.finish()
-        var best = Double.infinity
-        for _ in 0..<5 {
+    /// Runs a search with every search detached: its trial convolutions must not start another
+    /// search (a 3×3 layer's plan under each blocking the 3×3 search tries) nor become a GEMM
+    /// shape class's tuning sample (GEMMs are searched on the layers the chosen path runs).
+    func withSearchesDetached(_ search: () throws -> Void) throws {
+        let attached = (gemm.tuner, conv3x3Tuner, conv3x3LayerTuner)
+        (gemm.tuner, conv3x3Tuner, conv3x3LayerTuner) = (nil, nil, nil)
+        defer { (gemm.tuner, conv3x3Tuner, conv3x3LayerTuner) = attached }
+        try search()
+    }
+
+    /// Each candidate's best of five timed runs of `pass` (after one run each that builds and warms
+    /// up), the candidates taking turns, one run each per round, so that a slow spell of a shared
+    /// machine falls on all of them alike rather than on whichever was being timed. A candidate whose
+    /// run throws (a path the driver cannot build or run) is left out.
+    func bestInTurns<Candidate>(_ candidates: [Candidate], select: (Candidate) -> Void,
+                                _ pass: () throws -> Void) -> [(Candidate, Double)] {
+        func run(_ candidate: Candidate) -> Double? {
+            select(candidate)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            try pass(); try context.finish()
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            guard (try? pass()) != nil, (try? context.finish()) != nil else { return nil }
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         }
-        return best
+        var times: [(Candidate, Double)] = candidates.compactMap { run($0) == nil ? nil : ($0, .infinity) }
+        for _ in 0..<5 {
+            times = times.compactMap { candidate, best in run(candidate).map { (candidate, min(best, $0)) } }
+        }
+        return times
     }
 }

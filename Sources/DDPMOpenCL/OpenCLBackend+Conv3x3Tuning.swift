@@ -137,27 +137,21 @@ extension OpenCLBackend {
         try context.write(y, from: [Float](repeating: 0.01, count: n * co * h * width), bytes: n * co * h * width * 4)
         let ys = Shape(n, co, h, width)
         let start = conv3x3Tiles
-        // GEMM shape classes are searched on the layers the chosen path runs, not on these trials.
-        let gemmTuner = gemm.tuner
-        gemm.tuner = nil
-        defer { gemm.tuner = gemmTuner }
         var seconds: [String: Double] = [:]
-        var times: [(Conv3x3Tiles?, Double)] = []
         func all() throws {
             try conv2dForward(y, x, w, nil, xs, ws, c)
             try conv2dBackwardInput(dx, xs, y, w, ys, c)
             try conv2dBackwardWeight(dw, y, x, ys, xs, c)
         }
         // A Winograd candidate on a layer too small for Winograd would time as its direct twin.
-        let trials = Conv3x3Tuner.candidates([start] + tuner.candidates, for: layers)
-        for tiles in trials where !times.contains(where: { $0.0 == tiles }) {
+        var trials: [Conv3x3Tiles?] = []
+        for tiles in Conv3x3Tuner.candidates([start] + tuner.candidates, for: layers) where !trials.contains(tiles) {
             if let problem = tiles?.problem { throw GEMMError(description: "conv3x3 tiles \(tiles!): \(problem)") }
-            conv3x3Tiles = tiles
-            // Best of five: the machines are shared and noisy, and the winner is cached for good.
-            guard let best = try? bestOfFive(all) else { continue }  // a candidate the driver cannot build or run is skipped
-            times.append((tiles, best))
-            seconds[Conv3x3Tuner.label(tiles)] = best
+            trials.append(tiles)
         }
+        // Best of five in turns: the machines are shared and noisy, and the winner is cached for good.
+        let times = bestInTurns(trials, select: { conv3x3Tiles = $0 }, all)
+        for (tiles, best) in times { seconds[Conv3x3Tuner.label(tiles)] = best }
         guard let winner = times.min(by: { $0.1 < $1.1 }) else {
             conv3x3Tiles = start
             throw GEMMError(description: "conv3x3 tuning: no candidate ran")

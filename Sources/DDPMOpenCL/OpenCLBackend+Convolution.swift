@@ -76,17 +76,13 @@ extension OpenCLBackend {
         if let tuner = conv3x3Tuner, isDirect3x3Shape(c),
            Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)),
            let layers = conv3x3SearchLayers(channels: (ci, co), h: h, width: wd), tuner.pending(layers) {
-            conv3x3Tuner = nil  // the search itself runs convolutions
-            defer { conv3x3Tuner = tuner }
-            try searchConv3x3(tuner, layers: layers, x: x, w: w, xs: xs, ws: ws, c: c)
+            try withSearchesDetached { try searchConv3x3(tuner, layers: layers, x: x, w: w, xs: xs, ws: ws, c: c) }
         }
         if let tuner = conv3x3LayerTuner, let tiles = conv3x3Tiles, isDirect3x3Shape(c),
            Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)) {
             let key = Conv3x3LayerPlan.key(channels: (ci, co), h: h, width: wd, tiles: tiles)
             if conv3x3LayerPlans[key] == nil {
-                conv3x3LayerTuner = nil  // the search itself runs convolutions
-                defer { conv3x3LayerTuner = tuner }
-                try searchConv3x3Layer(tuner, key: key, x: x, w: w, xs: xs, ws: ws, c: c)
+                try withSearchesDetached { try searchConv3x3Layer(tuner, key: key, x: x, w: w, xs: xs, ws: ws, c: c) }
             }
         }
         func epilogue() throws -> ConvEpilogue { try convEpilogue(bias: b, addend: t, residual: r, n: n, cout: co) }

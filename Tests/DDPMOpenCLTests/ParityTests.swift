@@ -156,7 +156,8 @@ final class ParityTests: XCTestCase {
     }
 
     /// The 3×3 search runs once, on the first large layer, picks one of its candidates, and that
-    /// layer's own output is still right.
+    /// layer's own output is still right; the layer's plan is made once, after it, with the winner's
+    /// blocking (not under each blocking tried).
     func testConv3x3TunerChoosesOnceAndKeepsTheOutputRight() throws {
         let device = try requireOpenCLDevice()
         let cl = try OpenCLBackend(device: device, profile: .cpu(vectorWidth: 16))
@@ -165,6 +166,10 @@ final class ParityTests: XCTestCase {
         var reported = 0
         tuner.onChoice = { _ in reported += 1 }
         cl.setConv3x3Tuner(tuner)
+        let layerTuner = Conv3x3LayerTuner()
+        var planned: [String] = []
+        layerTuner.onChoice = { key, _ in planned.append(key) }
+        cl.setConv3x3LayerTuner(layerTuner)
         let layer = ParityCase(.conv2d(Conv2D(kernel: 3, padding: 1)), [(Shape(4, 32, 32, 32), .normal(scale: 1)),
                                                                         (Shape(32, 32, 3, 3), .normal(scale: 0.1)), (Shape(32), .normal(scale: 1))])
         for _ in 0..<2 {
@@ -176,6 +181,8 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(search.seconds.count, 3, "the starting blocking and both candidates: \(search.seconds)")
         XCTAssert(([DeviceProfile.cpu(vectorWidth: 16).conv3x3] + candidates).contains(search.winner))
         XCTAssertEqual(cl.profile.conv3x3, search.winner)
+        let expected = search.winner.map { [Conv3x3LayerPlan.key(channels: (32, 32), h: 32, width: 32, tiles: $0)] } ?? []
+        XCTAssertEqual(planned, expected, "im2col (nil) makes no plans; a blocking makes one, with itself")
     }
 
     /// A search on a layer too small for Winograd skips its candidates and waits; the first layer of
