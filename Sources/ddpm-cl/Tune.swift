@@ -5,13 +5,16 @@ import Foundation
 
 struct Tune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Search the fastest GEMM kernel variant and tile shape for a device, and cache it.",
+        abstract: "Search the fastest GEMM and 3x3 convolution kernels for a device, and cache them.",
         discussion: """
             Every command that computes on an OpenCL device uses the device's cached profile; a GEMM
-            shape class with no cached choice is timed on its first use. `tune` redoes the whole search:
-            it runs a training step of --model with every candidate tile shape timed on the first large
-            GEMM of each shape class (convolutions, weight-gradient sums, attention's short-k and
-            few-row products), then times training steps with the starting profile and the tuned one.
+            shape class, a class of 3x3 layers or a 3x3 layer with no cached choice is timed on its
+            first use. `tune` redoes the whole search: it runs a training step of --model with every
+            candidate tile shape timed on the first large GEMM of each shape class (convolutions,
+            weight-gradient sums, attention's short-k and few-row products) and every 3x3 blocking on
+            the first large 3x3 layer, then a second step in which each large 3x3 layer times its
+            paths (Winograd F(4x4), fused F(2x2), direct, im2col) for its own plan, then times
+            training steps with the starting profile and the tuned one.
             The cache is one JSON file per device name and driver version under
             $XDG_CACHE_HOME/ddpm-cl/profiles (default ~/.cache/ddpm-cl/profiles).
             """)
