@@ -67,8 +67,7 @@ extension OpenCLBackend {
         }
         if usesWinograd(c, h: h, width: width, channels: channels, weightGradient: weightGradient) { return .winograd4 }
         if !weightGradient && usesWinograd2x2(c, width: width) { return .winograd2x2 }
-        if weightGradient ? usesDirect3x3(c, width: width, channels: channels.1) : usesDirect3x3(c, width: width) { return .direct }
-        return .im2col
+        return canRun(.direct, c, channels: channels, h: h, width: width, weightGradient: weightGradient) ? .direct : .im2col
     }
 
     /// Whether `method` can run this pass whatever the profile's flags (a plan's F(4×4) needs no
@@ -86,13 +85,9 @@ extension OpenCLBackend {
     /// together, the weight gradient on its own, best of five each, and keeps the fastest of each
     /// as the layer's plan. Blocks: it finishes the queue per measurement.
     func searchConv3x3Layer(_ tuner: Conv3x3LayerTuner, key: String, x: CLBuffer, w: CLBuffer, xs: Shape, ws: Shape, c: Conv2D) throws {
-        let (n, ci, h, width) = xs.nchw
+        let (_, ci, h, width) = xs.nchw
         let co = ws[0]
-        let ys = Shape(n, co, h, width)
-        let y = try context.makeBuffer(bytes: ys.count * 4)
-        let dx = try context.makeBuffer(bytes: xs.count * 4)
-        let dw = try context.makeBuffer(bytes: ws.count * 4)
-        try context.write(y, from: [Float](repeating: 0.01, count: ys.count), bytes: ys.count * 4)
+        let passes = try conv3x3TrialPasses(x: x, w: w, xs: xs, ws: ws, c: c)
         defer { forcedConv3x3Method = nil }
         var seconds: [String: Double] = [:]
         func fastest(weightGradient: Bool, _ pass: () throws -> Void) -> Conv3x3LayerPlan.Method {
@@ -103,14 +98,28 @@ extension OpenCLBackend {
             for (method, time) in times { seconds["\(weightGradient ? "weight gradient" : "data") \(method.rawValue)"] = time }
             return times.min { $0.1 < $1.1 }?.0 ?? .im2col
         }
-        let data = fastest(weightGradient: false) {
-            try conv2dForward(y, x, w, nil, xs, ws, c)
-            try conv2dBackwardInput(dx, xs, y, w, ys, c)
-        }
-        let weightGradient = fastest(weightGradient: true) { try conv2dBackwardWeight(dw, y, x, ys, xs, c) }
+        let data = fastest(weightGradient: false, passes.data)
+        let weightGradient = fastest(weightGradient: true, passes.weightGradient)
         let plan = Conv3x3LayerPlan(data: data, weightGradient: weightGradient, seconds: seconds)
         conv3x3LayerPlans[key] = plan
         tuner.record(plan, key: key)
+    }
+
+    /// A search's trial passes of one layer, into scratch outputs: the forward pass and the input
+    /// gradient (`data`), and the weight gradient. The forward output, filled with 0.01, serves as
+    /// dy for the gradients, so a trial's result never feeds the next.
+    func conv3x3TrialPasses(x: CLBuffer, w: CLBuffer, xs: Shape, ws: Shape, c: Conv2D) throws
+        -> (data: () throws -> Void, weightGradient: () throws -> Void) {
+        let ys = Shape(xs[0], ws[0], xs[2], xs[3])
+        let y = try context.makeBuffer(bytes: ys.count * 4)
+        let dx = try context.makeBuffer(bytes: xs.count * 4)
+        let dw = try context.makeBuffer(bytes: ws.count * 4)
+        try context.write(y, from: [Float](repeating: 0.01, count: ys.count), bytes: ys.count * 4)
+        return ({ [unowned self] in
+                    try self.conv2dForward(y, x, w, nil, xs, ws, c)
+                    try self.conv2dBackwardInput(dx, xs, y, w, ys, c)
+                 },
+                { [unowned self] in try self.conv2dBackwardWeight(dw, y, x, ys, xs, c) })
     }
 
     /// Runs a search with every search detached: its trial convolutions must not start another

@@ -131,17 +131,12 @@ extension OpenCLBackend {
                        c: Conv2D) throws {
         let (n, ci, h, width) = xs.nchw
         let co = ws[0]
-        let y = try context.makeBuffer(bytes: n * co * h * width * 4)
-        let dx = try context.makeBuffer(bytes: n * ci * h * width * 4)
-        let dw = try context.makeBuffer(bytes: co * ci * 9 * 4)
-        try context.write(y, from: [Float](repeating: 0.01, count: n * co * h * width), bytes: n * co * h * width * 4)
-        let ys = Shape(n, co, h, width)
+        let passes = try conv3x3TrialPasses(x: x, w: w, xs: xs, ws: ws, c: c)
         let start = conv3x3Tiles
         var seconds: [String: Double] = [:]
         func all() throws {
-            try conv2dForward(y, x, w, nil, xs, ws, c)
-            try conv2dBackwardInput(dx, xs, y, w, ys, c)
-            try conv2dBackwardWeight(dw, y, x, ys, xs, c)
+            try passes.data()
+            try passes.weightGradient()
         }
         // A Winograd candidate on a layer too small for Winograd would time as its direct twin.
         var trials: [Conv3x3Tiles?] = []

@@ -73,13 +73,12 @@ extension OpenCLBackend {
         let co = ws[0], k = ci * c.taps
         let (ho, wo) = c.outputSize(height: h, width: wd)
         let p = ho * wo
-        if let tuner = conv3x3Tuner, isDirect3x3Shape(c),
-           Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)),
+        let tuningLayer = isDirect3x3Shape(c) && Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k))
+        if tuningLayer, let tuner = conv3x3Tuner,
            let layers = conv3x3SearchLayers(channels: (ci, co), h: h, width: wd), tuner.pending(layers) {
             try withSearchesDetached { try searchConv3x3(tuner, layers: layers, x: x, w: w, xs: xs, ws: ws, c: c) }
         }
-        if let tuner = conv3x3LayerTuner, let tiles = conv3x3Tiles, isDirect3x3Shape(c),
-           Self.isConv3x3TuningLayer(inputChannels: ci, flops: 2.0 * Double(n * co * p) * Double(k)) {
+        if tuningLayer, let tuner = conv3x3LayerTuner, let tiles = conv3x3Tiles {
             let key = Conv3x3LayerPlan.key(channels: (ci, co), h: h, width: wd, tiles: tiles)
             if conv3x3LayerPlans[key] == nil {
                 try withSearchesDetached { try searchConv3x3Layer(tuner, key: key, x: x, w: w, xs: xs, ws: ws, c: c) }

@@ -95,7 +95,7 @@ struct Tune: ParsableCommand {
             print(String(format: "\ntraining step, %@ at batch %d: %.3f s with the starting profile, %.3f s tuned (%.2fx)",
                          model, batch, before, after, before / after))
             if let entry = cache.load(), overrides.conv3x3 == nil,
-               let tiles = makeConv3x3Tuner(for: info, cache: cache, cached: entry.conv3x3Searches ?? [], quiet: true).choice {
+               let tiles = Conv3x3Tuner(candidates: DeviceProfile.conv3x3Candidates(for: info), cached: entry.conv3x3Searches ?? []).choice {
                 print("3x3 convolutions from now on (this search with any other cached): \(Conv3x3Tuner.label(tiles))")
             }
             print("cached in \(cache.file.path)")
